@@ -1,0 +1,63 @@
+package im
+
+import "context"
+
+// AppStore persists apps.
+type AppStore interface {
+	// PutApp creates or replaces an app.
+	PutApp(ctx context.Context, app App) error
+	// App returns one app, or ErrNotFound.
+	App(ctx context.Context, sdkappid uint64) (App, error)
+	// Apps returns every app ordered by SDKAppID.
+	Apps(ctx context.Context) ([]App, error)
+}
+
+// AccountStore persists accounts: imported UserIDs and device
+// RegistrationIDs. Every change it commits is also passed to the store's
+// ChangeSink.
+type AccountStore interface {
+	// ImportAccounts creates the accounts that do not exist and updates
+	// Nick/FaceURL of those that do (when non-empty). It returns the
+	// accounts in input order.
+	ImportAccounts(ctx context.Context, app uint64, in []AccountInput) ([]Account, error)
+	// DeleteAccounts deletes UserIDs with their attributes and tags. It
+	// reports, per id, whether it existed.
+	DeleteAccounts(ctx context.Context, app uint64, ids []string) ([]bool, error)
+	// Accounts resolves ids (UserIDs or RegistrationIDs, RegistrationIDs
+	// first) and returns those found, keyed by the id asked for.
+	Accounts(ctx context.Context, app uint64, ids []string) (map[string]Account, error)
+	// Kick records that UserSigs of the UserID issued at or before at are
+	// invalid. It returns ErrNotFound for an unknown UserID.
+	Kick(ctx context.Context, app uint64, id string, at int64) error
+	// RegisterDevice creates or updates a RegistrationID account.
+	RegisterDevice(ctx context.Context, app uint64, d Device) (Account, error)
+}
+
+// AudienceStore persists attribute names, attribute values and tags.
+type AudienceStore interface {
+	// AttrSchema returns the app's attribute slots (all undefined if never set).
+	AttrSchema(ctx context.Context, app uint64) (AttrSchema, error)
+	// PutAttrSchema stores the app's attribute slots.
+	PutAttrSchema(ctx context.Context, app uint64, s AttrSchema) error
+	// ApplyEdits applies each edit atomically and returns one error per
+	// edit: nil, or an *Error with a fixed code (70107 unknown account,
+	// 90035 account type bound, 90032 too many tags for the user or app).
+	// The second result is a whole-request failure; then nothing was applied.
+	ApplyEdits(ctx context.Context, app uint64, edits []Edit, lim EditLimits) ([]error, error)
+	// Profiles returns the audience data of the accounts found among ids,
+	// keyed by the id asked for.
+	Profiles(ctx context.Context, app uint64, ids []string) (map[string]Profile, error)
+	// ScanProfiles calls fn for every account of the app in ordinal order.
+	ScanProfiles(ctx context.Context, app uint64, fn func(Profile) error) error
+}
+
+// Store is a complete backend.
+type Store interface {
+	AppStore
+	AccountStore
+	AudienceStore
+	// SetChangeSink installs the receiver of committed changes; call it
+	// before any write.
+	SetChangeSink(ChangeSink)
+	Close() error
+}
