@@ -16,6 +16,7 @@ const (
 	CodeBodyJSON        = 60003
 	CodeAppInvalid      = 60006
 	CodeRESTRate        = 60007
+	CodeBadHTTP         = 60008
 	CodeUnknownCommand  = 60009
 	CodeGatewayNotAdmin = 60010
 	CodeAppRate         = 60011

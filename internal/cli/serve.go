@@ -1,0 +1,178 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"timd/internal/audience"
+	"timd/internal/config"
+	"timd/internal/httpapi"
+	"timd/internal/im"
+	"timd/internal/service"
+	"timd/internal/store/sqlite"
+	"timd/internal/usersig"
+)
+
+// serve runs the server until ctx is done, then shuts down in order:
+// stop accepting, drain requests, close the store.
+func serve(ctx context.Context, env Env, args []string) error {
+	cfg, err := config.Load(args, env.Getenv)
+	if err != nil {
+		return err
+	}
+	level, _ := cfg.Level()
+	log := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: level}))
+	log.Info("starting timd", "config", cfg.String())
+
+	store, err := sqlite.Open(ctx, cfg.Store, log)
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	defer store.Close()
+	index := audience.New()
+	store.SetChangeSink(index)
+
+	apps := service.NewApps(store)
+	if err := ensureApps(ctx, env, cfg, apps); err != nil {
+		return err
+	}
+	start := time.Now()
+	n, err := service.RebuildIndex(ctx, store, index)
+	if err != nil {
+		return fmt.Errorf("rebuild audience index: %w", err)
+	}
+	log.Info("audience index built", "accounts", n, "took", time.Since(start).Round(time.Millisecond))
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	auth := service.NewAuth(apps, store, nil)
+	svc := httpapi.Services{
+		Auth:     auth,
+		Accounts: service.NewAccounts(store, auth, nil),
+		Audience: service.NewAudience(store, nil),
+	}
+	rest := httpapi.New(svc, httpapi.Options{Limits: cfg.Limits, BodyLimit: cfg.BodyLimit, Rate: rateOverrides(cfg)},
+		log, httpapi.NewMetrics(reg))
+
+	mux := http.NewServeMux()
+	mux.Handle("/v4/", rest)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return listenAndServe(ctx, cfg.Listen, mux, log)
+}
+
+func listenAndServe(ctx context.Context, addr string, h http.Handler, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// ensureApps stores the configured apps, or creates a development app on
+// the first start of an empty store with none configured.
+func ensureApps(ctx context.Context, env Env, cfg config.Config, apps *service.Apps) error {
+	for _, a := range cfg.Apps {
+		app := im.App{SDKAppID: a.SDKAppID, SecretKey: a.SecretKey, Admins: a.Admins, CallbackURL: a.CallbackURL, CreatedAt: time.Now().Unix()}
+		if err := apps.Put(ctx, app); err != nil {
+			return err
+		}
+	}
+	if len(cfg.Apps) > 0 {
+		return nil
+	}
+	existing, err := apps.List(ctx)
+	if err != nil || len(existing) > 0 {
+		return err
+	}
+	app, err := devApp()
+	if err != nil {
+		return err
+	}
+	if err := apps.Put(ctx, app); err != nil {
+		return err
+	}
+	printDevApp(env, cfg, app)
+	return nil
+}
+
+func devApp() (im.App, error) {
+	n, err := rand.Int(rand.Reader, big.NewInt(100_000_000))
+	if err != nil {
+		return im.App{}, err
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return im.App{}, err
+	}
+	return im.App{
+		SDKAppID:  1_400_000_000 + n.Uint64(),
+		SecretKey: hex.EncodeToString(key),
+		Admins:    []string{"administrator"},
+		CreatedAt: time.Now().Unix(),
+	}, nil
+}
+
+// printDevApp shows the new development app once, on stdout, so that a
+// first-time user can call the API at once.
+func printDevApp(env Env, cfg config.Config, app im.App) {
+	sig, _ := usersig.Gen(app.SDKAppID, app.SecretKey, app.Admins[0], defaultExpire, time.Now().Unix())
+	fmt.Fprintf(env.Stdout, `timd: created a development app (stored in %s; shown only this once)
+  SDKAppID:  %d
+  SecretKey: %s
+  Admin:     %s
+
+Try it:
+  curl -s -X POST 'http://%s/v4/im_open_login_svc/account_import?sdkappid=%d&identifier=%s&usersig=%s&random=1&contenttype=json' -d '{"UserID":"alice"}'
+
+`, cfg.Store, app.SDKAppID, app.SecretKey, app.Admins[0], cfg.Listen, app.SDKAppID, app.Admins[0], sig)
+}
+
+// rateOverrides returns the per-app rate overrides of the configuration.
+func rateOverrides(cfg config.Config) func(uint64, string) (float64, bool) {
+	rates := map[uint64]map[string]float64{}
+	for _, a := range cfg.Apps {
+		rates[a.SDKAppID] = a.Rates
+	}
+	return func(app uint64, key string) (float64, bool) {
+		v, ok := rates[app][key]
+		return v, ok
+	}
+}

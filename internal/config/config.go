@@ -1,0 +1,239 @@
+// Package config holds timd's configuration: defaults, loading (flags over
+// environment over file), validation, and a redacted printout.
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Config is the configuration of `timd serve`.
+type Config struct {
+	Listen   string      `json:"listen"`
+	Store    string      `json:"store"`
+	Limits   bool        `json:"limits"`
+	LogLevel string      `json:"log_level"`
+	Apps     []AppConfig `json:"apps"`
+	// BodyLimit is the largest request body in bytes.
+	BodyLimit int64 `json:"body_limit"`
+}
+
+// AppConfig configures one app. Rates overrides the per-command rate limits
+// (requests per second, keyed by "service/command"); Quotas overrides
+// other per-app numbers such as "push_per_day".
+type AppConfig struct {
+	SDKAppID    uint64             `json:"sdkappid"`
+	SecretKey   string             `json:"secret_key"`
+	Admins      []string           `json:"admins"`
+	CallbackURL string             `json:"callback_url,omitempty"`
+	Rates       map[string]float64 `json:"rates,omitempty"`
+	Quotas      map[string]int64   `json:"quotas,omitempty"`
+}
+
+// Default returns the defaults.
+func Default() Config {
+	return Config{
+		Listen:    "127.0.0.1:8080",
+		Store:     "./timd-data",
+		Limits:    true,
+		LogLevel:  "info",
+		BodyLimit: 1 << 20,
+	}
+}
+
+// Load builds the configuration of `timd serve` from args, the TIMD_*
+// environment (read through getenv) and an optional --config file, with
+// flags taking precedence over the environment and the environment over
+// the file.
+func Load(args []string, getenv func(string) string) (Config, error) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(new(strings.Builder))
+	file := fs.String("config", "", "JSON configuration file")
+	listen := fs.String("listen", "", "listen address (default 127.0.0.1:8080)")
+	store := fs.String("store", "", "embedded store directory (default ./timd-data)")
+	limits := fs.String("limits", "", "on|off: enforce rate limits and quotas (default on)")
+	logLevel := fs.String("log-level", "", "debug|info|warn|error (default info)")
+	var apps appFlags
+	fs.Var(&apps, "app", "SDKAPPID:SECRETKEY:ADMIN[,ADMIN...] (repeatable)")
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	cfg := Default()
+	if path := first(*file, getenv("TIMD_CONFIG")); path != "" {
+		if err := cfg.readFile(path); err != nil {
+			return Config{}, err
+		}
+	}
+	cfg.Listen = first(*listen, getenv("TIMD_LISTEN"), cfg.Listen)
+	cfg.Store = first(*store, getenv("TIMD_STORE"), cfg.Store)
+	cfg.LogLevel = first(*logLevel, getenv("TIMD_LOG_LEVEL"), cfg.LogLevel)
+	if v := first(*limits, getenv("TIMD_LIMITS")); v != "" {
+		on, err := parseOnOff(v)
+		if err != nil {
+			return Config{}, err
+		}
+		cfg.Limits = on
+	}
+	if len(apps) == 0 && getenv("TIMD_APP") != "" {
+		for _, s := range strings.Fields(getenv("TIMD_APP")) {
+			if err := apps.Set(s); err != nil {
+				return Config{}, err
+			}
+		}
+	}
+	cfg.Apps = mergeApps(cfg.Apps, apps)
+	return cfg, cfg.Validate()
+}
+
+func (c *Config) readFile(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(c); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return nil
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	if c.Listen == "" {
+		return errors.New("config: listen address is empty")
+	}
+	if c.Store == "" {
+		return errors.New("config: store path is empty")
+	}
+	if _, err := c.Level(); err != nil {
+		return err
+	}
+	if c.BodyLimit < 1024 {
+		return errors.New("config: body_limit must be at least 1024 bytes")
+	}
+	seen := map[uint64]bool{}
+	for _, a := range c.Apps {
+		if seen[a.SDKAppID] {
+			return fmt.Errorf("config: app %d configured twice", a.SDKAppID)
+		}
+		seen[a.SDKAppID] = true
+		if a.SDKAppID == 0 || a.SDKAppID > 1<<32-1 {
+			return fmt.Errorf("config: sdkappid %d out of range", a.SDKAppID)
+		}
+		if a.SecretKey == "" {
+			return fmt.Errorf("config: app %d has no secret key", a.SDKAppID)
+		}
+		if len(a.Admins) == 0 || len(a.Admins) > 10 {
+			return fmt.Errorf("config: app %d needs 1 to 10 admins", a.SDKAppID)
+		}
+		for _, adm := range a.Admins {
+			if adm == "" || len(adm) > 32 {
+				return fmt.Errorf("config: app %d: admin %q must be 1 to 32 bytes", a.SDKAppID, adm)
+			}
+		}
+		for k, r := range a.Rates {
+			if r < 0 {
+				return fmt.Errorf("config: app %d: rate %s is negative", a.SDKAppID, k)
+			}
+		}
+	}
+	return nil
+}
+
+// Level parses LogLevel.
+func (c Config) Level() (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return 0, fmt.Errorf("config: log level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	return l, nil
+}
+
+// String prints the configuration with secret keys redacted.
+func (c Config) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "listen=%s store=%s limits=%t log_level=%s body_limit=%d", c.Listen, c.Store, c.Limits, c.LogLevel, c.BodyLimit)
+	for _, a := range c.Apps {
+		fmt.Fprintf(&b, " app=%d:[redacted]:%s", a.SDKAppID, strings.Join(a.Admins, ","))
+	}
+	return b.String()
+}
+
+// appFlags collects repeated --app flags.
+type appFlags []AppConfig
+
+func (f *appFlags) String() string { return fmt.Sprintf("%d apps", len(*f)) }
+
+func (f *appFlags) Set(s string) error {
+	a, err := ParseApp(s)
+	if err != nil {
+		return err
+	}
+	*f = append(*f, a)
+	return nil
+}
+
+// ParseApp parses SDKAPPID:SECRETKEY:ADMIN[,ADMIN...].
+func ParseApp(s string) (AppConfig, error) {
+	parts := strings.SplitN(s, ":", 3)
+	if len(parts) != 3 {
+		return AppConfig{}, errors.New("--app wants SDKAPPID:SECRETKEY:ADMIN[,ADMIN...]")
+	}
+	id, err := strconv.ParseUint(parts[0], 10, 32)
+	if err != nil || id == 0 {
+		return AppConfig{}, fmt.Errorf("--app: bad SDKAppID %q", parts[0])
+	}
+	admins := strings.Split(parts[2], ",")
+	return AppConfig{SDKAppID: id, SecretKey: parts[1], Admins: admins}, nil
+}
+
+// mergeApps overlays flag apps on file apps by SDKAppID, keeping file-only
+// settings (rates, quotas, callback) for apps given in both.
+func mergeApps(file []AppConfig, flags []AppConfig) []AppConfig {
+	byID := map[uint64]AppConfig{}
+	for _, a := range file {
+		byID[a.SDKAppID] = a
+	}
+	for _, a := range flags {
+		if old, ok := byID[a.SDKAppID]; ok {
+			a.Rates, a.Quotas, a.CallbackURL = old.Rates, old.Quotas, old.CallbackURL
+		}
+		byID[a.SDKAppID] = a
+	}
+	out := make([]AppConfig, 0, len(byID))
+	for _, a := range byID {
+		out = append(out, a)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].SDKAppID < out[j].SDKAppID })
+	return out
+}
+
+func parseOnOff(v string) (bool, error) {
+	switch strings.ToLower(v) {
+	case "on", "true", "1", "yes":
+		return true, nil
+	case "off", "false", "0", "no":
+		return false, nil
+	}
+	return false, fmt.Errorf("limits: want on or off, got %q", v)
+}
+
+func first(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

@@ -1,0 +1,209 @@
+package httpapi
+
+import "timd/internal/im"
+
+type accountImportReq struct {
+	UserID  *string `json:"UserID"`
+	Nick    string  `json:"Nick"`
+	FaceURL string  `json:"FaceUrl"`
+}
+
+func (s *Server) accountImport(r *request) (any, error) {
+	var req accountImportReq
+	if err := decode(r.body, &req); err != nil {
+		return nil, err
+	}
+	if req.UserID == nil {
+		return nil, im.Errorf(im.CodeAccountBadParam, "UserID is required")
+	}
+	in := im.AccountInput{UserID: *req.UserID, Nick: req.Nick, FaceURL: req.FaceURL}
+	return nil, s.svc.Accounts.Import(r.ctx, r.app.SDKAppID, in)
+}
+
+type multiImportReq struct {
+	Accounts    []string           `json:"Accounts"`
+	AccountList []accountImportReq `json:"AccountList"`
+}
+
+type multiImportResp struct {
+	FailAccounts []string `json:"FailAccounts"`
+}
+
+// multiAccountImport accepts both request shapes of spec §9.2.
+func (s *Server) multiAccountImport(r *request) (any, error) {
+	var req multiImportReq
+	if err := decode(r.body, &req); err != nil {
+		return nil, err
+	}
+	if req.Accounts != nil && req.AccountList != nil {
+		return nil, im.Errorf(im.CodeAccountBadParam, "send Accounts or AccountList, not both")
+	}
+	in := make([]im.AccountInput, 0, len(req.Accounts)+len(req.AccountList))
+	for _, id := range req.Accounts {
+		in = append(in, im.AccountInput{UserID: id})
+	}
+	for _, a := range req.AccountList {
+		if a.UserID == nil {
+			return nil, im.Errorf(im.CodeAccountBadParam, "AccountList item without UserID")
+		}
+		in = append(in, im.AccountInput{UserID: *a.UserID, Nick: a.Nick, FaceURL: a.FaceURL})
+	}
+	fail, err := s.svc.Accounts.ImportMany(r.ctx, r.app.SDKAppID, in)
+	if err != nil {
+		return nil, err
+	}
+	if fail == nil {
+		fail = []string{}
+	}
+	return multiImportResp{FailAccounts: fail}, nil
+}
+
+type userItem struct {
+	UserID *string `json:"UserID"`
+}
+
+// userIDs extracts the UserIDs of DeleteItem/CheckItem lists: 70402 when
+// an item has none.
+func userIDs(items []userItem) ([]string, error) {
+	ids := make([]string, len(items))
+	for i, it := range items {
+		if it.UserID == nil {
+			return nil, im.Errorf(im.CodeAccountBadParam, "item %d has no UserID", i)
+		}
+		ids[i] = *it.UserID
+	}
+	return ids, nil
+}
+
+type resultItem struct {
+	ResultCode    int    `json:"ResultCode"`
+	ResultInfo    string `json:"ResultInfo"`
+	UserID        string `json:"UserID"`
+	AccountStatus string `json:"AccountStatus,omitempty"`
+}
+
+type resultResp struct {
+	ResultItem []resultItem `json:"ResultItem"`
+}
+
+func (s *Server) accountDelete(r *request) (any, error) {
+	var req struct {
+		DeleteItem []userItem `json:"DeleteItem"`
+	}
+	if err := decode(r.body, &req); err != nil {
+		return nil, err
+	}
+	ids, err := userIDs(req.DeleteItem)
+	if err != nil {
+		return nil, err
+	}
+	existed, err := s.svc.Accounts.Delete(r.ctx, r.app.SDKAppID, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := resultResp{ResultItem: make([]resultItem, len(ids))}
+	for i, id := range ids {
+		out.ResultItem[i] = resultItem{UserID: id}
+		if !existed[i] {
+			out.ResultItem[i].ResultCode = im.CodeAccountNotFound
+			out.ResultItem[i].ResultInfo = "Err_TLS_PT_Open_Login_Account_Not_Exist"
+		}
+	}
+	return out, nil
+}
+
+func (s *Server) accountCheck(r *request) (any, error) {
+	var req struct {
+		CheckItem []userItem `json:"CheckItem"`
+	}
+	if err := decode(r.body, &req); err != nil {
+		return nil, err
+	}
+	ids, err := userIDs(req.CheckItem)
+	if err != nil {
+		return nil, err
+	}
+	imported, err := s.svc.Accounts.Check(r.ctx, r.app.SDKAppID, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := resultResp{ResultItem: make([]resultItem, len(ids))}
+	for i, id := range ids {
+		status := "NotImported"
+		if imported[i] {
+			status = "Imported"
+		}
+		out.ResultItem[i] = resultItem{UserID: id, AccountStatus: status}
+	}
+	return out, nil
+}
+
+func (s *Server) kick(r *request) (any, error) {
+	var req struct {
+		UserID *string `json:"UserID"`
+	}
+	if err := decode(r.body, &req); err != nil {
+		return nil, err
+	}
+	if req.UserID == nil {
+		return nil, im.Errorf(im.CodeAccountBadParam, "UserID is required")
+	}
+	return nil, s.svc.Accounts.Kick(r.ctx, r.app.SDKAppID, *req.UserID)
+}
+
+type onlineReq struct {
+	ToAccount    []string `json:"To_Account"`
+	IsNeedDetail int      `json:"IsNeedDetail"`
+}
+
+type onlineDetail struct {
+	Platform string `json:"Platform"`
+	Status   string `json:"Status"`
+}
+
+type onlineResult struct {
+	ToAccount string         `json:"To_Account"`
+	Status    string         `json:"Status"`
+	Detail    []onlineDetail `json:"Detail,omitempty"`
+}
+
+type onlineResp struct {
+	QueryResult []onlineResult `json:"QueryResult"`
+	ErrorList   []itemError    `json:"ErrorList,omitempty"`
+}
+
+// itemError is one failed item of a partially successful request.
+type itemError struct {
+	ToAccount string `json:"To_Account"`
+	ErrorCode int    `json:"ErrorCode"`
+	ErrorInfo string `json:"ErrorInfo,omitempty"`
+}
+
+func (s *Server) queryOnlineStatus(r *request) (any, error) {
+	var req onlineReq
+	if err := decode(r.body, &req); err != nil {
+		return nil, err
+	}
+	st, err := s.svc.Accounts.Online(r.ctx, r.app.SDKAppID, req.ToAccount)
+	if err != nil {
+		return nil, err
+	}
+	out := onlineResp{QueryResult: []onlineResult{}}
+	for _, a := range st {
+		if !a.Found {
+			out.ErrorList = append(out.ErrorList, itemError{ToAccount: a.ID, ErrorCode: im.CodeAccountNotFound})
+			continue
+		}
+		res := onlineResult{ToAccount: a.ID, Status: "Offline"}
+		if len(a.Platforms) > 0 {
+			res.Status = "Online"
+		}
+		if req.IsNeedDetail == 1 {
+			for _, p := range a.Platforms {
+				res.Detail = append(res.Detail, onlineDetail{Platform: p, Status: "Online"})
+			}
+		}
+		out.QueryResult = append(out.QueryResult, res)
+	}
+	return out, nil
+}

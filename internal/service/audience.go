@@ -1,0 +1,349 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"unicode/utf8"
+
+	"timd/internal/im"
+)
+
+// Audience implements attribute names, user attributes and tags (spec §5,
+// §6 and the legacy family of §8). Both families share one store; the
+// handlers project the legacy shapes.
+type Audience struct {
+	store  im.AudienceStore
+	limits func(app uint64) im.EditLimits
+}
+
+// NewAudience returns the attribute and tag service. limits may be nil for
+// the defaults.
+func NewAudience(store im.AudienceStore, limits func(app uint64) im.EditLimits) *Audience {
+	if limits == nil {
+		limits = func(uint64) im.EditLimits { return im.EditLimits{} }
+	}
+	return &Audience{store: store, limits: limits}
+}
+
+// SlotNames is the wire form of attribute names: slot key "0".."9" → name.
+type SlotNames map[string]string
+
+// SlotTypes is the wire form of slot account types: slot key → type.
+type SlotTypes map[string]int
+
+// SetAttrNames merges names (and types) into the app's slots. Only listed
+// slots change. Errors: 90033 for a bad slot key, an empty or over-long
+// name, a duplicate name, a type for an unlisted slot, an unknown type, or
+// a change of a defined slot's type.
+func (a *Audience) SetAttrNames(ctx context.Context, app uint64, names SlotNames, types SlotTypes) error {
+	if len(names) == 0 {
+		return im.Errorf(im.CodeAttrInvalid, "AttrNames is empty")
+	}
+	s, err := a.store.AttrSchema(ctx, app)
+	if err != nil {
+		return err
+	}
+	next := s
+	for key, name := range names {
+		slot, err := slotIndex(key)
+		if err != nil {
+			return err
+		}
+		if name == "" || len(name) > im.MaxAttrNameLen {
+			return im.Errorf(im.CodeAttrInvalid, "attrName at index:%d must be 1 to %d bytes", slot, im.MaxAttrNameLen)
+		}
+		next[slot].Name = name
+	}
+	for key, typ := range types {
+		slot, err := slotIndex(key)
+		if err != nil {
+			return err
+		}
+		if _, listed := names[key]; !listed {
+			return im.Errorf(im.CodeAttrInvalid, "AttrTypes index:%d is not in AttrNames", slot)
+		}
+		if typ != int(im.AcctUserID) && typ != int(im.AcctRegistrationID) {
+			return im.Errorf(im.CodeAttrInvalid, "AttrTypes index:%d must be 0 or 1", slot)
+		}
+		if s[slot].Name != "" && s[slot].Type != im.AcctType(typ) {
+			return im.Errorf(im.CodeAttrInvalid, "attr type at index:%d cannot be changed", slot)
+		}
+		next[slot].Type = im.AcctType(typ)
+	}
+	if err := checkUniqueNames(&next); err != nil {
+		return err
+	}
+	return a.store.PutAttrSchema(ctx, app, next)
+}
+
+func checkUniqueNames(s *im.AttrSchema) error {
+	for i := range s {
+		for j := 0; j < i; j++ {
+			if s[i].Name != "" && s[i].Name == s[j].Name {
+				return im.Errorf(im.CodeAttrInvalid, "attrName:%s already exists at index:%d", s[i].Name, j)
+			}
+		}
+	}
+	return nil
+}
+
+// slotIndex parses a slot key "0".."9": 90033 otherwise.
+func slotIndex(key string) (int, error) {
+	n, err := strconv.Atoi(key)
+	if err != nil || n < 0 || n >= im.MaxAttrSlots || strconv.Itoa(n) != key {
+		return 0, im.Errorf(im.CodeAttrInvalid, "attribute index %q must be 0 to 9", key)
+	}
+	return n, nil
+}
+
+// AttrNames returns the defined slots as wire maps.
+func (a *Audience) AttrNames(ctx context.Context, app uint64) (SlotNames, SlotTypes, error) {
+	s, err := a.store.AttrSchema(ctx, app)
+	if err != nil {
+		return nil, nil, err
+	}
+	names, types := SlotNames{}, SlotTypes{}
+	for i, sl := range s {
+		if sl.Name != "" {
+			names[strconv.Itoa(i)] = sl.Name
+			types[strconv.Itoa(i)] = int(sl.Type)
+		}
+	}
+	return names, types, nil
+}
+
+// Schema returns the app's attribute slots.
+func (a *Audience) Schema(ctx context.Context, app uint64) (im.AttrSchema, error) {
+	return a.store.AttrSchema(ctx, app)
+}
+
+// UserAttrs is one account's attributes by name.
+type UserAttrs struct {
+	Account string
+	Attrs   map[string]string
+}
+
+// ItemError is a per-account failure of a partially successful request.
+type ItemError struct {
+	Account string
+	Code    int
+	Info    string
+}
+
+// SetAttrs sets attributes of up to 100 accounts. Errors: 90018 for more
+// than 100 accounts, 90001 for none or an item without To_Account, 90033
+// for an undefined name or a value over 50 bytes. Per item: 70107, 90035.
+func (a *Audience) SetAttrs(ctx context.Context, app uint64, items []UserAttrs) ([]ItemError, error) {
+	if err := checkCount(len(items)); err != nil {
+		return nil, err
+	}
+	s, err := a.store.AttrSchema(ctx, app)
+	if err != nil {
+		return nil, err
+	}
+	edits := make([]im.Edit, len(items))
+	for i, it := range items {
+		e := im.Edit{Account: it.Account, Op: im.OpSetAttrs}
+		if err := checkAccount(it.Account); err != nil {
+			return nil, err
+		}
+		for name, v := range it.Attrs {
+			slot := s.Slot(name)
+			if slot < 0 {
+				return nil, im.Errorf(im.CodeAttrInvalid, "attribute %q is not defined", name)
+			}
+			if v == "" || len(v) > im.MaxAttrValueLen {
+				return nil, im.Errorf(im.CodeAttrInvalid, "value of attribute %q must be 1 to %d bytes", name, im.MaxAttrValueLen)
+			}
+			e.Attrs[slot] = v
+		}
+		edits[i] = e
+	}
+	return a.apply(ctx, app, edits)
+}
+
+// RemoveAttrs removes named attributes of up to 100 accounts. Errors as
+// SetAttrs.
+func (a *Audience) RemoveAttrs(ctx context.Context, app uint64, items []UserAttrNames) ([]ItemError, error) {
+	if err := checkCount(len(items)); err != nil {
+		return nil, err
+	}
+	s, err := a.store.AttrSchema(ctx, app)
+	if err != nil {
+		return nil, err
+	}
+	edits := make([]im.Edit, len(items))
+	for i, it := range items {
+		if err := checkAccount(it.Account); err != nil {
+			return nil, err
+		}
+		e := im.Edit{Account: it.Account, Op: im.OpRemoveAttrs}
+		for _, name := range it.Names {
+			slot := s.Slot(name)
+			if slot < 0 {
+				return nil, im.Errorf(im.CodeAttrInvalid, "attribute %q is not defined", name)
+			}
+			e.Slots = append(e.Slots, slot)
+		}
+		edits[i] = e
+	}
+	return a.apply(ctx, app, edits)
+}
+
+// UserAttrNames is one account's list of attribute names.
+type UserAttrNames struct {
+	Account string
+	Names   []string
+}
+
+// Profile is one account's attributes and tags as the wire shows them.
+type Profile struct {
+	Account string
+	Found   bool
+	Attrs   map[string]string
+	Tags    []string
+}
+
+// Profiles reads up to 100 accounts. Errors: 90018, 90001.
+func (a *Audience) Profiles(ctx context.Context, app uint64, ids []string) ([]Profile, error) {
+	if err := checkCount(len(ids)); err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		if err := checkAccount(id); err != nil {
+			return nil, err
+		}
+	}
+	s, err := a.store.AttrSchema(ctx, app)
+	if err != nil {
+		return nil, err
+	}
+	found, err := a.store.Profiles(ctx, app, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Profile, len(ids))
+	for i, id := range ids {
+		p, ok := found[id]
+		out[i] = Profile{Account: id, Found: ok, Attrs: map[string]string{}, Tags: []string{}}
+		if !ok {
+			continue
+		}
+		for slot, v := range p.Attrs {
+			if v != "" && s[slot].Name != "" {
+				out[i].Attrs[s[slot].Name] = v
+			}
+		}
+		if p.Tags != nil {
+			out[i].Tags = p.Tags
+		}
+	}
+	return out, nil
+}
+
+// UserTags is one account's tag list.
+type UserTags struct {
+	Account string
+	Tags    []string
+}
+
+// AddTags adds (or with replace, sets) tags of up to 100 accounts.
+// Errors: 90018, 90001; 90040 for an empty tag; 90020 for a tag over 50
+// bytes; 90032 for more than 10 tags for one account (100 with replace).
+// Per item: 70107, 90035, 90032 (the user's 100 or the app's 1,000 limit).
+func (a *Audience) AddTags(ctx context.Context, app uint64, items []UserTags, replace bool) ([]ItemError, error) {
+	op, max := im.OpAddTags, im.MaxTagsPerAdd
+	if replace {
+		op, max = im.OpReplaceTags, im.MaxTagsPerReplace
+	}
+	return a.tagEdits(ctx, app, items, op, max)
+}
+
+// RemoveTags removes tags of up to 100 accounts. Errors as AddTags, with
+// no per-account count limit beyond 100.
+func (a *Audience) RemoveTags(ctx context.Context, app uint64, items []UserTags) ([]ItemError, error) {
+	return a.tagEdits(ctx, app, items, im.OpRemoveTags, im.MaxTagsPerUser)
+}
+
+// ClearTags removes every tag of up to 100 accounts. Errors: 90018, 90001.
+func (a *Audience) ClearTags(ctx context.Context, app uint64, ids []string) ([]ItemError, error) {
+	items := make([]UserTags, len(ids))
+	for i, id := range ids {
+		items[i] = UserTags{Account: id}
+	}
+	return a.tagEdits(ctx, app, items, im.OpClearTags, 0)
+}
+
+func (a *Audience) tagEdits(ctx context.Context, app uint64, items []UserTags, op im.EditOp, max int) ([]ItemError, error) {
+	if err := checkCount(len(items)); err != nil {
+		return nil, err
+	}
+	edits := make([]im.Edit, len(items))
+	for i, it := range items {
+		if err := checkAccount(it.Account); err != nil {
+			return nil, err
+		}
+		if op != im.OpClearTags && len(it.Tags) > max {
+			return nil, im.Errorf(im.CodeTooManyTags, "%s: at most %d tags per account in one request", it.Account, max)
+		}
+		for _, t := range it.Tags {
+			if err := checkTag(t); err != nil {
+				return nil, err
+			}
+		}
+		edits[i] = im.Edit{Account: it.Account, Op: op, Tags: it.Tags}
+	}
+	return a.apply(ctx, app, edits)
+}
+
+func (a *Audience) apply(ctx context.Context, app uint64, edits []im.Edit) ([]ItemError, error) {
+	errs, err := a.store.ApplyEdits(ctx, app, edits, a.limits(app))
+	if err != nil {
+		return nil, err
+	}
+	var out []ItemError
+	for i, e := range errs {
+		if e == nil {
+			continue
+		}
+		ie, ok := im.AsError(e)
+		if !ok || ie.Kind != im.KindCode {
+			return nil, fmt.Errorf("edit %d: %w", i, e)
+		}
+		out = append(out, ItemError{Account: edits[i].Account, Code: ie.Code, Info: ie.Info})
+	}
+	return out, nil
+}
+
+// checkCount bounds the accounts of one request: 90001 for none, 90018
+// for more than 100.
+func checkCount(n int) error {
+	if n == 0 {
+		return im.KindErrorf(im.KindBadParam, "no accounts in request")
+	}
+	if n > im.MaxAccountsPerCall {
+		return im.KindErrorf(im.KindTooMany, "at most %d accounts per request, got %d", im.MaxAccountsPerCall, n)
+	}
+	return nil
+}
+
+// checkAccount rejects an empty To_Account (90001); long ids are simply
+// unknown (70107 per item).
+func checkAccount(id string) error {
+	if id == "" {
+		return im.KindErrorf(im.KindBadParam, "To_Account is empty")
+	}
+	return nil
+}
+
+// checkTag validates one tag: 90040 empty, 90020 over 50 bytes or not UTF-8.
+func checkTag(t string) error {
+	if t == "" {
+		return im.Errorf(im.CodeEmptyTag, "empty tag")
+	}
+	if len(t) > im.MaxTagLen || !utf8.ValidString(t) {
+		return im.Errorf(im.CodeTagTooLong, "tag %.60q longer than %d bytes", t, im.MaxTagLen)
+	}
+	return nil
+}
