@@ -1,0 +1,118 @@
+package usersig
+
+import (
+	"bytes"
+	"compress/zlib"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"strings"
+)
+
+// Size caps: a real UserSig inflates to a few hundred bytes. The inflated
+// cap stops a zlib bomb; the token cap bounds the base64 and zlib work.
+const (
+	maxInflated = 64 << 10
+	maxToken    = 2 * maxInflated
+)
+
+// tokenReplacer maps the token alphabet back to standard base64. Like the
+// official verifier, it leaves '+', '/' and '=' alone, so both alphabets decode.
+var tokenReplacer = strings.NewReplacer("_", "=", "-", "/", "*", "+")
+
+// Sig is a decoded, not yet verified, UserSig. Ver is "" when TLS.ver is
+// absent. HasUserBuf reports whether TLS.userbuf was present (and not
+// null); UserBuf is then non-nil, possibly empty. MAC is the decoded TLS.sig.
+type Sig struct {
+	Ver        string
+	Identifier string
+	SDKAppID   uint64
+	Expire     int64
+	Time       int64
+	UserBuf    []byte
+	HasUserBuf bool
+	MAC        []byte
+}
+
+// wireSig mirrors the official verifier's field types, so JSON numbers
+// parse exactly as there (a quoted, fractional, exponent or out-of-range
+// number is an error), with pointers to detect absent or null fields.
+type wireSig struct {
+	Ver        *string `json:"TLS.ver"`
+	Identifier *string `json:"TLS.identifier"`
+	SDKAppID   *uint64 `json:"TLS.sdkappid"`
+	Expire     *int64  `json:"TLS.expire"`
+	Time       *int64  `json:"TLS.time"`
+	UserBuf    []byte  `json:"TLS.userbuf"`
+	Sig        []byte  `json:"TLS.sig"`
+}
+
+// Decode unpacks token without verifying it. It returns *Error with
+// CodeEmpty (70002) for an empty token and CodeInvalid (70003) when the
+// token is not base64, zlib or JSON, is longer than 128 KiB or inflates
+// past 64 KiB, lacks one of TLS.identifier/sdkappid/expire/time/sig, has a
+// TLS.ver other than "2.0", or has a negative TLS.time or TLS.expire.
+// It never panics.
+func Decode(token string) (Sig, error) {
+	if token == "" {
+		return Sig{}, fail(CodeEmpty, "usersig is empty")
+	}
+	js, err := unpack(token)
+	if err != nil {
+		return Sig{}, err
+	}
+	var w wireSig
+	if json.Unmarshal(js, &w) != nil {
+		return Sig{}, fail(CodeInvalid, "usersig JSON is malformed")
+	}
+	return w.sig()
+}
+
+// unpack reverses the base64 variant and zlib, capping the inflated size.
+func unpack(token string) ([]byte, error) {
+	if len(token) > maxToken {
+		return nil, fail(CodeInvalid, "usersig is too long")
+	}
+	z, err := base64.StdEncoding.DecodeString(tokenReplacer.Replace(token))
+	if err != nil {
+		return nil, fail(CodeInvalid, "usersig is not base64")
+	}
+	zr, err := zlib.NewReader(bytes.NewReader(z))
+	if err != nil {
+		return nil, fail(CodeInvalid, "usersig is not zlib")
+	}
+	defer zr.Close()
+	js, err := io.ReadAll(io.LimitReader(zr, maxInflated+1))
+	if err != nil {
+		return nil, fail(CodeInvalid, "usersig is not zlib")
+	}
+	if len(js) > maxInflated {
+		return nil, fail(CodeInvalid, "usersig is too large")
+	}
+	return js, nil
+}
+
+func (w wireSig) sig() (Sig, error) {
+	if w.Identifier == nil || w.SDKAppID == nil || w.Expire == nil || w.Time == nil || len(w.Sig) == 0 {
+		return Sig{}, fail(CodeInvalid, "usersig lacks a required field")
+	}
+	if w.Ver != nil && *w.Ver != "2.0" {
+		return Sig{}, fail(CodeInvalid, "usersig version is not 2.0")
+	}
+	if *w.Expire < 0 || *w.Time < 0 {
+		return Sig{}, fail(CodeInvalid, "usersig time or expire is negative")
+	}
+	s := Sig{
+		Identifier: *w.Identifier,
+		SDKAppID:   *w.SDKAppID,
+		Expire:     *w.Expire,
+		Time:       *w.Time,
+		UserBuf:    w.UserBuf,
+		HasUserBuf: w.UserBuf != nil,
+		MAC:        w.Sig,
+	}
+	if w.Ver != nil {
+		s.Ver = *w.Ver
+	}
+	return s, nil
+}
