@@ -14,6 +14,8 @@ Usage:
   timd serve   [--listen ADDR] [--store PATH] [--app SDKAPPID:KEY:ADMIN[,ADMIN...]]...
                [--limits on|off] [--log-level LEVEL] [--config FILE]
   timd usersig --sdkappid N --key KEY --identifier ID [--expire SECONDS]
+  timd bench   --sdkappid N --key KEY [--addr URL] [--ops set_attr,get_attr,...]
+               [--concurrency N] [--duration D] [--batch N] [--accounts N]
 
 Every serve flag can also be set as TIMD_<FLAG> (for example TIMD_LISTEN).
 `
@@ -38,6 +40,8 @@ func Main(ctx context.Context, env Env) int {
 		err = serve(ctx, env, env.Args[1:])
 	case "usersig":
 		err = genUserSig(env, env.Args[1:])
+	case "bench":
+		err = bench(ctx, env, env.Args[1:])
 	case "help", "-h", "--help":
 		fmt.Fprint(env.Stdout, usage)
 		return 0

@@ -1,0 +1,79 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+	"time"
+
+	"timd/internal/loadgen"
+)
+
+// bench drives a running timd with real UserSigs and prints throughput and
+// latency; with --baseline it first measures a bare net/http handler that
+// decodes the same JSON, in the same run, as the yardstick.
+func bench(ctx context.Context, env Env, args []string) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	addr := fs.String("addr", "http://127.0.0.1:8080", "base URL of the timd to drive")
+	sdkappid := fs.Uint64("sdkappid", 0, "SDKAppID")
+	key := fs.String("key", "", "the app's secret key")
+	admin := fs.String("admin", "administrator", "admin identifier")
+	ops := fs.String("ops", "set_attr", "comma-separated op mix: set_attr,get_attr,add_tag,get_tag,remove_attr")
+	conc := fs.Int("concurrency", 16, "concurrent clients")
+	dur := fs.Duration("duration", 10*time.Second, "how long to run each phase")
+	batch := fs.Int("batch", 100, "accounts per request (max 100)")
+	accounts := fs.Int("accounts", 100_000, "account population")
+	prepare := fs.Bool("prepare", true, "name attributes and import the accounts first")
+	baseline := fs.Bool("baseline", true, "also measure a bare net/http handler in the same run")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *sdkappid == 0 || *key == "" {
+		return errors.New("--sdkappid and --key are required")
+	}
+	if *batch < 1 || *batch > 100 || *conc < 1 || *accounts < *batch {
+		return errors.New("need 1 <= --batch <= 100 <= --accounts and --concurrency >= 1")
+	}
+	cfg := loadgen.Config{Base: strings.TrimRight(*addr, "/"), SDKAppID: *sdkappid, Key: *key, Admin: *admin,
+		Ops: strings.Split(*ops, ","), Concurrency: *conc, Duration: *dur, Batch: *batch,
+		Accounts: *accounts, Prefix: "bench", Progress: env.Stderr}
+	c, err := loadgen.NewClient(cfg)
+	if err != nil {
+		return err
+	}
+	if *prepare {
+		start := time.Now()
+		if err := c.Prepare(ctx); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stdout, "prepared %d accounts in %v\n", *accounts, time.Since(start).Round(time.Millisecond))
+	}
+	if *baseline {
+		srv, base, err := loadgen.Baseline()
+		if err != nil {
+			return err
+		}
+		bcfg := cfg
+		bcfg.Base = base
+		bc, err := loadgen.NewClient(bcfg)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(env.Stdout, "baseline (bare net/http, JSON decode only):")
+		for _, r := range bc.Run(ctx) {
+			fmt.Fprintln(env.Stdout, "  ", r)
+		}
+		srv.Close()
+	}
+	fmt.Fprintf(env.Stdout, "timd at %s (concurrency %d, batch %d):\n", cfg.Base, *conc, *batch)
+	for _, r := range c.Run(ctx) {
+		fmt.Fprintln(env.Stdout, "  ", r)
+		if r.FirstFail != "" {
+			fmt.Fprintln(env.Stdout, "     first failure:", r.FirstFail)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,258 @@
+// Package loadgen drives a running timd over HTTP with real UserSigs and
+// reports throughput and latency. `timd bench` is its command line.
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"timd/internal/usersig"
+)
+
+// Config says what to drive and how hard.
+type Config struct {
+	Base        string // http://host:port
+	SDKAppID    uint64
+	Key         string
+	Admin       string
+	Ops         []string // operation mix, e.g. set_attr, get_attr, add_tag, remove_attr
+	Concurrency int
+	Duration    time.Duration
+	Batch       int // accounts per request
+	Accounts    int // size of the account population
+	Prefix      string
+	Progress    io.Writer // progress line target; nil for none
+}
+
+// Result is what a run measured.
+type Result struct {
+	Op        string
+	Requests  int64
+	Failures  int64
+	Items     int64 // accounts touched
+	Elapsed   time.Duration
+	P50, P99  time.Duration
+	Max       time.Duration
+	FirstFail string
+}
+
+// ReqPerSec is the request throughput.
+func (r Result) ReqPerSec() float64 { return float64(r.Requests) / r.Elapsed.Seconds() }
+
+// ItemsPerSec is the account throughput (user-attribute writes/s for set_attr).
+func (r Result) ItemsPerSec() float64 { return float64(r.Items) / r.Elapsed.Seconds() }
+
+func (r Result) String() string {
+	return fmt.Sprintf("%-12s %9d req %8.0f req/s %10.0f accounts/s  p50 %-9v p99 %-9v max %-9v failures %d",
+		r.Op, r.Requests, r.ReqPerSec(), r.ItemsPerSec(), r.P50.Round(time.Microsecond),
+		r.P99.Round(time.Microsecond), r.Max.Round(time.Microsecond), r.Failures)
+}
+
+// Client is an HTTP client for one app's admin.
+type Client struct {
+	cfg  Config
+	http *http.Client
+	sig  string
+}
+
+// NewClient signs a UserSig for the admin and prepares a keep-alive client.
+func NewClient(cfg Config) (*Client, error) {
+	sig, err := usersig.Gen(cfg.SDKAppID, cfg.Key, cfg.Admin, 86400, time.Now().Unix())
+	if err != nil {
+		return nil, err
+	}
+	tr := &http.Transport{MaxIdleConns: cfg.Concurrency * 2, MaxIdleConnsPerHost: cfg.Concurrency * 2, IdleConnTimeout: time.Minute}
+	return &Client{cfg: cfg, http: &http.Client{Transport: tr, Timeout: 30 * time.Second}, sig: sig}, nil
+}
+
+// Call posts body to /v4/cmd and returns the ErrorCode (and the raw answer).
+func (c *Client) Call(ctx context.Context, cmd string, body []byte) (int, []byte, error) {
+	q := url.Values{"sdkappid": {fmt.Sprint(c.cfg.SDKAppID)}, "identifier": {c.cfg.Admin},
+		"usersig": {c.sig}, "random": {fmt.Sprint(rand.Uint32())}, "contenttype": {"json"}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.Base+"/v4/"+cmd+"?"+q.Encode(), bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, nil, err
+	}
+	var env struct{ ErrorCode int }
+	if err := json.Unmarshal(raw, &env); err != nil {
+		return 0, raw, fmt.Errorf("answer is not JSON: %.200s", raw)
+	}
+	return env.ErrorCode, raw, nil
+}
+
+// Prepare names the attribute slots and imports the account population.
+func (c *Client) Prepare(ctx context.Context) error {
+	if code, raw, err := c.Call(ctx, "timpush/set_attr_name", []byte(`{"AttrNames":{"0":"city","1":"tier","2":"lang"}}`)); err != nil || code != 0 {
+		return fmt.Errorf("set_attr_name: %d %s %v", code, raw, err)
+	}
+	ids := make([]string, 0, 100)
+	for i := 0; i < c.cfg.Accounts; i++ {
+		ids = append(ids, c.id(i))
+		if len(ids) == 100 || i == c.cfg.Accounts-1 {
+			body, _ := json.Marshal(map[string]any{"Accounts": ids})
+			if code, raw, err := c.Call(ctx, "im_open_login_svc/multiaccount_import", body); err != nil || code != 0 {
+				return fmt.Errorf("import: %d %s %v", code, raw, err)
+			}
+			ids = ids[:0]
+		}
+	}
+	return nil
+}
+
+func (c *Client) id(i int) string { return fmt.Sprintf("%s%08d", c.cfg.Prefix, i) }
+
+// body builds one request of op over a random run of accounts.
+func (c *Client) body(op string, r *rand.Rand) (cmd string, body []byte, items int) {
+	n := c.cfg.Batch
+	start := r.IntN(max(1, c.cfg.Accounts-n))
+	var b strings.Builder
+	switch op {
+	case "set_attr":
+		b.WriteString(`{"UserAttrs":[`)
+		for i := 0; i < n; i++ {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `{"To_Account":"%s","Attrs":{"city":"c%d","tier":"t%d"}}`, c.id(start+i), r.IntN(100), r.IntN(5))
+		}
+		b.WriteString(`]}`)
+	case "remove_attr":
+		b.WriteString(`{"UserAttrs":[`)
+		for i := 0; i < n; i++ {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `{"To_Account":"%s","Attrs":["tier"]}`, c.id(start+i))
+		}
+		b.WriteString(`]}`)
+	case "add_tag":
+		b.WriteString(`{"UserTags":[`)
+		for i := 0; i < n; i++ {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `{"To_Account":"%s","Tags":["tag%d"]}`, c.id(start+i), r.IntN(200))
+		}
+		b.WriteString(`]}`)
+	default: // get_attr, get_tag
+		ids := make([]string, n)
+		for i := range ids {
+			ids[i] = `"` + c.id(start+i) + `"`
+		}
+		b.WriteString(`{"To_Account":[` + strings.Join(ids, ",") + `]}`)
+	}
+	return "timpush/" + op, []byte(b.String()), n
+}
+
+// Run drives the op mix for the configured duration and returns one Result
+// per op.
+func (c *Client) Run(ctx context.Context) []Result {
+	type sample struct {
+		op  int
+		lat time.Duration
+		ok  bool
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Duration)
+	defer cancel()
+	var mu sync.Mutex
+	lats := make([][]time.Duration, len(c.cfg.Ops))
+	res := make([]Result, len(c.cfg.Ops))
+	var done atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := 0; w < c.cfg.Concurrency; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(w), uint64(start.UnixNano())))
+			for i := w; ctx.Err() == nil; i++ {
+				k := i % len(c.cfg.Ops)
+				cmd, body, items := c.body(c.cfg.Ops[k], r)
+				t0 := time.Now()
+				code, raw, err := c.Call(ctx, cmd, body)
+				lat := time.Since(t0)
+				if ctx.Err() != nil {
+					return
+				}
+				mu.Lock()
+				lats[k] = append(lats[k], lat)
+				res[k].Requests++
+				if err != nil || code != 0 {
+					res[k].Failures++
+					if res[k].FirstFail == "" {
+						res[k].FirstFail = fmt.Sprintf("%d %v %.200s", code, err, raw)
+					}
+				} else {
+					res[k].Items += int64(items)
+				}
+				mu.Unlock()
+				done.Add(1)
+			}
+		}(w)
+	}
+	stopProgress := c.progress(&done, start)
+	wg.Wait()
+	stopProgress()
+	elapsed := time.Since(start)
+	for k := range res {
+		res[k].Op = c.cfg.Ops[k]
+		res[k].Elapsed = elapsed
+		res[k].P50, res[k].P99, res[k].Max = percentiles(lats[k])
+	}
+	return res
+}
+
+// progress prints a one-line status every second until stopped.
+func (c *Client) progress(done *atomic.Int64, start time.Time) func() {
+	if c.cfg.Progress == nil {
+		return func() {}
+	}
+	stop := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				fmt.Fprintln(c.cfg.Progress)
+				return
+			case now := <-t.C:
+				n := done.Load()
+				fmt.Fprintf(c.cfg.Progress, "\r%5.0fs  %9d requests  %8.0f req/s", now.Sub(start).Seconds(), n, float64(n)/now.Sub(start).Seconds())
+			}
+		}
+	}()
+	return func() { close(stop); <-finished }
+}
+
+func percentiles(l []time.Duration) (p50, p99, mx time.Duration) {
+	if len(l) == 0 {
+		return
+	}
+	s := slices.Clone(l)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2], s[len(s)*99/100], s[len(s)-1]
+}
