@@ -16,10 +16,13 @@ const (
 	MaxOnlineBatch = 500
 )
 
-// Presence reports live connections; nil means nobody is online.
+// Presence is the registry of live client connections; nil means nobody
+// is online.
 type Presence interface {
 	// Online returns, for each id, the platforms it is connected from.
 	Online(app uint64, ids []string) map[string][]string
+	// Kick closes every live connection of the UserID.
+	Kick(app uint64, id string)
 }
 
 // Accounts implements the account system (v4/im_open_login_svc and
@@ -81,8 +84,11 @@ func (s *Accounts) Delete(ctx context.Context, app uint64, ids []string) ([]bool
 	if err != nil {
 		return nil, err
 	}
-	for _, id := range ids {
+	for i, id := range ids {
 		s.auth.noteKick(app, id, 0)
+		if existed[i] && s.presence != nil {
+			s.presence.Kick(app, id)
+		}
 	}
 	return existed, nil
 }
@@ -118,6 +124,9 @@ func (s *Accounts) Kick(ctx context.Context, app uint64, id string) error {
 		return err
 	}
 	s.auth.noteKick(app, id, at)
+	if s.presence != nil {
+		s.presence.Kick(app, id)
+	}
 	return nil
 }
 
