@@ -1,0 +1,168 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+
+	"timd/internal/im"
+)
+
+// readStmts are the statements of the read-only pool; database/sql prepares
+// each on a connection the first time it runs there.
+type readStmts struct {
+	stmts []*sql.Stmt
+
+	account *sql.Stmt // whole account of an id, RegistrationID first
+	scan    *sql.Stmt // every account of an app, by ordinal
+	schema  *sql.Stmt
+	app     *sql.Stmt
+	apps    *sql.Stmt
+}
+
+const appColumns = `sdkappid, secret_key, admins, callback_url, created_at`
+
+func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
+	for _, p := range []struct {
+		dst **sql.Stmt
+		sql string
+	}{
+		{&r.account, `SELECT ` + accountColumns + ` FROM accounts
+			WHERE app = ? AND id = ? ORDER BY type DESC LIMIT 1`},
+		{&r.scan, `SELECT ` + accountColumns + ` FROM accounts WHERE app = ? ORDER BY ordinal`},
+		{&r.schema, schemaQuery},
+		{&r.app, `SELECT ` + appColumns + ` FROM apps WHERE sdkappid = ?`},
+		{&r.apps, `SELECT ` + appColumns + ` FROM apps ORDER BY sdkappid`},
+	} {
+		st, err := db.PrepareContext(ctx, p.sql)
+		if err != nil {
+			r.close()
+			return dbErr("prepare", fmt.Errorf("%w: %s", err, p.sql))
+		}
+		*p.dst = st
+		r.stmts = append(r.stmts, st)
+	}
+	return nil
+}
+
+func (r *readStmts) close() {
+	for _, st := range r.stmts {
+		st.Close()
+	}
+	r.stmts = nil
+}
+
+// scanner is *sql.Row or *sql.Rows.
+type scanner interface {
+	Scan(dest ...any) error
+}
+
+// scanProfile reads accountColumns. Attributes and tags come from the
+// overlay when it has the account (the row may lag behind it), else from
+// the row; withAudience false skips them.
+func (s *Store) scanProfile(sc scanner, withAudience bool) (im.Profile, error) {
+	var p im.Profile
+	var key, ordinal, typ int64
+	var attrs, tags sql.NullString
+	a := &p.Account
+	if err := sc.Scan(&key, &ordinal, &typ, &a.ID, &a.Nick, &a.FaceURL, &a.KickedAt,
+		&a.Owner, &a.Platform, &a.Token, &attrs, &tags); err != nil {
+		return p, err
+	}
+	a.Ordinal, a.Type = uint32(ordinal), im.AcctType(typ)
+	if !withAudience {
+		return p, nil
+	}
+	if st := s.ov.get(key); st != nil {
+		p.Attrs, p.Tags = st.attrs, slices.Clone(st.tags)
+		return p, nil
+	}
+	var err error
+	if p.Attrs, err = decodeAttrs(attrs); err != nil {
+		return p, err
+	}
+	p.Tags, err = decodeStrings(tags)
+	return p, err
+}
+
+// lookup resolves ids in one read transaction and calls found for each
+// account that exists.
+func (s *Store) lookup(ctx context.Context, app uint64, ids []string, withAudience bool, found func(id string, p im.Profile)) error {
+	tx, err := s.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return dbErr("begin read", err)
+	}
+	defer tx.Rollback()
+	st := tx.StmtContext(ctx, s.r.account)
+	for _, id := range ids {
+		p, err := s.scanProfile(st.QueryRowContext(ctx, int64(app), id), withAudience)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return dbErr("read account", err)
+		}
+		found(id, p)
+	}
+	return nil
+}
+
+// Accounts resolves ids (RegistrationIDs first, then UserIDs) and returns
+// the accounts found, keyed by the id asked for. Unknown ids are absent
+// from the map; it is not an error.
+func (s *Store) Accounts(ctx context.Context, app uint64, ids []string) (map[string]im.Account, error) {
+	out := make(map[string]im.Account, len(ids))
+	err := s.lookup(ctx, app, ids, false, func(id string, p im.Profile) { out[id] = p.Account })
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Profiles returns the accounts, attributes and tags of the accounts found
+// among ids (resolved as in Accounts), keyed by the id asked for.
+func (s *Store) Profiles(ctx context.Context, app uint64, ids []string) (map[string]im.Profile, error) {
+	out := make(map[string]im.Profile, len(ids))
+	err := s.lookup(ctx, app, ids, true, func(id string, p im.Profile) { out[id] = p })
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ScanProfiles calls fn for every account of the app in ordinal order,
+// streaming rows rather than loading them all. It stops at and returns the
+// first error of fn. The accounts are those of the moment the scan starts;
+// each one's attributes and tags are at least as new as that moment (a
+// change committed during the scan may or may not be seen), so a consumer
+// that installs its ChangeSink first and applies the changes it receives
+// after the scan ends up current.
+func (s *Store) ScanProfiles(ctx context.Context, app uint64, fn func(im.Profile) error) error {
+	rows, err := s.r.scan.QueryContext(ctx, int64(app))
+	if err != nil {
+		return dbErr("scan accounts", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		p, err := s.scanProfile(rows, true)
+		if err != nil {
+			return dbErr("scan accounts", err)
+		}
+		if err := fn(p); err != nil {
+			return err
+		}
+	}
+	return dbErr("scan accounts", rows.Err())
+}
+
+// AttrSchema returns the app's attribute slots; all are undefined (zero)
+// if the app never stored any.
+func (s *Store) AttrSchema(ctx context.Context, app uint64) (im.AttrSchema, error) {
+	rows, err := s.r.schema.QueryContext(ctx, int64(app))
+	if err != nil {
+		return im.AttrSchema{}, dbErr("read attribute schema", err)
+	}
+	return scanSchema(rows)
+}

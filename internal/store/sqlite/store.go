@@ -1,0 +1,214 @@
+// Package sqlite is timd's embedded store: an im.Store on one SQLite file,
+// dir/timd.db, in WAL mode with synchronous=FULL, so that every write is
+// fsynced before it is acknowledged and survives a crash of the process or
+// of the machine.
+//
+// All writes go through one writer goroutine that commits concurrent
+// requests together, one fsync per group (group commit, writer.go).
+// Attribute and tag edits are made durable as one append-only log row per
+// group and folded into the accounts table in the background (state.go,
+// fold.go); reads use a separate pool of read-only connections, which WAL
+// lets run beside the writer, and see edits as soon as they are
+// acknowledged.
+//
+// To_Account resolution: an id given to Accounts, Profiles or ApplyEdits is
+// looked up first among the app's RegistrationIDs (type 1), then among its
+// UserIDs (type 0). ImportAccounts, DeleteAccounts and Kick address UserIDs
+// only; RegisterDevice addresses RegistrationIDs only.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"timd/internal/im"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// FileName is the name of the database file inside the store's directory.
+const FileName = "timd.db"
+
+var _ im.Store = (*Store)(nil)
+
+// Store is the SQLite implementation of im.Store. It is safe for concurrent
+// use.
+type Store struct {
+	logger *slog.Logger
+	wdb    *sql.DB // one connection, owned by the writer goroutine
+	rdb    *sql.DB // read-only connections
+	w      *writer
+	r      readStmts
+	ov     *overlay
+	sink   atomic.Pointer[sinkBox]
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+type sinkBox struct{ im.ChangeSink }
+
+// options tune a Store; tests and benchmarks change them.
+type options struct {
+	maxGroupJobs  int // most requests committed together; 1 disables group commit
+	maxGroupEdits int // most edits committed together
+	// A fold cycle starts when account_log has grown by foldLogBytes, or
+	// foldMaxDirty accounts lag behind it, or the writer has been idle for
+	// foldIdle. Folding rarely lets many edits of one account cost one
+	// row write.
+	foldLogBytes int
+	foldMaxDirty int
+	foldIdle     time.Duration
+	foldChunk    int // accounts written per fold transaction
+	// noCloseFold leaves account_log unfolded at Close, as a crash would;
+	// tests use it to exercise replay.
+	noCloseFold bool
+}
+
+func defaultOptions() options {
+	return options{
+		maxGroupJobs:  256,
+		maxGroupEdits: 20000,
+		foldLogBytes:  64 << 20,
+		foldMaxDirty:  1 << 20,
+		foldIdle:      time.Second,
+		foldChunk:     2000,
+	}
+}
+
+// Open opens (creating if needed) the store in dir: the directory, the
+// database file dir/timd.db, and the schema, by applying the embedded
+// migrations not yet recorded in schema_migrations. It then folds what a
+// crash left in account_log into accounts before serving anything.
+func Open(ctx context.Context, dir string, logger *slog.Logger) (*Store, error) {
+	return open(ctx, dir, logger, defaultOptions())
+}
+
+func open(ctx context.Context, dir string, logger *slog.Logger, opt options) (_ *Store, err error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("sqlite: create store directory: %w", err)
+	}
+	path := filepath.Join(dir, FileName)
+	s := &Store{logger: logger, ov: &overlay{m: map[int64]*acctState{}}}
+	var conn *sql.Conn
+	defer func() {
+		if err == nil {
+			return
+		}
+		s.r.close()
+		if s.w != nil {
+			s.w.close() // closes conn
+		} else if conn != nil {
+			conn.Close()
+		}
+		for _, db := range []*sql.DB{s.rdb, s.wdb} {
+			if db != nil {
+				db.Close()
+			}
+		}
+	}()
+	if s.wdb, err = openDB(path, false, 1); err != nil {
+		return nil, err
+	}
+	if conn, err = s.wdb.Conn(ctx); err != nil {
+		return nil, dbErr("connect", err)
+	}
+	if err := migrate(ctx, conn, logger); err != nil {
+		return nil, err
+	}
+	if n, err := replayLog(ctx, conn); err != nil {
+		return nil, err
+	} else if n > 0 {
+		logger.Info("replayed account log", "rows", n)
+	}
+	if s.w, err = newWriter(ctx, conn, s, s.ov, opt); err != nil {
+		return nil, err
+	}
+	if s.rdb, err = openDB(path, true, max(4, 2*runtime.GOMAXPROCS(0))); err != nil {
+		return nil, err
+	}
+	if err := s.r.prepare(ctx, s.rdb); err != nil {
+		return nil, err
+	}
+	go s.w.run()
+	return s, nil
+}
+
+// openDB opens a pool of at most n connections to the database at path.
+// Every connection waits up to 5 s for a lock; read-only pools refuse
+// writes. WAL mode is persistent in the file, set by the writer's pool.
+func openDB(path string, readOnly bool, n int) (*sql.DB, error) {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(5000)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "synchronous(FULL)")
+	if readOnly {
+		q.Add("_pragma", "query_only(1)")
+		q.Add("_pragma", "cache_size(-16384)") // 16 MiB per reader
+	} else {
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Add("_pragma", "cache_size(-131072)")          // 128 MiB: keep the hot accounts in memory
+		q.Add("_pragma", "temp_store(MEMORY)")           // savepoint journals in memory, not a temp file
+		q.Add("_pragma", "journal_size_limit(67108864)") // shrink the WAL to 64 MiB after a fold
+	}
+	db, err := sql.Open("sqlite", path+"?"+q.Encode())
+	if err != nil {
+		return nil, dbErr("open", err)
+	}
+	db.SetMaxOpenConns(n)
+	db.SetMaxIdleConns(n)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+	return db, nil
+}
+
+// SetChangeSink installs the receiver of committed changes. Call it before
+// any write; changes committed while no sink is installed are not kept.
+// The tag slices of the changes are shared with the store: the sink must
+// not modify them.
+func (s *Store) SetChangeSink(sink im.ChangeSink) {
+	if sink == nil {
+		s.sink.Store(nil)
+		return
+	}
+	s.sink.Store(&sinkBox{sink})
+}
+
+func (s *Store) emit(changes []im.Change) {
+	if len(changes) == 0 {
+		return
+	}
+	if b := s.sink.Load(); b != nil {
+		b.Apply(changes)
+	}
+}
+
+// Close waits for the writes already submitted to commit, then closes the
+// database. Writes submitted after Close fail with ErrClosed.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.w.stop()
+		s.r.close()
+		s.closeErr = errors.Join(s.w.close(), s.rdb.Close(), s.wdb.Close())
+		if s.closeErr != nil {
+			s.closeErr = dbErr("close", s.closeErr)
+		}
+	})
+	return s.closeErr
+}
+
+// ErrClosed is returned by writes submitted after Close.
+var ErrClosed = errors.New("sqlite: store closed")

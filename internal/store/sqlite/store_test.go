@@ -1,0 +1,143 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"testing"
+	"time"
+
+	"timd/internal/im"
+	"timd/internal/store/storetest"
+)
+
+// openWith returns a storetest.OpenFunc that opens the store with opt.
+func openWith(opt options) storetest.OpenFunc {
+	return func(t *testing.T, dir string) im.Store {
+		t.Helper()
+		s, err := open(context.Background(), dir, nil, opt)
+		if err != nil {
+			t.Fatalf("open: %v", err)
+		}
+		return s
+	}
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, dir string) im.Store {
+		t.Helper()
+		s, err := Open(context.Background(), dir, nil)
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		return s
+	})
+}
+
+// TestConformanceNoGroupCommit runs the suite with one transaction per
+// request, the path group commit must be equivalent to.
+func TestConformanceNoGroupCommit(t *testing.T) {
+	opt := defaultOptions()
+	opt.maxGroupJobs = 1
+	storetest.Run(t, openWith(opt))
+}
+
+// TestConformanceEagerFold folds account_log into accounts after every
+// group, in tiny chunks, so that reads meet rows in every stage of folding.
+func TestConformanceEagerFold(t *testing.T) {
+	opt := defaultOptions()
+	opt.foldLogBytes, opt.foldChunk = 1, 3
+	storetest.Run(t, openWith(opt))
+}
+
+// TestConformanceReplay never folds, not even at Close, so that every
+// reopen replays account_log.
+func TestConformanceReplay(t *testing.T) {
+	opt := defaultOptions()
+	opt.foldLogBytes, opt.foldMaxDirty, opt.foldIdle = 1<<62, 1<<62, time.Hour
+	opt.noCloseFold = true
+	storetest.Run(t, openWith(opt))
+}
+
+func TestMigrationsRecorded(t *testing.T) {
+	dir := t.TempDir()
+	for range 2 { // the second open applies nothing
+		s, err := Open(context.Background(), dir, nil)
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		var n int
+		var mode string
+		if err := s.rdb.QueryRow(`SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.rdb.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil {
+			t.Fatal(err)
+		}
+		ms, _ := migrations()
+		if n != len(ms) || n == 0 || mode != "wal" {
+			t.Errorf("schema_migrations has %d rows for %d migrations; journal_mode %s", n, len(ms), mode)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestClosedStore(t *testing.T) {
+	s, err := Open(context.Background(), t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if _, err := s.ImportAccounts(context.Background(), 1, []im.AccountInput{{UserID: "a"}}); err != ErrClosed {
+		t.Errorf("ImportAccounts after Close: %v, want ErrClosed", err)
+	}
+}
+
+// TestFoldEmptiesLog checks that folding leaves accounts current and
+// account_log empty.
+func TestFoldEmptiesLog(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := Open(ctx, dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ImportAccounts(ctx, 1, []im.AccountInput{{UserID: "a"}}); err != nil {
+		t.Fatal(err)
+	}
+	errs, err := s.ApplyEdits(ctx, 1, []im.Edit{
+		{Account: "a", Op: im.OpSetAttrs, Attrs: im.AttrValues{"x", "", "z\"\\\x01"}},
+		{Account: "a", Op: im.OpAddTags, Tags: []string{"t1", "t\"2"}},
+	}, im.EditLimits{})
+	if err != nil || errs[0] != nil || errs[1] != nil {
+		t.Fatalf("ApplyEdits: %v %v", errs, err)
+	}
+	var logRows int
+	if err := s.rdb.QueryRow(`SELECT count(*) FROM account_log`).Scan(&logRows); err != nil || logRows != 1 {
+		t.Errorf("account_log rows before fold = %d, %v; want 1", logRows, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", dir+"/"+FileName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var attrs, tags string
+	if err := db.QueryRow(`SELECT count(*) FROM account_log`).Scan(&logRows); err != nil || logRows != 0 {
+		t.Errorf("account_log rows after Close = %d, %v; want 0", logRows, err)
+	}
+	if err := db.QueryRow(`SELECT json(attrs), json(tags) FROM accounts WHERE id = 'a'`).Scan(&attrs, &tags); err != nil {
+		t.Fatal(err)
+	}
+	if attrs != `["x","","z\"\\\u0001"]` || tags != `["t1","t\"2"]` {
+		t.Errorf("accounts row after fold: attrs %s tags %s", attrs, tags)
+	}
+}

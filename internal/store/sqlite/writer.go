@@ -1,0 +1,308 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"timd/internal/im"
+)
+
+// Group commit.
+//
+// Every write method wraps its work in a job and hands it to the one writer
+// goroutine, which owns the only read-write connection. The writer takes the
+// first queued job, then every job already queued behind it (up to
+// maxGroupJobs jobs and about maxGroupEdits edits), and runs them all in one
+// transaction:
+//
+//	BEGIN IMMEDIATE
+//	  SAVEPOINT job; job 1 ...; RELEASE job   (ROLLBACK TO job on its error)
+//	  SAVEPOINT job; job 2 ...; RELEASE job
+//	  ...
+//	  INSERT INTO account_log                 (after-images of changed accounts)
+//	COMMIT                                    (one WAL fsync for the group)
+//
+// then publishes the new audience states to the overlay, passes the changes
+// of the committed jobs to the ChangeSink in job order, and only then
+// replies to each caller. A job that fails is rolled back to its savepoint
+// alone; if anything else fails, the whole group is rolled back and every
+// job of it fails, and no change is emitted. Because one goroutine does all
+// of this, writes are serialized and the sink is never called concurrently
+// and sees changes in commit order. Between groups the same goroutine folds
+// account_log into accounts (fold.go).
+
+// job is one write request.
+type job struct {
+	ctx  context.Context
+	size int // edits or accounts it touches, to bound a group
+	fn   func(t *wtx) ([]im.Change, error)
+
+	changes []im.Change
+	err     error
+	done    chan struct{}
+}
+
+// writer runs jobs on the read-write connection.
+type writer struct {
+	s    *Store
+	conn *sql.Conn
+	opt  options
+	tx   wtx
+	fold folder
+	buf  []byte // account_log images being encoded
+
+	// Counters for benchmarks.
+	commits    atomic.Int64 // transactions committed
+	jobsRun    atomic.Int64 // jobs committed
+	runNanos   atomic.Int64 // time spent running jobs
+	commitNano atomic.Int64 // time spent in COMMIT
+
+	mu     sync.RWMutex // guards closed against sends on jobs
+	closed bool
+	jobs   chan *job
+	exited chan struct{}
+}
+
+func newWriter(ctx context.Context, conn *sql.Conn, s *Store, ov *overlay, opt options) (*writer, error) {
+	w := &writer{
+		s:      s,
+		conn:   conn,
+		opt:    opt,
+		jobs:   make(chan *job, 1024),
+		exited: make(chan struct{}),
+	}
+	w.tx.ov = ov
+	if err := w.tx.prepare(ctx, conn); err != nil {
+		return nil, err
+	}
+	w.fold.dirty = map[int64]struct{}{}
+	return w, nil
+}
+
+// do submits fn and waits until it has committed (or failed). Once queued,
+// a job is not abandoned: if ctx ends before the writer reaches it, the job
+// is skipped and fails with ctx's error; if it has started, it completes.
+func (w *writer) do(ctx context.Context, size int, fn func(t *wtx) ([]im.Change, error)) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	j := &job{ctx: ctx, size: size, fn: fn, done: make(chan struct{})}
+	w.mu.RLock()
+	if w.closed {
+		w.mu.RUnlock()
+		return ErrClosed
+	}
+	select {
+	case w.jobs <- j:
+	case <-ctx.Done():
+		w.mu.RUnlock()
+		return ctx.Err()
+	}
+	w.mu.RUnlock()
+	<-j.done
+	return j.err
+}
+
+// run is the writer goroutine. It returns once stop has closed the queue,
+// every queued job has run and account_log has been folded.
+func (w *writer) run() {
+	defer close(w.exited)
+	tick := time.NewTicker(w.opt.foldIdle / 2)
+	defer tick.Stop()
+	var group []*job
+	for {
+		var first *job
+		var ok bool
+		if w.fold.active() {
+			select {
+			case first, ok = <-w.jobs:
+			default:
+				w.foldStep() // idle: fold
+				continue
+			}
+		} else {
+			select {
+			case first, ok = <-w.jobs:
+			case <-tick.C:
+				w.maybeFold(false)
+				continue
+			}
+		}
+		if !ok {
+			if !w.opt.noCloseFold {
+				w.foldAll()
+			}
+			return
+		}
+		group = append(group[:0], first)
+		edits := first.size
+	fill:
+		for len(group) < w.opt.maxGroupJobs && edits < w.opt.maxGroupEdits {
+			select {
+			case j, ok := <-w.jobs:
+				if !ok {
+					break fill
+				}
+				group = append(group, j)
+				edits += j.size
+			default:
+				break fill
+			}
+		}
+		w.runGroup(group)
+		clear(group)
+		w.maybeFold(false)
+		if w.fold.active() {
+			w.foldStep() // busy: one step per group keeps pace
+		}
+	}
+}
+
+// runGroup runs jobs in one transaction, publishes, emits and replies.
+func (w *writer) runGroup(jobs []*job) {
+	defer func() {
+		for _, j := range jobs {
+			close(j.done)
+		}
+	}()
+	if err := w.tx.exec("BEGIN IMMEDIATE"); err != nil {
+		w.fail(jobs, dbErr("begin", err))
+		return
+	}
+	t0 := time.Now()
+	for _, j := range jobs {
+		if err := w.runJob(j); err != nil {
+			w.fail(jobs, err)
+			return
+		}
+	}
+	seq, err := w.appendLog()
+	if err != nil {
+		w.fail(jobs, err)
+		return
+	}
+	t1 := time.Now()
+	if err := w.tx.exec("COMMIT"); err != nil {
+		w.fail(jobs, dbErr("commit", err))
+		return
+	}
+	w.runNanos.Add(int64(t1.Sub(t0)))
+	w.commitNano.Add(int64(time.Since(t1)))
+	w.commits.Add(1)
+	w.jobsRun.Add(int64(len(jobs)))
+	w.publish(seq)
+	for _, j := range jobs {
+		w.s.emit(j.changes)
+	}
+}
+
+// runJob runs one job inside a savepoint. A job error is stored in j.err
+// and rolled back to the savepoint; the returned error means the
+// transaction could not be kept.
+func (w *writer) runJob(j *job) error {
+	if err := j.ctx.Err(); err != nil {
+		j.err = err
+		return nil
+	}
+	if err := w.tx.exec("SAVEPOINT job"); err != nil {
+		return dbErr("savepoint", err)
+	}
+	w.tx.undo = w.tx.undo[:0]
+	changes, err := j.fn(&w.tx)
+	if err != nil {
+		j.err = err
+		w.tx.jobFailed()
+		if rbErr := w.tx.exec("ROLLBACK TO job"); rbErr != nil {
+			return dbErr("rollback to savepoint", errors.Join(err, rbErr))
+		}
+	} else {
+		j.changes = changes
+	}
+	if err := w.tx.exec("RELEASE job"); err != nil {
+		return dbErr("release savepoint", err)
+	}
+	return nil
+}
+
+// appendLog writes the after-images of the accounts the group changed as
+// one account_log row and returns its seq (0 if nothing changed).
+func (w *writer) appendLog() (int64, error) {
+	b := w.buf[:0]
+	for key, p := range w.tx.pending {
+		if p.modified && p.st != nil {
+			b = appendImage(b, image{key: key, attrs: &p.st.attrs, tags: p.st.tags})
+		}
+	}
+	w.buf = b
+	if len(b) == 0 {
+		return 0, nil
+	}
+	res, err := w.tx.logInsert.Exec(b)
+	if err != nil {
+		return 0, dbErr("append account log", err)
+	}
+	seq, err := res.LastInsertId()
+	return seq, dbErr("append account log", err)
+}
+
+// publish makes the committed group's states visible to readers and marks
+// the logged ones for folding.
+func (w *writer) publish(seq int64) {
+	ov := w.tx.ov
+	ov.mu.Lock()
+	for key, p := range w.tx.pending {
+		if p.st == nil {
+			delete(ov.m, key)
+		} else {
+			ov.m[key] = p.st
+		}
+	}
+	ov.mu.Unlock()
+	for key, p := range w.tx.pending {
+		switch {
+		case p.st == nil:
+			delete(w.fold.dirty, key)
+		case p.modified:
+			w.fold.dirty[key] = struct{}{}
+		}
+	}
+	if seq > 0 {
+		w.fold.lastSeq = seq
+		w.fold.logBytes += len(w.buf)
+	}
+	w.fold.lastBusy = time.Now()
+	clear(w.tx.pending)
+	w.tx.undo = w.tx.undo[:0]
+}
+
+// fail rolls the group back and fails every job of it.
+func (w *writer) fail(jobs []*job, err error) {
+	_ = w.tx.exec("ROLLBACK")
+	w.tx.groupFailed()
+	for _, j := range jobs {
+		j.err = err
+		j.changes = nil
+	}
+	w.s.logger.Error("sqlite: write transaction failed", "err", err, "requests", len(jobs))
+}
+
+// stop refuses new jobs and waits for the queued ones to finish.
+func (w *writer) stop() {
+	w.mu.Lock()
+	if !w.closed {
+		w.closed = true
+		close(w.jobs)
+	}
+	w.mu.Unlock()
+	<-w.exited
+}
+
+// close releases the writer's statements and connection; call it after
+// stop, or instead of it when run was never started.
+func (w *writer) close() error {
+	return errors.Join(w.tx.close(), w.conn.Close())
+}

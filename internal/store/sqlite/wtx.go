@@ -1,0 +1,363 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"timd/internal/im"
+)
+
+// wtx is the writer's view of the open transaction: the read-write
+// connection, its prepared statements, and the audience states the
+// transaction has read or changed. Only the writer goroutine uses it.
+// Statements run under context.Background(): a caller's context decides only
+// whether its job starts, never interrupts a transaction shared with others.
+type wtx struct {
+	conn  *sql.Conn
+	stmts []*sql.Stmt
+
+	resolve      *sql.Stmt // audience columns of an id, RegistrationID first
+	byIDType     *sql.Stmt // every column of (id, type)
+	setAudience  *sql.Stmt
+	setProfile   *sql.Stmt
+	setDevice    *sql.Stmt
+	kick         *sql.Stmt
+	insert       *sql.Stmt
+	nextOrdinal  *sql.Stmt
+	deleteRow    *sql.Stmt
+	tagGet       *sql.Stmt
+	tagInsert    *sql.Stmt
+	tagAdd       *sql.Stmt
+	tagDelete    *sql.Stmt
+	tagCount     *sql.Stmt
+	schemaGet    *sql.Stmt
+	schemaDelete *sql.Stmt
+	schemaInsert *sql.Stmt
+	appPut       *sql.Stmt
+	logInsert    *sql.Stmt
+	logTrim      *sql.Stmt
+
+	ov *overlay
+	// pending holds the states this transaction read or changed, over ov;
+	// a nil state is a deleted account. undo restores pending when the
+	// running job fails.
+	pending map[int64]pendingState
+	undo    []undoState
+	// res caches To_Account resolution: (app, id) → accounts.key. Entries
+	// for an id are dropped when an account with that id is created or
+	// deleted.
+	res map[resKey]int64
+	// schemas caches attribute schemas by app.
+	schemas map[uint64]*im.AttrSchema
+}
+
+type pendingState struct {
+	st       *acctState
+	modified bool // differs from what accounts and account_log hold
+}
+
+type undoState struct {
+	key  int64
+	prev pendingState
+	had  bool
+}
+
+type resKey struct {
+	app uint64
+	id  string
+}
+
+// Queries shared by the writer and the readers.
+const (
+	accountColumns = `key, ordinal, type, id, nick, face_url, kicked_at, owner, platform, token, attrs, tags`
+	schemaQuery    = `SELECT slot, name, type FROM attr_schema WHERE app = ?`
+)
+
+func (t *wtx) prepare(ctx context.Context, conn *sql.Conn) error {
+	t.conn = conn
+	t.pending = map[int64]pendingState{}
+	t.res = map[resKey]int64{}
+	t.schemas = map[uint64]*im.AttrSchema{}
+	for _, p := range []struct {
+		dst **sql.Stmt
+		sql string
+	}{
+		{&t.resolve, `SELECT key, ordinal, type, attrs, tags FROM accounts
+			WHERE app = ? AND id = ? ORDER BY type DESC LIMIT 1`},
+		{&t.byIDType, `SELECT ` + accountColumns + ` FROM accounts WHERE app = ? AND id = ? AND type = ?`},
+		{&t.setAudience, `UPDATE accounts SET attrs = ?, tags = ? WHERE key = ?`},
+		{&t.setProfile, `UPDATE accounts SET nick = ?, face_url = ? WHERE key = ?`},
+		{&t.setDevice, `UPDATE accounts SET owner = ?, platform = ?, token = ? WHERE key = ?`},
+		{&t.kick, `UPDATE accounts SET kicked_at = max(kicked_at, ?) WHERE app = ? AND id = ? AND type = 0`},
+		{&t.insert, `INSERT INTO accounts (app, ordinal, id, type, nick, face_url, owner, platform, token)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&t.nextOrdinal, `INSERT INTO app_seq (app, next_ordinal) VALUES (?, 2)
+			ON CONFLICT (app) DO UPDATE SET next_ordinal = next_ordinal + 1
+			RETURNING next_ordinal - 1`},
+		{&t.deleteRow, `DELETE FROM accounts WHERE key = ?`},
+		{&t.tagGet, `SELECT type, refcount FROM tags WHERE app = ? AND name = ?`},
+		{&t.tagInsert, `INSERT INTO tags (app, name, type, refcount) VALUES (?, ?, ?, 1)`},
+		{&t.tagAdd, `UPDATE tags SET refcount = refcount + ? WHERE app = ? AND name = ?`},
+		{&t.tagDelete, `DELETE FROM tags WHERE app = ? AND name = ?`},
+		{&t.tagCount, `SELECT count(*) FROM tags WHERE app = ?`},
+		{&t.schemaGet, schemaQuery},
+		{&t.schemaDelete, `DELETE FROM attr_schema WHERE app = ?`},
+		{&t.schemaInsert, `INSERT INTO attr_schema (app, slot, name, type) VALUES (?, ?, ?, ?)`},
+		{&t.appPut, `INSERT INTO apps (sdkappid, secret_key, admins, callback_url, created_at)
+			VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (sdkappid) DO UPDATE SET secret_key = excluded.secret_key,
+				admins = excluded.admins, callback_url = excluded.callback_url,
+				created_at = excluded.created_at`},
+		{&t.logInsert, `INSERT INTO account_log (images) VALUES (?)`},
+		{&t.logTrim, `DELETE FROM account_log WHERE seq <= ?`},
+	} {
+		st, err := conn.PrepareContext(ctx, p.sql)
+		if err != nil {
+			t.close()
+			return dbErr("prepare", fmt.Errorf("%w: %s", err, p.sql))
+		}
+		*p.dst = st
+		t.stmts = append(t.stmts, st)
+	}
+	return nil
+}
+
+func (t *wtx) close() error {
+	var errs []error
+	for _, st := range t.stmts {
+		errs = append(errs, st.Close())
+	}
+	t.stmts = nil
+	return errors.Join(errs...)
+}
+
+func (t *wtx) exec(query string) error {
+	_, err := t.conn.ExecContext(context.Background(), query)
+	return err
+}
+
+// state returns the current audience state of key, or nil when neither
+// the transaction nor the overlay has it (or it was deleted).
+func (t *wtx) state(key int64) (*acctState, bool) {
+	if p, ok := t.pending[key]; ok {
+		return p.st, true
+	}
+	st, ok := t.ov.m[key]
+	return st, ok
+}
+
+// setState records key's new state; modified says it must be logged.
+func (t *wtx) setState(key int64, st *acctState, modified bool) {
+	prev, had := t.pending[key]
+	t.undo = append(t.undo, undoState{key: key, prev: prev, had: had})
+	t.pending[key] = pendingState{st: st, modified: modified || prev.modified}
+}
+
+// jobFailed forgets what the failed job did to the transaction's caches.
+func (t *wtx) jobFailed() {
+	for i := len(t.undo) - 1; i >= 0; i-- {
+		u := t.undo[i]
+		if u.had {
+			t.pending[u.key] = u.prev
+		} else {
+			delete(t.pending, u.key)
+		}
+	}
+	t.undo = t.undo[:0]
+	clear(t.res)
+	clear(t.schemas)
+}
+
+// groupFailed forgets everything the rolled-back transaction did.
+func (t *wtx) groupFailed() {
+	clear(t.pending)
+	t.undo = t.undo[:0]
+	clear(t.res)
+	clear(t.schemas)
+}
+
+// loadState returns the state of key, taking it from the row's columns
+// when the writer does not know it yet.
+func (t *wtx) loadState(key int64, ordinal, typ int64, attrs, tags sql.NullString) (*acctState, error) {
+	if st, ok := t.state(key); ok && st != nil {
+		return st, nil
+	}
+	st := &acctState{ordinal: uint32(ordinal), typ: im.AcctType(typ)}
+	var err error
+	if st.attrs, err = decodeAttrs(attrs); err != nil {
+		return nil, err
+	}
+	if st.tags, err = decodeStrings(tags); err != nil {
+		return nil, err
+	}
+	t.setState(key, st, false)
+	return st, nil
+}
+
+// resolveID finds an account by To_Account, RegistrationIDs first.
+func (t *wtx) resolveID(app uint64, id string) (int64, *acctState, error) {
+	rk := resKey{app, id}
+	if key, ok := t.res[rk]; ok {
+		if st, _ := t.state(key); st != nil {
+			return key, st, nil
+		}
+	}
+	var key, ordinal, typ int64
+	var attrs, tags sql.NullString
+	err := t.resolve.QueryRow(int64(app), id).Scan(&key, &ordinal, &typ, &attrs, &tags)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil, nil
+	}
+	if err != nil {
+		return 0, nil, dbErr("resolve account", err)
+	}
+	st, err := t.loadState(key, ordinal, typ, attrs, tags)
+	if err != nil {
+		return 0, nil, err
+	}
+	t.res[rk] = key
+	return key, st, nil
+}
+
+// row is a whole account row with its current audience state.
+type row struct {
+	key int64
+	im.Account
+	st *acctState
+}
+
+// rowByIDType finds the account of exactly (id, type).
+func (t *wtx) rowByIDType(app uint64, id string, typ im.AcctType) (row, bool, error) {
+	var r row
+	var ordinal, acctType int64
+	var attrs, tags sql.NullString
+	a := &r.Account
+	err := t.byIDType.QueryRow(int64(app), id, int64(typ)).Scan(&r.key, &ordinal, &acctType, &a.ID,
+		&a.Nick, &a.FaceURL, &a.KickedAt, &a.Owner, &a.Platform, &a.Token, &attrs, &tags)
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, false, nil
+	}
+	if err != nil {
+		return r, false, dbErr("read account", err)
+	}
+	a.Ordinal, a.Type = uint32(ordinal), im.AcctType(acctType)
+	if r.st, err = t.loadState(r.key, ordinal, acctType, attrs, tags); err != nil {
+		return r, false, err
+	}
+	return r, true, nil
+}
+
+// create inserts a new account with the app's next ordinal.
+func (t *wtx) create(app uint64, a im.Account) (im.Account, error) {
+	var next int64
+	if err := t.nextOrdinal.QueryRow(int64(app)).Scan(&next); err != nil {
+		return a, dbErr("next ordinal", err)
+	}
+	if next <= 0 || next > 1<<32-1 {
+		return a, fmt.Errorf("sqlite: app %d has used every ordinal", app)
+	}
+	a.Ordinal = uint32(next)
+	res, err := t.insert.Exec(int64(app), next, a.ID, int64(a.Type), a.Nick, a.FaceURL, a.Owner, a.Platform, a.Token)
+	if err != nil {
+		return a, dbErr("insert account", err)
+	}
+	key, err := res.LastInsertId()
+	if err != nil {
+		return a, dbErr("insert account", err)
+	}
+	delete(t.res, resKey{app, a.ID})
+	t.setState(key, &acctState{ordinal: a.Ordinal, typ: a.Type}, false)
+	return a, nil
+}
+
+// remove deletes the account r.
+func (t *wtx) remove(app uint64, r row) error {
+	if _, err := t.deleteRow.Exec(r.key); err != nil {
+		return dbErr("delete account", err)
+	}
+	delete(t.res, resKey{app, r.ID})
+	t.setState(r.key, nil, true)
+	return nil
+}
+
+// tagState is a tag's registry row; refcount 0 means the tag is unused.
+type tagState struct {
+	typ      im.AcctType
+	refcount int64
+}
+
+func (t *wtx) tag(app uint64, name string) (tagState, error) {
+	var typ, refcount int64
+	err := t.tagGet.QueryRow(int64(app), name).Scan(&typ, &refcount)
+	if errors.Is(err, sql.ErrNoRows) {
+		return tagState{}, nil
+	}
+	if err != nil {
+		return tagState{}, dbErr("read tag", err)
+	}
+	return tagState{typ: im.AcctType(typ), refcount: refcount}, nil
+}
+
+// retag moves the registry by delta accounts for name, creating the row
+// bound to typ or deleting it as the count leaves or reaches zero.
+func (t *wtx) retag(app uint64, name string, typ im.AcctType, before tagState, delta int64) error {
+	var err error
+	switch after := before.refcount + delta; {
+	case before.refcount == 0 && after == 1:
+		_, err = t.tagInsert.Exec(int64(app), name, int64(typ))
+	case after <= 0:
+		_, err = t.tagDelete.Exec(int64(app), name)
+	default:
+		_, err = t.tagAdd.Exec(delta, int64(app), name)
+	}
+	return dbErr("update tag", err)
+}
+
+// releaseTags drops one reference to each of tags.
+func (t *wtx) releaseTags(app uint64, tags []string) error {
+	for _, name := range tags {
+		st, err := t.tag(app, name)
+		if err != nil {
+			return err
+		}
+		if err := t.retag(app, name, st.typ, st, -1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// schema returns the app's attribute schema.
+func (t *wtx) schema(app uint64) (*im.AttrSchema, error) {
+	if s, ok := t.schemas[app]; ok {
+		return s, nil
+	}
+	rows, err := t.schemaGet.Query(int64(app))
+	if err != nil {
+		return nil, dbErr("read attribute schema", err)
+	}
+	s, err := scanSchema(rows)
+	if err != nil {
+		return nil, err
+	}
+	t.schemas[app] = &s
+	return &s, nil
+}
+
+func scanSchema(rows *sql.Rows) (im.AttrSchema, error) {
+	var s im.AttrSchema
+	defer rows.Close()
+	for rows.Next() {
+		var slot, typ int64
+		var name string
+		if err := rows.Scan(&slot, &name, &typ); err != nil {
+			return s, dbErr("read attribute schema", err)
+		}
+		if slot >= 0 && slot < int64(len(s)) {
+			s[slot] = im.AttrSlot{Name: name, Type: im.AcctType(typ)}
+		}
+	}
+	return s, dbErr("read attribute schema", rows.Err())
+}

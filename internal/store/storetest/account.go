@@ -1,0 +1,254 @@
+package storetest
+
+import (
+	"slices"
+	"testing"
+
+	"timd/internal/im"
+)
+
+func (h harness) testApps(t *testing.T) {
+	f := h.fresh(t)
+	_, err := f.s.App(f.ctx, testApp)
+	wantNotFound(t, "App of unknown app", err)
+	if apps, err := f.s.Apps(f.ctx); err != nil || len(apps) != 0 {
+		t.Fatalf("Apps on empty store = %v, %v", apps, err)
+	}
+
+	a2 := im.App{SDKAppID: otherApp, SecretKey: "k2", Admins: []string{"admin"}, CreatedAt: 20}
+	a1 := im.App{SDKAppID: testApp, SecretKey: "k1", Admins: []string{"admin", "ops"},
+		CallbackURL: "https://example.com/cb", CreatedAt: 10}
+	for _, a := range []im.App{a2, a1} {
+		if err := f.s.PutApp(f.ctx, a); err != nil {
+			t.Fatalf("PutApp: %v", err)
+		}
+	}
+	got, err := f.s.App(f.ctx, testApp)
+	if err != nil || !sameApp(got, a1) {
+		t.Errorf("App = %+v, %v; want %+v", got, err, a1)
+	}
+
+	a1.SecretKey, a1.Admins, a1.CallbackURL = "k1b", []string{"root"}, ""
+	if err := f.s.PutApp(f.ctx, a1); err != nil {
+		t.Fatalf("PutApp (replace): %v", err)
+	}
+	apps, err := f.s.Apps(f.ctx)
+	if err != nil {
+		t.Fatalf("Apps: %v", err)
+	}
+	if len(apps) != 2 || !sameApp(apps[0], a1) || !sameApp(apps[1], a2) {
+		t.Errorf("Apps = %+v, want [%+v %+v] ordered by SDKAppID", apps, a1, a2)
+	}
+	f.wantChanges()
+}
+
+func sameApp(a, b im.App) bool {
+	return a.SDKAppID == b.SDKAppID && a.SecretKey == b.SecretKey && slices.Equal(a.Admins, b.Admins) &&
+		a.CallbackURL == b.CallbackURL && a.CreatedAt == b.CreatedAt
+}
+
+func (h harness) testImport(t *testing.T) {
+	f := h.fresh(t)
+	in := []im.AccountInput{{UserID: "alice", Nick: "Alice", FaceURL: "https://a"}, {UserID: "bob"}}
+	first, err := f.s.ImportAccounts(f.ctx, testApp, in)
+	if err != nil {
+		t.Fatalf("ImportAccounts: %v", err)
+	}
+	if first[0].ID != "alice" || first[0].Nick != "Alice" || first[0].FaceURL != "https://a" ||
+		first[0].Type != im.AcctUserID || first[1].ID != "bob" {
+		t.Errorf("ImportAccounts = %+v", first)
+	}
+	f.wantChanges(
+		im.Change{App: testApp, Op: im.ChangeUpsert, ID: "alice", Type: im.AcctUserID, Ordinal: first[0].Ordinal},
+		im.Change{App: testApp, Op: im.ChangeUpsert, ID: "bob", Type: im.AcctUserID, Ordinal: first[1].Ordinal},
+	)
+
+	// Re-import: same ordinals, Nick/FaceURL updated only where non-empty,
+	// input order kept, a duplicate within the call is the same account.
+	again, err := f.s.ImportAccounts(f.ctx, testApp, []im.AccountInput{
+		{UserID: "bob", Nick: "Bob"}, {UserID: "alice", Nick: "Al"}, {UserID: "carol"}, {UserID: "carol", Nick: "C"},
+	})
+	if err != nil {
+		t.Fatalf("ImportAccounts again: %v", err)
+	}
+	want := []im.Account{
+		{ID: "bob", Ordinal: first[1].Ordinal, Nick: "Bob"},
+		{ID: "alice", Ordinal: first[0].Ordinal, Nick: "Al", FaceURL: "https://a"},
+		{ID: "carol", Ordinal: again[2].Ordinal},
+		{ID: "carol", Ordinal: again[2].Ordinal, Nick: "C"},
+	}
+	if !slices.Equal(again, want) {
+		t.Errorf("ImportAccounts again = %+v\nwant %+v", again, want)
+	}
+	f.wantChanges(im.Change{App: testApp, Op: im.ChangeUpsert, ID: "carol", Type: im.AcctUserID, Ordinal: again[2].Ordinal})
+
+	accts, err := f.s.Accounts(f.ctx, testApp, []string{"alice", "carol", "ghost"})
+	if err != nil {
+		t.Fatalf("Accounts: %v", err)
+	}
+	if len(accts) != 2 || accts["alice"] != want[1] || accts["carol"] != want[3] {
+		t.Errorf("Accounts = %+v", accts)
+	}
+	if out, err := f.s.ImportAccounts(f.ctx, testApp, nil); err != nil || len(out) != 0 {
+		t.Errorf("ImportAccounts(nil) = %v, %v", out, err)
+	}
+}
+
+func (h harness) testOrdinals(t *testing.T) {
+	f := h.fresh(t)
+	accts := f.importIDs(testApp, "a", "b", "c")
+	for i, a := range accts {
+		if a.Ordinal != uint32(i+1) {
+			t.Errorf("ordinal of %s = %d, want %d (ordinals start at 1 and increase)", a.ID, a.Ordinal, i+1)
+		}
+	}
+	dev := f.device(testApp, "dev")
+	if dev.Ordinal != 4 {
+		t.Errorf("device ordinal = %d, want 4 (one sequence per app for both types)", dev.Ordinal)
+	}
+	if other := f.importIDs(otherApp, "a"); other[0].Ordinal != 1 {
+		t.Errorf("ordinal in another app = %d, want 1", other[0].Ordinal)
+	}
+	if _, err := f.s.DeleteAccounts(f.ctx, testApp, []string{"c", "b"}); err != nil {
+		t.Fatalf("DeleteAccounts: %v", err)
+	}
+	next := f.importIDs(testApp, "c", "d")
+	if next[0].Ordinal != 5 || next[1].Ordinal != 6 {
+		t.Errorf("ordinals after delete = %d, %d; want 5, 6 (never reused)", next[0].Ordinal, next[1].Ordinal)
+	}
+	seen := map[uint32]string{}
+	for _, p := range f.scan(testApp) {
+		if prev, dup := seen[p.Account.Ordinal]; dup {
+			t.Errorf("ordinal %d held by %s and %s", p.Account.Ordinal, prev, p.Account.ID)
+		}
+		seen[p.Account.Ordinal] = p.Account.ID
+	}
+}
+
+func (h harness) testDelete(t *testing.T) {
+	f := h.fresh(t)
+	f.putSchema(testApp, userSchema)
+	accts := f.importIDs(testApp, "a", "b")
+	f.mustEdit(testApp, setAttrs("a", attrs(0, "f")), tagEdit(im.OpAddTags, "a", "x", "y"))
+	f.device(testApp, "b") // a RegistrationID with the same id as a UserID
+	f.rec.Take()
+
+	existed, err := f.s.DeleteAccounts(f.ctx, testApp, []string{"a", "ghost", "b", "a"})
+	if err != nil {
+		t.Fatalf("DeleteAccounts: %v", err)
+	}
+	if !slices.Equal(existed, []bool{true, false, true, false}) {
+		t.Errorf("DeleteAccounts existed = %v, want [true false true false]", existed)
+	}
+	f.wantChanges(
+		im.Change{App: testApp, Op: im.ChangeDelete, ID: "a", Type: im.AcctUserID, Ordinal: accts[0].Ordinal,
+			OldAttrs: attrs(0, "f"), OldTags: []string{"x", "y"}},
+		im.Change{App: testApp, Op: im.ChangeDelete, ID: "b", Type: im.AcctUserID, Ordinal: accts[1].Ordinal},
+	)
+	got, err := f.s.Accounts(f.ctx, testApp, []string{"a", "b"})
+	if err != nil {
+		t.Fatalf("Accounts: %v", err)
+	}
+	if _, ok := got["a"]; ok || len(got) != 1 || got["b"].Type != im.AcctRegistrationID {
+		t.Errorf("after delete Accounts = %+v, want only the RegistrationID b", got)
+	}
+	// The re-imported account starts empty, with a new ordinal.
+	again := f.importIDs(testApp, "a")
+	if again[0].Ordinal == accts[0].Ordinal {
+		t.Errorf("re-imported account reused ordinal %d", again[0].Ordinal)
+	}
+	f.wantAttrs(testApp, "a", im.AttrValues{})
+	f.wantTags(testApp, "a")
+	if existed, err := f.s.DeleteAccounts(f.ctx, testApp, nil); err != nil || len(existed) != 0 {
+		t.Errorf("DeleteAccounts(nil) = %v, %v", existed, err)
+	}
+}
+
+func (h harness) testResolution(t *testing.T) {
+	f := h.fresh(t)
+	f.putSchema(testApp, userSchema)
+	user := f.importIDs(testApp, "x", "u")[0]
+	dev := f.device(testApp, "x")
+	if dev.Ordinal == user.Ordinal || dev.Type != im.AcctRegistrationID {
+		t.Fatalf("RegisterDevice(x) = %+v; UserID x = %+v", dev, user)
+	}
+	got, err := f.s.Accounts(f.ctx, testApp, []string{"x", "u"})
+	if err != nil {
+		t.Fatalf("Accounts: %v", err)
+	}
+	if got["x"].Type != im.AcctRegistrationID || got["x"].Ordinal != dev.Ordinal || got["u"].Type != im.AcctUserID {
+		t.Errorf("Accounts = %+v; want x resolved to the RegistrationID first", got)
+	}
+	// Edits and profiles resolve the same way.
+	f.mustEdit(testApp, setAttrs("x", attrs(3, "gold")))
+	if p := f.profile(testApp, "x"); p.Account.Ordinal != dev.Ordinal || p.Attrs != attrs(3, "gold") {
+		t.Errorf("Profiles(x) = %+v", p)
+	}
+	// Kick and DeleteAccounts address the UserID.
+	if err := f.s.Kick(f.ctx, testApp, "x", 100); err != nil {
+		t.Fatalf("Kick(x): %v", err)
+	}
+	if existed, err := f.s.DeleteAccounts(f.ctx, testApp, []string{"x"}); err != nil || !existed[0] {
+		t.Fatalf("DeleteAccounts(x) = %v, %v", existed, err)
+	}
+	if p := f.profile(testApp, "x"); p.Account.Type != im.AcctRegistrationID || p.Attrs != attrs(3, "gold") {
+		t.Errorf("after deleting UserID x, Profiles(x) = %+v; want the RegistrationID untouched", p)
+	}
+	// Accounts of another app are invisible.
+	if got, err := f.s.Accounts(f.ctx, otherApp, []string{"x", "u"}); err != nil || len(got) != 0 {
+		t.Errorf("Accounts in other app = %v, %v", got, err)
+	}
+}
+
+func (h harness) testKick(t *testing.T) {
+	f := h.fresh(t)
+	f.importIDs(testApp, "alice")
+	f.device(testApp, "dev")
+	if err := f.s.Kick(f.ctx, testApp, "alice", 1700000000); err != nil {
+		t.Fatalf("Kick: %v", err)
+	}
+	got, err := f.s.Accounts(f.ctx, testApp, []string{"alice"})
+	if err != nil || got["alice"].KickedAt != 1700000000 {
+		t.Errorf("KickedAt = %d, %v; want 1700000000", got["alice"].KickedAt, err)
+	}
+	if err := f.s.Kick(f.ctx, testApp, "alice", 1600000000); err != nil {
+		t.Fatalf("Kick (earlier): %v", err)
+	}
+	if got, _ := f.s.Accounts(f.ctx, testApp, []string{"alice"}); got["alice"].KickedAt != 1700000000 {
+		t.Errorf("an earlier kick moved KickedAt back to %d", got["alice"].KickedAt)
+	}
+	wantNotFound(t, "Kick of unknown UserID", f.s.Kick(f.ctx, testApp, "ghost", 1))
+	wantNotFound(t, "Kick of a RegistrationID", f.s.Kick(f.ctx, testApp, "dev", 1))
+	wantNotFound(t, "Kick in another app", f.s.Kick(f.ctx, otherApp, "alice", 1))
+	f.importIDs(testApp, "alice")
+	if got, _ := f.s.Accounts(f.ctx, testApp, []string{"alice"}); got["alice"].KickedAt != 1700000000 {
+		t.Errorf("re-import reset KickedAt to %d", got["alice"].KickedAt)
+	}
+	f.wantChanges(im.Change{App: testApp, Op: im.ChangeUpsert, ID: "alice", Ordinal: 1},
+		im.Change{App: testApp, Op: im.ChangeUpsert, ID: "dev", Type: im.AcctRegistrationID, Ordinal: 2})
+}
+
+func (h harness) testRegisterDevice(t *testing.T) {
+	f := h.fresh(t)
+	d := im.Device{RegistrationID: "7E1B6A2C-4D3F-4C1B-9A77-0F2E5D3C8B11", Owner: "alice", Platform: "ios", Token: "t1"}
+	a, err := f.s.RegisterDevice(f.ctx, testApp, d)
+	if err != nil {
+		t.Fatalf("RegisterDevice: %v", err)
+	}
+	want := im.Account{ID: d.RegistrationID, Type: im.AcctRegistrationID, Ordinal: 1, Owner: "alice", Platform: "ios", Token: "t1"}
+	if a != want {
+		t.Errorf("RegisterDevice = %+v, want %+v", a, want)
+	}
+	f.wantChanges(im.Change{App: testApp, Op: im.ChangeUpsert, ID: d.RegistrationID, Type: im.AcctRegistrationID, Ordinal: 1})
+
+	d.Owner, d.Token = "", "t2"
+	a, err = f.s.RegisterDevice(f.ctx, testApp, d)
+	want.Owner, want.Token = "", "t2"
+	if err != nil || a != want {
+		t.Errorf("RegisterDevice (update) = %+v, %v; want %+v", a, err, want)
+	}
+	if got, err := f.s.Accounts(f.ctx, testApp, []string{d.RegistrationID}); err != nil || got[d.RegistrationID] != want {
+		t.Errorf("Accounts = %+v, %v; want %+v", got, err, want)
+	}
+	f.wantChanges() // an update changes no attribute or tag
+}
