@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -51,7 +53,7 @@ type proc struct {
 	t      *testing.T
 	cmd    *exec.Cmd
 	base   string
-	stdout *strings.Builder
+	stdout *syncBuffer
 	sig    string
 	store  string
 }
@@ -65,8 +67,8 @@ func start(t *testing.T, store string, extra ...string) *proc {
 	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--store", store}, extra...)
 	cmd := exec.Command(binPath, args...)
 	cmd.Env = append(os.Environ(), "TIMD_LOG_LEVEL=info")
-	var out strings.Builder
-	cmd.Stdout = &out
+	out := &syncBuffer{}
+	cmd.Stdout = out
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +76,7 @@ func start(t *testing.T, store string, extra ...string) *proc {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{t: t, cmd: cmd, stdout: &out, store: store}
+	p := &proc{t: t, cmd: cmd, stdout: out, store: store}
 	t.Cleanup(func() { p.kill() })
 	addr := make(chan string, 1)
 	go func() {
@@ -132,6 +134,25 @@ func (p *proc) stop() {
 	case <-time.After(20 * time.Second):
 		p.t.Fatal("timd did not stop on SIGTERM")
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the writer goroutine of exec and
+// the reading test.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 type reply map[string]any

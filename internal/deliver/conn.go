@@ -1,0 +1,211 @@
+package deliver
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
+
+	"timd/internal/im"
+)
+
+// conn is one live WebSocket of one account. Three goroutines serve it:
+// the reader (the Accept caller's), the writer, and, right after the
+// connect, the catch-up. stop asks all of them to end.
+type conn struct {
+	h        *Hub
+	ws       *websocket.Conn
+	app      uint64
+	id       string
+	ord      uint32
+	platform string
+	epoch    uint64 // hub registration count after c was added
+
+	send    chan []byte // live frames; bounded, never blocks a sender
+	limiter *rate.Limiter
+	pinging atomic.Bool
+
+	stopOnce sync.Once
+	quit     chan struct{} // closed by stop
+	code     websocket.StatusCode
+	reason   string
+	cancel   context.CancelFunc // tears the connection down (after CloseGrace)
+	kill     *time.Timer
+	done     chan struct{} // closed when every goroutine of c has ended
+}
+
+// Accept takes over an authenticated WebSocket request for acct, an
+// imported UserID of app, connected from platform. The caller has checked
+// the UserSig; Accept upgrades, registers the connection, sends the
+// account's unacknowledged stored pushes after the optional `since` query
+// parameter (a Seq, default 0), and serves the connection until it ends.
+// When the hub is stopping it closes at once with 1001; when acct was
+// kicked between its authentication and now, with 4001.
+func (h *Hub) Accept(w http.ResponseWriter, r *http.Request, app im.App, acct im.Account, platform string) {
+	since, _ := strconv.ParseInt(r.URL.Query().Get("since"), 10, 64)
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		OriginPatterns:     h.opt.OriginPatterns,
+		InsecureSkipVerify: len(h.opt.OriginPatterns) == 0,
+	})
+	if err != nil {
+		h.log.Debug("websocket upgrade failed", "err", err)
+		return
+	}
+	ws.SetReadLimit(h.opt.ReadLimit)
+	c := &conn{h: h, ws: ws, app: app.SDKAppID, id: acct.ID, ord: acct.Ordinal, platform: platform,
+		send:    make(chan []byte, h.opt.QueueSize),
+		limiter: rate.NewLimiter(rate.Limit(h.opt.FrameRate), h.opt.FrameBurst),
+		quit:    make(chan struct{}), done: make(chan struct{})}
+	ctx, cancel := context.WithCancel(h.base)
+	defer cancel()
+	c.cancel = cancel
+	if !h.register(c, acct.KickedAt) {
+		if h.isStopped() {
+			_ = ws.Close(websocket.StatusGoingAway, "server shutting down")
+		} else {
+			_ = ws.Close(StatusKicked, "kicked")
+		}
+		return
+	}
+	defer h.unregister(c)
+	c.run(ctx, max(since, 0))
+}
+
+func (h *Hub) isStopped() bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.stopped
+}
+
+// run serves c until it ends.
+func (c *conn) run(ctx context.Context, since int64) {
+	defer close(c.done)
+	defer c.cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() { c.writeLoop(ctx) })
+	wg.Go(func() { c.catchUp(ctx, since) })
+	c.readLoop(ctx)
+	c.stop(websocket.StatusNormalClosure, "")
+	wg.Wait()
+	c.kill.Stop()
+	_ = c.ws.CloseNow()
+}
+
+// stop asks c to close with code and reason; the first call wins. The
+// writer sends the close frame; should the connection still be open after
+// CloseGrace (a client that reads nothing), it is torn down.
+func (c *conn) stop(code websocket.StatusCode, reason string) {
+	c.stopOnce.Do(func() {
+		c.code, c.reason = code, reason
+		close(c.quit)
+		c.kill = time.AfterFunc(c.h.opt.CloseGrace, c.cancel)
+	})
+}
+
+func (c *conn) stopping() bool {
+	select {
+	case <-c.quit:
+		return true
+	default:
+		return false
+	}
+}
+
+// enqueue queues a live frame without blocking. A full queue closes c as
+// a slow consumer. It reports whether the frame was queued.
+func (c *conn) enqueue(frame []byte) bool {
+	if c.stopping() {
+		return false
+	}
+	select {
+	case c.send <- frame:
+		return true
+	default:
+		c.h.stats.slow.Add(1)
+		c.stop(websocket.StatusPolicyViolation, "slow consumer")
+		return false
+	}
+}
+
+// write writes one frame, bounded by WriteTimeout.
+func (c *conn) write(ctx context.Context, frame []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, c.h.opt.WriteTimeout)
+	defer cancel()
+	if err := c.ws.Write(ctx, websocket.MessageText, frame); err != nil {
+		return err
+	}
+	c.h.stats.frames.Add(1)
+	return nil
+}
+
+// writeLoop writes queued frames, pings every PingInterval, and sends the
+// close frame once c is stopped.
+func (c *conn) writeLoop(ctx context.Context) {
+	tick := time.NewTicker(c.h.opt.PingInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.quit:
+			_ = c.ws.Close(c.code, c.reason)
+			return
+		case <-ctx.Done():
+			return
+		case f := <-c.send:
+			if err := c.write(ctx, f); err != nil {
+				c.stop(websocket.StatusGoingAway, "write failed")
+				return
+			}
+		case <-tick.C:
+			if !c.pinging.Swap(true) {
+				go c.ping(ctx)
+			}
+		}
+	}
+}
+
+// ping sends one WebSocket ping and closes c when no pong arrives within
+// PongTimeout.
+func (c *conn) ping(ctx context.Context) {
+	defer c.pinging.Store(false)
+	pctx, cancel := context.WithTimeout(ctx, c.h.opt.PongTimeout)
+	defer cancel()
+	if err := c.ws.Ping(pctx); err != nil && ctx.Err() == nil && !c.stopping() {
+		c.h.stats.heartbeats.Add(1)
+		c.stop(websocket.StatusPolicyViolation, "heartbeat timeout")
+	}
+}
+
+// readLoop reads client frames until the connection fails or closes.
+// Coder's Read answers pings and close frames; a frame over ReadLimit
+// closes with 1009 inside Read.
+func (c *conn) readLoop(ctx context.Context) {
+	for {
+		typ, b, err := c.ws.Read(ctx)
+		if err != nil {
+			return
+		}
+		if typ != websocket.MessageText {
+			c.stop(websocket.StatusUnsupportedData, "text frames only")
+			return
+		}
+		if c.limiter.Wait(ctx) != nil { // over FrameRate: stop reading for a while
+			return
+		}
+		f, err := DecodeClientFrame(b)
+		if err != nil {
+			c.stop(websocket.StatusPolicyViolation, "bad frame")
+			return
+		}
+		switch f.Type {
+		case TypePing:
+			c.enqueue(pongFrame)
+		case TypeAck, TypeClick:
+			c.h.acks.note(ctx, c, f.TaskID, f.Type == TypeClick)
+		}
+	}
+}

@@ -1,0 +1,28 @@
+// Package deliver is timd's live delivery: the Hub holds every client
+// WebSocket (GET /v1/connect), indexed per app by account ordinal, and
+// sends each push to the connections of its audience as one JSON text
+// frame. It also catches reconnecting clients up on the stored pushes they
+// have not acknowledged, batches their acks and clicks into the task store,
+// and answers presence (service.Presence: Online, Kick).
+//
+// Guarantees and bounds:
+//
+//   - Deliver never blocks on a client. Each connection has a bounded send
+//     queue (Options.QueueSize); a live frame that does not fit closes the
+//     connection with 1008 "slow consumer", and the drop is counted.
+//     Nothing is buffered without bound: catch-up frames are written
+//     directly, paced by the client.
+//   - Every stored push reaches every connected recipient at least once:
+//     a connection is registered before its catch-up reads the store, so a
+//     push fanned out later reaches it live and one fanned out earlier is
+//     found by the read. Clients drop repeats by TaskId.
+//   - A connection that does not answer a ping within PongTimeout, sends a
+//     frame over ReadLimit (1009), a binary frame (1003) or a malformed one
+//     (1008) is closed; a fast sender is read at most FrameRate frames per
+//     second. Kick closes with 4001, Stop with 1001.
+//   - Acks and clicks count only for tasks whose audience holds the
+//     connection's ordinal, and reach the store about every AckInterval
+//     (and at Stop), one RecordAcks call per task.
+//
+// The frames are documented in docs/client-api.md.
+package deliver

@@ -1,0 +1,70 @@
+package deliver_test
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"timd/internal/deliver"
+	"timd/internal/im"
+)
+
+func TestPushFrame(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		task im.PushTask
+		want string
+	}{
+		{"message", im.PushTask{ID: "t1", Seq: 7, From: "ops", CreatedAt: 100, ExpiresAt: 200,
+			MsgBody: json.RawMessage(`[ {"MsgType":"TIMTextElem","MsgContent":{"Text":"hi"}} ]`),
+			Offline: json.RawMessage(`{"Title":"T"}`), DataID: "d1"},
+			`{"Type":"push","TaskId":"t1","Seq":7,"From_Account":"ops","MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"hi"}}],"OfflinePushInfo":{"Title":"T"},"DataId":"d1","CreatedAt":100,"ExpiresAt":200}`},
+		{"notification only", im.PushTask{ID: "t2", Seq: 8, From: "ops", CreatedAt: 100, OnlineOnly: true,
+			Offline: json.RawMessage(`{"PushFlag":0,"Desc":"d"}`)},
+			`{"Type":"push","TaskId":"t2","Seq":8,"From_Account":"ops","OfflinePushInfo":{"PushFlag":0,"Desc":"d"},"CreatedAt":100}`},
+		{"invalid raw JSON is dropped", im.PushTask{ID: "t3", Seq: 9, From: "ops", CreatedAt: 1,
+			MsgBody: json.RawMessage(`[{`), Offline: json.RawMessage(`{"Title":"ok"}`)},
+			`{"Type":"push","TaskId":"t3","Seq":9,"From_Account":"ops","OfflinePushInfo":{"Title":"ok"},"CreatedAt":1}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := string(deliver.PushFrame(&tc.task)); got != tc.want {
+				t.Fatalf("PushFrame =\n%s\nwant\n%s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestDecodeClientFrame(t *testing.T) {
+	long := strings.Repeat("t", deliver.MaxTaskIDLen)
+	for _, tc := range []struct {
+		in   string
+		want deliver.ClientFrame
+		ok   bool
+	}{
+		{`{"Type":"ack","TaskId":"t1"}`, deliver.ClientFrame{Type: "ack", TaskID: "t1"}, true},
+		{`{"Type":"click","TaskId":"t1","Extra":{"a":1}}`, deliver.ClientFrame{Type: "click", TaskID: "t1"}, true},
+		{` {"Type":"ping"}`, deliver.ClientFrame{Type: "ping"}, true},
+		{`{"Type":"ping","TaskId":"ignored"}`, deliver.ClientFrame{Type: "ping"}, true},
+		{`{"Type":"ack","TaskId":"` + long + `"}`, deliver.ClientFrame{Type: "ack", TaskID: long}, true},
+		{`{"Type":"ack","TaskId":"` + long + `x"}`, deliver.ClientFrame{}, false},
+		{`{"Type":"ack"}`, deliver.ClientFrame{}, false},
+		{`{"Type":"ack","TaskId":""}`, deliver.ClientFrame{}, false},
+		{`{"Type":"ack","TaskId":7}`, deliver.ClientFrame{}, false},
+		{`{"Type":"pong"}`, deliver.ClientFrame{}, false},
+		{`{"TaskId":"t1"}`, deliver.ClientFrame{}, false},
+		{`{"Type":null}`, deliver.ClientFrame{}, false},
+		{`null`, deliver.ClientFrame{}, false},
+		{`[]`, deliver.ClientFrame{}, false},
+		{`{"Type":"ping"} x`, deliver.ClientFrame{}, false},
+		{``, deliver.ClientFrame{}, false},
+	} {
+		got, err := deliver.DecodeClientFrame([]byte(tc.in))
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("DecodeClientFrame(%s) = %+v, %v; want %+v, ok=%v", tc.in, got, err, tc.want, tc.ok)
+		}
+		if err != nil && !errors.Is(err, deliver.ErrBadFrame) {
+			t.Errorf("DecodeClientFrame(%s) error %v does not wrap ErrBadFrame", tc.in, err)
+		}
+	}
+}

@@ -1,0 +1,117 @@
+package service
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+
+	"timd/internal/im"
+)
+
+// Device registration limits.
+const (
+	MaxPlatformLen = 32
+	MaxTokenLen    = 1024
+	// MaxRegistrationIDLen leaves room for a UUID (36) and for custom ids.
+	MaxRegistrationIDLen = 64
+)
+
+// Devices registers push devices: each becomes a RegistrationID account
+// (type 1, spec §5.1) that attributes, tags and batch pushes can address.
+type Devices struct {
+	accounts im.AccountStore
+}
+
+// NewDevices returns the device service.
+func NewDevices(accounts im.AccountStore) *Devices {
+	return &Devices{accounts: accounts}
+}
+
+// Register records a device of owner (an authenticated UserID) on
+// platform with its vendor push token, under regID or, when regID is
+// empty, a new random UUID, and returns the RegistrationID account.
+// Registering an existing RegistrationID of the same owner updates its
+// platform and token. Errors: 70402 for a missing or malformed platform,
+// an oversize token, a malformed regID, a regID that is already a UserID
+// or that another user registered.
+func (d *Devices) Register(ctx context.Context, app uint64, owner string, platform, token, regID string) (im.Account, error) {
+	if err := validDevice(platform, token, regID); err != nil {
+		return im.Account{}, err
+	}
+	if regID == "" {
+		regID = newUUID()
+	} else if err := d.claimable(ctx, app, owner, regID); err != nil {
+		return im.Account{}, err
+	}
+	return d.accounts.RegisterDevice(ctx, app, im.Device{RegistrationID: regID, Owner: owner, Platform: platform, Token: token})
+}
+
+// claimable checks that owner may register regID: it must not name a
+// UserID (To_Account resolves RegistrationIDs first, so it would shadow
+// that user) nor another user's device.
+func (d *Devices) claimable(ctx context.Context, app uint64, owner, regID string) error {
+	found, err := d.accounts.Accounts(ctx, app, []string{regID})
+	if err != nil {
+		return err
+	}
+	a, ok := found[regID]
+	switch {
+	case !ok:
+		return nil
+	case a.Type == im.AcctUserID:
+		return im.Errorf(im.CodeAccountBadParam, "RegistrationID %q is already a UserID", regID)
+	case a.Owner != "" && a.Owner != owner:
+		return im.Errorf(im.CodeAccountBadParam, "RegistrationID %q is registered to another user", regID)
+	}
+	return nil
+}
+
+// ValidPlatform reports whether p is a platform name: 1 to 32 letters,
+// digits, '.', '_' or '-'.
+func ValidPlatform(p string) bool {
+	return p != "" && len(p) <= MaxPlatformLen && isToken(p)
+}
+
+func validDevice(platform, token, regID string) error {
+	if !ValidPlatform(platform) {
+		return im.Errorf(im.CodeAccountBadParam, "Platform is required: 1 to %d letters, digits, '.', '_' or '-'", MaxPlatformLen)
+	}
+	if len(token) > MaxTokenLen || !printable(token) {
+		return im.Errorf(im.CodeAccountBadParam, "Token must be printable ASCII of at most %d bytes", MaxTokenLen)
+	}
+	if len(regID) > MaxRegistrationIDLen || !isToken(regID) {
+		return im.Errorf(im.CodeAccountBadParam, "RegistrationID must be at most %d letters, digits, '.', '_' or '-'", MaxRegistrationIDLen)
+	}
+	return nil
+}
+
+// isToken reports whether s has only [A-Za-z0-9._-].
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// printable reports whether s has only printable ASCII (0x21..0x7e).
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// newUUID returns a random (version 4) UUID in upper case, the shape of
+// the RegistrationIDs in spec §5.1.
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%X-%X-%X-%X-%X", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}

@@ -1,0 +1,82 @@
+package service
+
+import (
+	"context"
+	"time"
+
+	"timd/internal/audience"
+	"timd/internal/deliver"
+	"timd/internal/im"
+)
+
+// Sync paging limits (GET /v1/sync).
+const (
+	DefaultSyncLimit = 50
+	MaxSyncLimit     = 200
+	// maxSyncScan bounds the stored tasks one Sync call examines, so that
+	// an account addressed by few of many pushes still gets a prompt
+	// answer (with Complete false and a Cursor to continue from).
+	maxSyncScan = 1000
+)
+
+// Inbox serves each account its stored pushes. A stored push is one task
+// row with its audience captured as a Roaring bitmap; an account's inbox is
+// the app's stored, unexpired, unrevoked tasks whose audience contains the
+// account's ordinal, in Seq order.
+type Inbox struct {
+	tasks im.TaskStore
+	aud   *deliver.AudienceCache
+	now   func() time.Time
+}
+
+// NewInbox returns the inbox service. index is not needed (the account's
+// ordinal comes from Auth.User) and may be nil.
+func NewInbox(tasks im.TaskStore, index *audience.Index) *Inbox {
+	_ = index
+	return &Inbox{tasks: tasks, aud: deliver.NewAudienceCache(0), now: time.Now}
+}
+
+// Sync returns up to limit (1..200; 0 means 50, more is capped at 200) of
+// acct's stored pushes with Seq > cursor, the cursor to continue from, and
+// whether no stored task of the app follows it. The cursor advances past
+// tasks addressed to others too, so paging ends. Errors: 70402 for a
+// negative cursor or limit; otherwise only store failures.
+func (s *Inbox) Sync(ctx context.Context, app im.App, acct im.Account, cursor int64, limit int) (
+	pushes []im.PushTask, next int64, complete bool, err error) {
+	if cursor < 0 || limit < 0 {
+		return nil, cursor, false, im.Errorf(im.CodeAccountBadParam, "cursor and limit must not be negative")
+	}
+	if limit == 0 {
+		limit = DefaultSyncLimit
+	}
+	limit = min(limit, MaxSyncLimit)
+	now := s.now().Unix()
+	fetch := max(limit, DefaultSyncLimit) // a small limit still reads in useful pages
+	next = cursor
+	for scanned := 0; scanned < maxSyncScan; {
+		page, err := s.tasks.StoredTasks(ctx, app.SDKAppID, next, now, fetch)
+		if err != nil {
+			return nil, cursor, false, err
+		}
+		for i := range page {
+			t := &page[i]
+			next = t.Seq
+			scanned++
+			ok, err := s.aud.Contains(t, acct.Ordinal)
+			if err != nil {
+				return nil, cursor, false, err
+			}
+			if !ok {
+				continue
+			}
+			pushes = append(pushes, *t)
+			if len(pushes) == limit {
+				return pushes, next, i == len(page)-1 && len(page) < fetch, nil
+			}
+		}
+		if len(page) < fetch {
+			return pushes, next, true, nil
+		}
+	}
+	return pushes, next, false, nil
+}

@@ -1,0 +1,112 @@
+package service_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"timd/internal/deliver/delivertest"
+	"timd/internal/im"
+	"timd/internal/service"
+)
+
+const app = 1400000001
+
+func TestInboxSync(t *testing.T) {
+	ctx := context.Background()
+	tasks := delivertest.NewTasks()
+	inbox := service.NewInbox(tasks, nil)
+	later := time.Now().Add(time.Hour).Unix()
+	add := func(id string, ords ...uint32) {
+		tasks.Add(im.PushTask{App: app, ID: id, ExpiresAt: later}, ords...)
+	}
+	// Account 7 is in every third task among many addressed to others.
+	var want []string
+	for i := range 1200 {
+		if i%3 == 0 {
+			add(fmt.Sprint("t", i), 1, 7)
+			want = append(want, fmt.Sprint("t", i))
+		} else {
+			add(fmt.Sprint("t", i), 1, 2)
+		}
+	}
+	a := im.App{SDKAppID: app}
+	var got []string
+	cursor, calls := int64(0), 0
+	for {
+		pushes, next, complete, err := inbox.Sync(ctx, a, im.Account{ID: "u7", Ordinal: 7}, cursor, 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		calls++
+		if len(pushes) > 7 || next < cursor || (len(pushes) == 0 && !complete && next == cursor) {
+			t.Fatalf("call %d: %d pushes, cursor %d → %d, complete %v", calls, len(pushes), cursor, next, complete)
+		}
+		for _, p := range pushes {
+			got = append(got, p.ID)
+		}
+		cursor = next
+		if complete {
+			break
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("synced %d pushes, want %d", len(got), len(want))
+	}
+
+	// Nobody's: the scan is bounded, then the cursor moves on.
+	pushes, next, complete, err := inbox.Sync(ctx, a, im.Account{Ordinal: 99}, 0, 200)
+	if err != nil || len(pushes) != 0 || complete || next != 1000 {
+		t.Fatalf("bounded scan: %d pushes, next %d, complete %v, %v", len(pushes), next, complete, err)
+	}
+}
+
+func TestInboxLimitsAndErrors(t *testing.T) {
+	ctx := context.Background()
+	tasks := delivertest.NewTasks()
+	inbox := service.NewInbox(tasks, nil)
+	for i := range 300 {
+		tasks.Add(im.PushTask{App: app, ID: fmt.Sprint("t", i)}, 1)
+	}
+	a, acct := im.App{SDKAppID: app}, im.Account{Ordinal: 1}
+	for _, tc := range []struct{ limit, want int }{{0, 50}, {1, 1}, {200, 200}, {500, 200}} {
+		pushes, _, _, err := inbox.Sync(ctx, a, acct, 0, tc.limit)
+		if err != nil || len(pushes) != tc.want {
+			t.Fatalf("limit %d: %d pushes, %v; want %d", tc.limit, len(pushes), err, tc.want)
+		}
+	}
+	// Exactly the last push: complete at once.
+	pushes, next, complete, err := inbox.Sync(ctx, a, acct, 299, 1)
+	if err != nil || len(pushes) != 1 || next != 300 || !complete {
+		t.Fatalf("last push: %d, %d, %v, %v", len(pushes), next, complete, err)
+	}
+	for _, c := range []struct {
+		cursor int64
+		limit  int
+	}{{-1, 10}, {0, -1}} {
+		if _, _, _, err := inbox.Sync(ctx, a, acct, c.cursor, c.limit); im.CodeOf(err) != im.CodeAccountBadParam {
+			t.Fatalf("Sync(%d, %d) error %v, want 70402", c.cursor, c.limit, err)
+		}
+	}
+	boom := errors.New("boom")
+	tasks.SetFail(boom)
+	if _, _, _, err := inbox.Sync(ctx, a, acct, 0, 10); !errors.Is(err, boom) {
+		t.Fatalf("store failure: %v", err)
+	}
+}
+
+func TestInboxCorruptAudience(t *testing.T) {
+	tasks := delivertest.NewTasks()
+	tasks.Add(im.PushTask{App: app, ID: "good"}, 1)
+	bad := im.PushTask{App: app, ID: "bad", Audience: []byte("not a bitmap")}
+	if _, _, err := tasks.CreateTask(context.Background(), bad, time.Now().Unix()); err != nil {
+		t.Fatal(err)
+	}
+	_, _, _, err := service.NewInbox(tasks, nil).Sync(context.Background(), im.App{SDKAppID: app}, im.Account{Ordinal: 1}, 0, 10)
+	if err == nil {
+		t.Fatal("a corrupt audience was not reported")
+	}
+}
