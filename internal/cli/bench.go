@@ -28,6 +28,8 @@ func bench(ctx context.Context, env Env, args []string) error {
 	accounts := fs.Int("accounts", 100_000, "account population")
 	prepare := fs.Bool("prepare", true, "name attributes and import the accounts first")
 	baseline := fs.Bool("baseline", true, "also measure a bare net/http handler in the same run")
+	live := fs.Int("live", 0, "instead of the op mix: connect N WebSocket clients, push once to all, and measure receipt latency")
+	liveWait := fs.Duration("live-wait", 30*time.Second, "with --live: how long to wait for every client")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -43,6 +45,14 @@ func bench(ctx context.Context, env Env, args []string) error {
 	c, err := loadgen.NewClient(cfg)
 	if err != nil {
 		return err
+	}
+	if *live > 0 {
+		res, err := c.Live(ctx, *live, *liveWait)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(env.Stdout, res)
+		return nil
 	}
 	if *prepare {
 		start := time.Now()
