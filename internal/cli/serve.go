@@ -18,6 +18,7 @@ import (
 
 	"timd/internal/audience"
 	"timd/internal/config"
+	"timd/internal/deliver"
 	"timd/internal/httpapi"
 	"timd/internal/im"
 	"timd/internal/service"
@@ -26,7 +27,8 @@ import (
 )
 
 // serve runs the server until ctx is done, then shuts down in order:
-// stop accepting, drain requests, close the store.
+// stop accepting, drain requests, stop the push background work (progress
+// saved), close the store.
 func serve(ctx context.Context, env Env, args []string) error {
 	cfg, err := config.Load(args, env.Getenv)
 	if err != nil {
@@ -63,11 +65,26 @@ func serve(ctx context.Context, env Env, args []string) error {
 		Accounts: service.NewAccounts(store, auth, nil),
 		Audience: service.NewAudience(store, nil),
 	}
+
+	// Pushing: the live hub (WebSocket clients, presence, acks) and the
+	// push services with their background work (fan-out, webhooks,
+	// scheduler). Deferred stops run after the HTTP drain, push first,
+	// then the hub (which flushes acks), then the store.
+	hub := deliver.NewHub(store, index, deliver.Options{Registerer: reg}, log)
+	hub.Start(context.WithoutCancel(ctx))
+	defer hub.Stop() // after the HTTP drain: closes upgraded connections, flushes acks
+	svc.Accounts.SetPresence(hub)
+	push := newPushing(cfg, store, index, hub, reg, log)
+	svc.Push, svc.Sched, svc.Stats = push.push, push.sched, push.stats
+	push.start(context.WithoutCancel(ctx)) // stopped by push.stop, after the drain
+	defer push.stop()                      // after the HTTP drain below, before store.Close
+
 	rest := httpapi.New(svc, httpapi.Options{Limits: cfg.Limits, BodyLimit: cfg.BodyLimit, Rate: rateOverrides(cfg)},
 		log, httpapi.NewMetrics(reg))
 
 	mux := http.NewServeMux()
 	mux.Handle("/v4/", rest)
+	mux.Handle("/v1/", httpapi.NewClientAPI(auth, hub, service.NewInbox(store, index), service.NewDevices(store), log))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("ok\n"))

@@ -203,6 +203,19 @@ func (h *Hub) Deliver(t *im.PushTask, aud *roaring.Bitmap) int {
 	return a.each(aud, PushFrame(t))
 }
 
+// Connected returns a snapshot of app's ordinals that have at least one
+// live connection (the fan-out engine uses it to tell online from offline
+// recipients). The caller owns the bitmap.
+func (h *Hub) Connected(app uint64) *roaring.Bitmap {
+	a := h.app(app, false)
+	if a == nil {
+		return roaring.New()
+	}
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.online.Clone()
+}
+
 // Revoke tells the live connections in aud to drop task id with a
 // {"Type":"revoke","TaskId":id} frame.
 func (h *Hub) Revoke(app uint64, id string, aud *roaring.Bitmap) {

@@ -98,7 +98,7 @@ func (e *clientEnv) ordinal(id string) uint32 {
 
 // wsClient is a connected client with a background reader.
 type wsClient struct {
-	t      *testing.T
+	t      testing.TB
 	ws     *websocket.Conn
 	frames chan map[string]any
 	done   chan struct{}

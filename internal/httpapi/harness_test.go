@@ -10,12 +10,15 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"timd/internal/audience"
+	"timd/internal/fanout"
 	"timd/internal/httpapi"
 	"timd/internal/im"
 	"timd/internal/service"
@@ -31,18 +34,86 @@ var (
 
 // env is a real router over the real SQLite store in a temporary directory.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	srv   *httptest.Server
 	store *sqlite.Store
 	index *audience.Index
+	// The push side: a fake clock drives the push service's limits and
+	// CreatedAt; the fan-out engine runs for real, delivering to live.
+	clock  *fakeClock
+	live   *recordingLive
+	engine *fanout.Engine
+	sched  *fanout.Scheduler
 }
 
 type envOpts struct {
 	limits bool
 	rates  map[string]float64
+	quotas map[string]int64 // push limits of every app (service.PushLimitsFrom)
 }
 
-func newEnv(t *testing.T, o envOpts) *env {
+// fakeClock is a settable clock.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newClock(t time.Time) *fakeClock { return &fakeClock{now: t} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// recordingLive is a fanout.Live that records what it was asked and
+// treats the ordinals in online as connected.
+type recordingLive struct {
+	mu        sync.Mutex
+	online    *roaring.Bitmap
+	delivered map[string]*roaring.Bitmap // task → ordinals handed to Deliver
+	revoked   map[string]*roaring.Bitmap
+}
+
+func newRecordingLive() *recordingLive {
+	return &recordingLive{online: roaring.New(), delivered: map[string]*roaring.Bitmap{}, revoked: map[string]*roaring.Bitmap{}}
+}
+
+func (l *recordingLive) Deliver(t *im.PushTask, aud *roaring.Bitmap) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.delivered[t.ID] == nil {
+		l.delivered[t.ID] = roaring.New()
+	}
+	l.delivered[t.ID].Or(aud)
+	return int(roaring.And(aud, l.online).GetCardinality())
+}
+
+func (l *recordingLive) Revoke(app uint64, id string, aud *roaring.Bitmap) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.revoked[id] = aud.Clone()
+}
+
+func (l *recordingLive) Connected(uint64) *roaring.Bitmap {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.online.Clone()
+}
+
+func (l *recordingLive) wasRevoked(id string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.revoked[id] != nil
+}
+
+func newEnv(t testing.TB, o envOpts) *env {
 	t.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -60,10 +131,24 @@ func newEnv(t *testing.T, o envOpts) *env {
 		}
 	}
 	auth := service.NewAuth(apps, st, nil)
+	clock := newClock(time.Now().Truncate(time.Second))
+	live := newRecordingLive()
+	engine := fanout.New(st, live, fanout.Options{Scan: 20 * time.Millisecond, SaveEvery: time.Millisecond}, log)
+	push := service.NewPush(st, st, idx, engine, service.PushConfig{Limits: o.limits,
+		AppLimits: func(uint64) service.PushLimits { return service.PushLimitsFrom(o.quotas) },
+		Audience:  audience.DefaultOptions(), Now: clock.Now, Log: log})
+	sched := service.NewSched(st, push, clock.Now)
+	scheduler := fanout.NewScheduler(st, sched.Fire, fanout.SchedOptions{Tick: 10 * time.Millisecond, Now: clock.Now}, log)
+	engine.Start(ctx)
+	scheduler.Start(ctx)
+	t.Cleanup(func() { scheduler.Stop(); engine.Stop() })
 	svc := httpapi.Services{
 		Auth:     auth,
 		Accounts: service.NewAccounts(st, auth, nil),
 		Audience: service.NewAudience(st, nil),
+		Push:     push,
+		Sched:    sched,
+		Stats:    service.NewStats(st, idx, clock.Now),
 	}
 	rate := func(app uint64, key string) (float64, bool) {
 		v, ok := o.rates[key]
@@ -73,11 +158,11 @@ func newEnv(t *testing.T, o envOpts) *env {
 		httpapi.NewMetrics(prometheus.NewRegistry()))
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &env{t: t, srv: srv, store: st, index: idx}
+	return &env{t: t, srv: srv, store: st, index: idx, clock: clock, live: live, engine: engine, sched: scheduler}
 }
 
 // sig makes a fresh UserSig for identifier in app.
-func sig(t *testing.T, app im.App, identifier string) string {
+func sig(t testing.TB, app im.App, identifier string) string {
 	t.Helper()
 	s, err := usersig.Gen(app.SDKAppID, app.SecretKey, identifier, 86400, time.Now().Unix())
 	if err != nil {
@@ -144,7 +229,7 @@ func (e *env) do(method, u, body string) reply {
 }
 
 // wantCode fails unless r carries code.
-func wantCode(t *testing.T, r reply, code int) {
+func wantCode(t testing.TB, r reply, code int) {
 	t.Helper()
 	if r.code() != code {
 		t.Fatalf("ErrorCode = %d (%v), want %d", r.code(), r["ErrorInfo"], code)

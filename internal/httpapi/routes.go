@@ -29,6 +29,23 @@ var routes = []route{
 	{"timpush", "remove_tag", famPush, 100, (*Server).removeTag},
 	{"timpush", "clear_all_tags", famPush, 100, (*Server).clearAllTags},
 
+	// Pushing. push and revoke enforce their own spacing (90024, 90051) and
+	// batch its recipient rate in the push service; rate 0 here.
+	{"timpush", "push", famPush, 0, (*Server).push},
+	{"timpush", "batch", famPush, 30, (*Server).batch},
+	{"timpush", "revoke", famPush, 0, (*Server).revoke},
+	{"timpush", "add_sched_task", famPush, 5, (*Server).addSchedTask},
+	{"timpush", "modify_sched_task", famPush, 5, (*Server).modifySchedTask},
+	{"timpush", "delete_sched_task", famPush, 5, (*Server).deleteSchedTask},
+	{"timpush", "get_sched_task", famPush, 5, (*Server).getSchedTask},
+	{"timpush", "list_sched_task", famPush, 5, (*Server).listSchedTask},
+	{"timpush", "all_member_push_statistics", famPush, 1, (*Server).allMemberPushStatistics},
+	{"timpush", "all_member_push_trace", famPush, 1, (*Server).allMemberPushTrace},
+	{"timpush", "all_member_push_loss", famPush, 1, (*Server).allMemberPushLoss},
+	{"timpush", "normal_push_statistics", famPush, 1, (*Server).normalPushStatistics},
+	{"timpush", "normal_push_trace", famPush, 1, (*Server).normalPushTrace},
+	{"timpush", "normal_push_loss", famPush, 1, (*Server).normalPushLoss},
+
 	{"all_member_push", "im_set_attr_name", famPush, 100, (*Server).imSetAttrName},
 	{"all_member_push", "im_get_attr_name", famPush, 100, (*Server).imGetAttrName},
 	{"all_member_push", "im_set_attr", famPush, 100, (*Server).imSetAttr},
@@ -38,6 +55,7 @@ var routes = []route{
 	{"all_member_push", "im_get_tag", famPush, 100, (*Server).imGetTag},
 	{"all_member_push", "im_remove_tag", famPush, 100, (*Server).imRemoveTag},
 	{"all_member_push", "im_remove_all_tags", famPush, 100, (*Server).imRemoveAllTags},
+	{"all_member_push", "im_push", famPush, 0, (*Server).imPush},
 }
 
 // routeKey is "service/command".

@@ -35,6 +35,11 @@ type Services struct {
 	Auth     *service.Auth
 	Accounts *service.Accounts
 	Audience *service.Audience
+	// Push, Sched and Stats serve the pushing commands; when nil those
+	// answer 90045 (push not enabled).
+	Push  *service.Push
+	Sched *service.Sched
+	Stats *service.Stats
 }
 
 // Server is the /v4 REST handler.

@@ -3,6 +3,7 @@ package im
 import (
 	"context"
 	"encoding/json"
+	"errors"
 )
 
 // Push limits (spec §7).
@@ -11,8 +12,13 @@ const (
 	MaxMsgLifeTime    = 7 * 24 * 3600
 	MaxBatchRecipient = 500
 	MaxDataIDLen      = 64
+	MaxTaskIDLen      = 64
 	DedupWindow       = 7 * 24 * 3600 // MsgRandom idempotency, seconds
 	RevokeWindow      = 24 * 3600
+	// DefaultStoredLife is how long a message push with OnlineOnlyFlag 0
+	// and no MsgLifeTime stays readable (the roaming retention timd gives
+	// it; Tencent's depends on the edition).
+	DefaultStoredLife = 7 * 24 * 3600
 )
 
 // PushKind says which command created a push task.
@@ -38,13 +44,27 @@ const (
 	TaskRevoked
 )
 
+// HookState is the progress of a task's webhook events.
+type HookState uint8
+
+// Hook states. Events are generated once the fan-out has ended (Done or
+// Revoked) for the recipients it handled.
+const (
+	HookPending HookState = iota // events not yet all posted
+	HookDone                     // every event was acknowledged by the app
+	HookGaveUp                   // the rest were dropped after the retry bound; counted in Lost
+	HookNone                     // the app has no callback URL: no events
+)
+
 // PushTask is one accepted push, persisted before its TaskId is returned.
 // Its audience, captured at send time, is stored once with it as a
 // serialized Roaring bitmap of account ordinals: a push to 10M accounts is
-// one row.
+// one row. The task row is also every recipient's stored copy: a stored
+// (not OnlineOnly) task is readable by the recipients in its audience
+// until ExpiresAt.
 type PushTask struct {
 	App       uint64
-	ID        string // TaskId
+	ID        string // TaskId: [A-Za-z0-9_], at most 64 characters
 	Seq       int64  // per-app order of acceptance; the sync cursor
 	Kind      PushKind
 	MsgRandom uint32
@@ -56,12 +76,13 @@ type PushTask struct {
 	Offline    json.RawMessage // OfflinePushInfo, verbatim
 	DataID     string
 	OnlineOnly bool  // not stored in inboxes
-	ExpiresAt  int64 // stored copies are readable until then (unix s)
+	ExpiresAt  int64 // stored copies are readable until then (unix s); 0 never expires
 	CreatedAt  int64
 	Audience   []byte // roaring.Bitmap.ToBytes of recipient ordinals
 	Total      int64  // audience cardinality
 	State      TaskState
 	// Cursor is the fan-out progress: every ordinal <= Cursor was handled.
+	// Ordinals start at 1, so 0 means none.
 	Cursor    int64
 	RevokedAt int64
 	// RevokeInfo is the OfflinePushInfo given with revoke, verbatim.
@@ -69,10 +90,20 @@ type PushTask struct {
 	// Lease: the node holding the task and until when (unix ms).
 	Owner      string
 	LeaseUntil int64
+	// Online is the serialized bitmap of the recipients that were connected
+	// when the task fanned out to them (nil when unknown or none).
+	Online []byte
+	// HookCursor is the webhook progress: events for every audience ordinal
+	// <= HookCursor were acknowledged by the app (or given up, see Lost).
+	HookCursor int64
+	HookState  HookState
 }
 
 // Stored reports whether recipients keep a copy in their inbox.
 func (t *PushTask) Stored() bool { return !t.OnlineOnly }
+
+// Finished reports whether the fan-out has ended.
+func (t *PushTask) Finished() bool { return t.State == TaskDone || t.State == TaskRevoked }
 
 // TaskCounts are a push task's delivery statistics.
 type TaskCounts struct {
@@ -81,13 +112,15 @@ type TaskCounts struct {
 	Online    int64 // recipients connected when fanned out
 	Delivered int64 // recipients that acknowledged
 	Clicked   int64 // recipients that reported a click
+	Lost      int64 // webhook events dropped after the retry bound
 }
 
 // TaskStore persists push tasks and their progress.
 type TaskStore interface {
 	// CreateTask persists t, giving it the next Seq, unless the app already
-	// has a task with t.MsgRandom created at or after dedupSince; then it
-	// returns that task and false.
+	// has a task of t.Kind with t.MsgRandom created at or after dedupSince;
+	// then it returns that task and false. A task whose ID exists is
+	// ErrExists.
 	CreateTask(ctx context.Context, t PushTask, dedupSince int64) (PushTask, bool, error)
 	// Task returns one task, or ErrNotFound.
 	Task(ctx context.Context, app uint64, id string) (PushTask, error)
@@ -95,10 +128,12 @@ type TaskStore interface {
 	// acceptance order.
 	UnfinishedTasks(ctx context.Context) ([]PushTask, error)
 	// ClaimTask leases a Pending/Running task to owner until leaseUntil
-	// (unix ms) if it is unleased or its lease expired; it reports whether
-	// the claim succeeded.
+	// (unix ms) if it is unleased, already owner's, or its lease expired
+	// (LeaseUntil <= now); it reports whether the claim succeeded. An
+	// unknown task is ErrNotFound.
 	ClaimTask(ctx context.Context, app uint64, id, owner string, now, leaseUntil int64) (bool, error)
-	// SaveProgress records the fan-out cursor, counts and state.
+	// SaveProgress records the fan-out cursor, the Total, Sent and Online
+	// counts and the state. It never changes the state of a Revoked task.
 	SaveProgress(ctx context.Context, app uint64, id string, cursor int64, state TaskState, c TaskCounts) error
 	// RevokeTask marks a task Revoked: 90049 unknown, 90050 already revoked.
 	RevokeTask(ctx context.Context, app uint64, id string, at int64, info json.RawMessage) error
@@ -116,3 +151,47 @@ type TaskStore interface {
 	// Roaring bitmaps (empty slices when none).
 	AckSets(ctx context.Context, app uint64, id string) (delivered, clicked []byte, err error)
 }
+
+// TaskReport is a task with its statistics, for the statistics APIs. The
+// task's Audience is left empty.
+type TaskReport struct {
+	Task      PushTask
+	Counts    TaskCounts
+	Delivered []byte // serialized delivered set (nil when none)
+	Clicked   []byte // serialized clicked set (nil when none)
+}
+
+// PushStore is what the push service, the fan-out engine, the webhook
+// dispatcher and the statistics need beyond TaskStore. It is kept apart
+// from TaskStore so that stores of the delivery side need only TaskStore.
+type PushStore interface {
+	TaskStore
+	// TaskByRandom returns the app's newest task of kind with msgRandom
+	// created at or after since, or ErrNotFound.
+	TaskByRandom(ctx context.Context, app uint64, kind PushKind, msgRandom uint32, since int64) (PushTask, error)
+	// CountKind counts the app's tasks of kind created at or after since.
+	CountKind(ctx context.Context, app uint64, kind PushKind, since int64) (int, error)
+	// SaveFanout is SaveProgress that also adds online (a serialized
+	// bitmap; nil adds nothing) to the task's Online set. It returns the
+	// task's state after the save, so that a worker sees a revoke. A save
+	// that leaves the task Done or Revoked releases its lease (Owner "",
+	// LeaseUntil 0). An unknown task is ErrNotFound.
+	SaveFanout(ctx context.Context, app uint64, id string, cursor int64, state TaskState, c TaskCounts, online []byte) (TaskState, error)
+	// Reports returns the app's tasks of the given kinds created in
+	// [since, until], newest first, at most limit.
+	Reports(ctx context.Context, app uint64, kinds []PushKind, since, until int64, limit int) ([]TaskReport, error)
+	// Report returns one task's report, or ErrNotFound.
+	Report(ctx context.Context, app uint64, id string) (TaskReport, error)
+	// PendingHooks returns tasks of every app whose HookState is
+	// HookPending and whose fan-out has ended: Done, or Revoked and no
+	// longer leased (Owner "" or LeaseUntil <= now, unix ms), so that the
+	// worker that was fanning it out has saved its last cursor. In
+	// acceptance order, at most limit.
+	PendingHooks(ctx context.Context, now int64, limit int) ([]PushTask, error)
+	// SaveHook records webhook progress: the cursor, the state, and lost
+	// events, which are added to the task's Lost count.
+	SaveHook(ctx context.Context, app uint64, id string, cursor int64, state HookState, lost int64) error
+}
+
+// ErrNotPending is returned when a scheduled task is no longer pending.
+var ErrNotPending = errors.New("scheduled task is not pending")

@@ -56,6 +56,8 @@ type Store interface {
 	AppStore
 	AccountStore
 	AudienceStore
+	PushStore
+	SchedStore
 	// SetChangeSink installs the receiver of committed changes; call it
 	// before any write.
 	SetChangeSink(ChangeSink)

@@ -60,6 +60,18 @@ func Run(t *testing.T, open OpenFunc) {
 	t.Run("Context", h.testContext)
 	t.Run("Concurrent", h.testConcurrent)
 	t.Run("Reopen", h.testReopen)
+	t.Run("PushCreate", h.testPushCreate)
+	t.Run("PushDedupConcurrent", h.testPushDedupConcurrent)
+	t.Run("PushLease", h.testPushLease)
+	t.Run("PushProgress", h.testPushProgress)
+	t.Run("StoredTasks", h.testStoredTasks)
+	t.Run("Acks", h.testAcks)
+	t.Run("Reports", h.testReports)
+	t.Run("Hooks", h.testHooks)
+	t.Run("PushReopen", h.testPushReopen)
+	t.Run("SchedCRUD", h.testSchedCRUD)
+	t.Run("SchedList", h.testSchedList)
+	t.Run("SchedDue", h.testSchedDue)
 }
 
 // Recorder is an im.ChangeSink that keeps every change it receives and

@@ -1,0 +1,100 @@
+package cli
+
+import (
+	"context"
+	"log/slog"
+	"os"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"timd/internal/audience"
+	"timd/internal/config"
+	"timd/internal/fanout"
+	"timd/internal/service"
+	"timd/internal/store/sqlite"
+	"timd/internal/webhook"
+)
+
+// pushing is the sending side of the push service: the services behind
+// the /v4 push commands and the background work they start (fan-out
+// engine, webhook dispatcher, scheduler).
+type pushing struct {
+	push      *service.Push
+	sched     *service.Sched
+	stats     *service.Stats
+	engine    *fanout.Engine
+	hooks     *webhook.Dispatcher
+	scheduler *fanout.Scheduler
+}
+
+// newPushing wires the push services over store. live is the live
+// delivery hub; nil delivers to nobody (every recipient offline).
+func newPushing(cfg config.Config, store *sqlite.Store, index *audience.Index, live fanout.Live,
+	reg prometheus.Registerer, log *slog.Logger) *pushing {
+	engine := fanout.New(store, live, fanout.Options{Owner: nodeName(), Rate: fanoutRates(cfg), Registerer: reg}, log)
+	hooks := webhook.New(store, store, index, webhook.Options{Registerer: reg}, log)
+	engine.SetHooks(hooks)
+	push := service.NewPush(store, store, index, engine, service.PushConfig{
+		Limits: cfg.Limits, AppLimits: pushLimits(cfg), Audience: audience.DefaultOptions(), Log: log})
+	sched := service.NewSched(store, push, nil)
+	scheduler := fanout.NewScheduler(store, sched.Fire, fanout.SchedOptions{}, log)
+	sched.SetWake(scheduler.Wake)
+	return &pushing{push: push, sched: sched, stats: service.NewStats(store, index, nil),
+		engine: engine, hooks: hooks, scheduler: scheduler}
+}
+
+// start resumes unfinished fan-outs and webhooks and starts the scheduler.
+func (p *pushing) start(ctx context.Context) {
+	p.hooks.Start(ctx)
+	p.engine.Start(ctx)
+	p.scheduler.Start(ctx)
+}
+
+// stop ends the background work in order: no new scheduled pushes, then
+// the fan-out (progress saved), then the webhooks (cursors saved). Call it
+// after the HTTP server has drained and before the store closes.
+func (p *pushing) stop() {
+	p.scheduler.Stop()
+	p.engine.Stop()
+	p.hooks.Stop()
+}
+
+// nodeName is this node's lease owner: stable across restarts, so that a
+// restarted timd resumes its own tasks at once.
+func nodeName() string {
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "timd"
+}
+
+// pushLimits returns each app's push limits from its quotas.
+func pushLimits(cfg config.Config) func(uint64) service.PushLimits {
+	lim := map[uint64]service.PushLimits{}
+	for _, a := range cfg.Apps {
+		lim[a.SDKAppID] = service.PushLimitsFrom(a.Quotas)
+	}
+	return func(app uint64) service.PushLimits {
+		if l, ok := lim[app]; ok {
+			return l
+		}
+		return service.DefaultPushLimits()
+	}
+}
+
+// fanoutRates returns each app's "fanout_per_second" pace (0: unpaced).
+func fanoutRates(cfg config.Config) func(uint64) int {
+	rates := map[uint64]int{}
+	for _, a := range cfg.Apps {
+		rates[a.SDKAppID] = int(a.Quotas["fanout_per_second"])
+	}
+	return func(app uint64) int { return rates[app] }
+}
+
+// The wiring's contracts.
+var (
+	_ service.Fanout = (*fanout.Engine)(nil)
+	_ fanout.Waker   = (*webhook.Dispatcher)(nil)
+	_ webhook.Apps   = (*sqlite.Store)(nil)
+	_ webhook.Names  = (*audience.Index)(nil)
+)
