@@ -1,10 +1,13 @@
 package cli
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"os"
+	"os/exec"
 	"strings"
 	"time"
 
@@ -47,11 +50,20 @@ func bench(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	if *live > 0 {
+		if *baseline {
+			res, err := liveBaseline(ctx, *live, *liveWait)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(env.Stdout, "baseline (bare coder/websocket broadcast, child process):")
+			fmt.Fprintln(env.Stdout, "  ", res)
+		}
 		res, err := c.Live(ctx, *live, *liveWait)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintln(env.Stdout, res)
+		fmt.Fprintln(env.Stdout, "timd:")
+		fmt.Fprintln(env.Stdout, "  ", res)
 		return nil
 	}
 	if *prepare {
@@ -86,4 +98,32 @@ func bench(ctx context.Context, env Env, args []string) error {
 		}
 	}
 	return nil
+}
+
+// liveBaseline runs the bare broadcast server in a child process (its own
+// file descriptors, like timd) and measures it with the same clients.
+func liveBaseline(ctx context.Context, n int, wait time.Duration) (loadgen.LiveResult, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return loadgen.LiveResult{}, err
+	}
+	cmd := exec.CommandContext(ctx, self, "bench-baseline-ws")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return loadgen.LiveResult{}, err
+	}
+	if err := cmd.Start(); err != nil {
+		return loadgen.LiveResult{}, err
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	addr, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		return loadgen.LiveResult{}, fmt.Errorf("baseline server: %w", err)
+	}
+	return loadgen.LiveBaseline(ctx, strings.TrimSpace(addr), n, wait)
+}
+
+// benchBaselineWS is the hidden child of `timd bench --live`.
+func benchBaselineWS(ctx context.Context, env Env) error {
+	return loadgen.ServeBroadcastBaseline(ctx, func(addr string) { fmt.Fprintln(env.Stdout, addr) })
 }

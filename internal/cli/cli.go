@@ -42,6 +42,8 @@ func Main(ctx context.Context, env Env) int {
 		err = genUserSig(env, env.Args[1:])
 	case "bench":
 		err = bench(ctx, env, env.Args[1:])
+	case "bench-baseline-ws": // hidden: the child process of `timd bench --live`
+		err = benchBaselineWS(ctx, env)
 	case "help", "-h", "--help":
 		fmt.Fprint(env.Stdout, usage)
 		return 0
