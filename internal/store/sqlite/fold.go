@@ -68,6 +68,7 @@ func (w *writer) foldStep() {
 	for _, key := range chunk {
 		delete(f.dirty, key)
 	}
+	w.evict(chunk)
 	f.cycle = f.cycle[n:]
 	if last {
 		f.trimmed, f.upto = f.upto, 0
@@ -103,6 +104,29 @@ func (w *writer) foldTx(chunk []int64, trim bool) error {
 		_ = t.exec("ROLLBACK")
 	}
 	return err
+}
+
+// evict drops just-folded accounts from the overlay while it is over its
+// bound. It runs on the writer between groups, so no edit is pending; an
+// account is dropped only if it is not dirty again, so its accounts row
+// (committed by the fold step) holds its latest state. A reader that then
+// misses the overlay reads that row.
+func (w *writer) evict(folded []int64) {
+	ov := w.tx.ov
+	ov.mu.Lock()
+	defer ov.mu.Unlock()
+	if len(ov.m) <= w.opt.maxOverlay {
+		return
+	}
+	ov.gen.Add(1) // before any entry goes: see overlay.gen
+	for _, key := range folded {
+		if len(ov.m) <= w.opt.maxOverlay {
+			return
+		}
+		if _, dirty := w.fold.dirty[key]; !dirty {
+			delete(ov.m, key)
+		}
+	}
 }
 
 // foldAll folds everything; Close calls it so that a cleanly closed store

@@ -61,50 +61,115 @@ type scanner interface {
 
 // scanProfile reads accountColumns. Attributes and tags come from the
 // overlay when it has the account (the row may lag behind it), else from
-// the row; withAudience false skips them.
-func (s *Store) scanProfile(sc scanner, withAudience bool) (im.Profile, error) {
-	var p im.Profile
-	var key, ordinal, typ int64
+// the row; withAudience false skips them. g0 is the overlay's eviction
+// generation from before the row's read began: if it has moved, the row
+// may predate a fold whose newer state was then evicted, so the profile is
+// reported suspect and must be settled (after the read transaction ends).
+func (s *Store) scanProfile(sc scanner, withAudience bool, g0 uint64) (p im.Profile, key int64, suspect bool, err error) {
+	var ordinal, typ int64
 	var attrs, tags sql.NullString
 	a := &p.Account
 	if err := sc.Scan(&key, &ordinal, &typ, &a.ID, &a.Nick, &a.FaceURL, &a.KickedAt,
 		&a.Owner, &a.Platform, &a.Token, &attrs, &tags); err != nil {
-		return p, err
+		return p, 0, false, err
 	}
 	a.Ordinal, a.Type = uint32(ordinal), im.AcctType(typ)
 	if !withAudience {
-		return p, nil
+		return p, key, false, nil
 	}
 	if st := s.ov.get(key); st != nil {
 		p.Attrs, p.Tags = st.attrs, slices.Clone(st.tags)
-		return p, nil
+		return p, key, false, nil
 	}
-	var err error
 	if p.Attrs, err = decodeAttrs(attrs); err != nil {
-		return p, err
+		return p, key, false, err
 	}
 	p.Tags, err = decodeStrings(tags)
-	return p, err
+	return p, key, s.ov.gen.Load() != g0, err
+}
+
+// maxSettle bounds the re-reads of one account racing evictions.
+const maxSettle = 1000
+
+// settle re-reads a suspect account's attributes and tags outside any
+// read transaction: from the overlay if it has the account again, else
+// from its row, retrying while evictions race the read. An eviction only
+// follows the commit of the fold that made the row current, so a row read
+// with no eviction between the overlay miss and the end of the read is
+// current. It reports false when the account no longer exists. It reads
+// through its own small pool, so it may run while a scan holds a read
+// connection.
+func (s *Store) settle(ctx context.Context, key int64, p *im.Profile) (bool, error) {
+	for range maxSettle {
+		g := s.ov.gen.Load()
+		if st := s.ov.get(key); st != nil {
+			p.Attrs, p.Tags = st.attrs, slices.Clone(st.tags)
+			return true, nil
+		}
+		var attrs, tags sql.NullString
+		err := s.settleStmt.QueryRowContext(ctx, key).Scan(&attrs, &tags)
+		if errors.Is(err, sql.ErrNoRows) {
+			return false, nil
+		}
+		if err != nil {
+			return false, dbErr("read account", err)
+		}
+		if s.ov.gen.Load() != g {
+			continue
+		}
+		if p.Attrs, err = decodeAttrs(attrs); err != nil {
+			return false, err
+		}
+		p.Tags, err = decodeStrings(tags)
+		return true, err
+	}
+	return false, fmt.Errorf("sqlite: account %d kept being evicted while read", key)
 }
 
 // lookup resolves ids in one read transaction and calls found for each
-// account that exists.
+// account that exists, in the order of ids.
 func (s *Store) lookup(ctx context.Context, app uint64, ids []string, withAudience bool, found func(id string, p im.Profile)) error {
-	tx, err := s.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return dbErr("begin read", err)
+	type hit struct {
+		id      string
+		p       im.Profile
+		key     int64
+		suspect bool
 	}
-	defer tx.Rollback()
-	st := tx.StmtContext(ctx, s.r.account)
-	for _, id := range ids {
-		p, err := s.scanProfile(st.QueryRowContext(ctx, int64(app), id), withAudience)
-		if errors.Is(err, sql.ErrNoRows) {
-			continue
-		}
+	g0 := s.ov.gen.Load()
+	hits := make([]hit, 0, len(ids))
+	err := func() error {
+		tx, err := s.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 		if err != nil {
-			return dbErr("read account", err)
+			return dbErr("begin read", err)
 		}
-		found(id, p)
+		defer tx.Rollback()
+		st := tx.StmtContext(ctx, s.r.account)
+		for _, id := range ids {
+			p, key, suspect, err := s.scanProfile(st.QueryRowContext(ctx, int64(app), id), withAudience, g0)
+			if errors.Is(err, sql.ErrNoRows) {
+				continue
+			}
+			if err != nil {
+				return dbErr("read account", err)
+			}
+			hits = append(hits, hit{id, p, key, suspect})
+		}
+		return nil
+	}()
+	if err != nil {
+		return err
+	}
+	for _, h := range hits {
+		if h.suspect {
+			ok, err := s.settle(ctx, h.key, &h.p)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue
+			}
+		}
+		found(h.id, h.p)
 	}
 	return nil
 }
@@ -140,15 +205,25 @@ func (s *Store) Profiles(ctx context.Context, app uint64, ids []string) (map[str
 // that installs its ChangeSink first and applies the changes it receives
 // after the scan ends up current.
 func (s *Store) ScanProfiles(ctx context.Context, app uint64, fn func(im.Profile) error) error {
+	g0 := s.ov.gen.Load()
 	rows, err := s.r.scan.QueryContext(ctx, int64(app))
 	if err != nil {
 		return dbErr("scan accounts", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		p, err := s.scanProfile(rows, true)
+		p, key, suspect, err := s.scanProfile(rows, true, g0)
 		if err != nil {
 			return dbErr("scan accounts", err)
+		}
+		if suspect {
+			ok, err := s.settle(ctx, key, &p)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue
+			}
 		}
 		if err := fn(p); err != nil {
 			return err

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"timd/internal/im"
 )
@@ -44,6 +45,10 @@ type acctState struct {
 type overlay struct {
 	mu sync.RWMutex
 	m  map[int64]*acctState
+	// gen counts evictions (see writer.evict). A reader that misses the
+	// overlay trusts the accounts row it read only if no eviction happened
+	// since before that read began; otherwise it settles the account again.
+	gen atomic.Uint64
 }
 
 // get returns the state of key, if the overlay has it; for readers.

@@ -47,10 +47,13 @@ type Store struct {
 	logger *slog.Logger
 	wdb    *sql.DB // one connection, owned by the writer goroutine
 	rdb    *sql.DB // read-only connections
-	w      *writer
-	r      readStmts
-	ov     *overlay
-	sink   atomic.Pointer[sinkBox]
+	// sdb and settleStmt re-read accounts that raced an overlay eviction.
+	sdb        *sql.DB
+	settleStmt *sql.Stmt
+	w          *writer
+	r          readStmts
+	ov         *overlay
+	sink       atomic.Pointer[sinkBox]
 
 	closeOnce sync.Once
 	closeErr  error
@@ -70,6 +73,10 @@ type options struct {
 	foldMaxDirty int
 	foldIdle     time.Duration
 	foldChunk    int // accounts written per fold transaction
+	// maxOverlay bounds the overlay: once it holds more accounts, the ones
+	// a fold step has just written to accounts are dropped from it (their
+	// row is current, so readers and the writer read it from there).
+	maxOverlay int
 	// noCloseFold leaves account_log unfolded at Close, as a crash would;
 	// tests use it to exercise replay.
 	noCloseFold bool
@@ -83,6 +90,7 @@ func defaultOptions() options {
 		foldMaxDirty:  1 << 20,
 		foldIdle:      time.Second,
 		foldChunk:     2000,
+		maxOverlay:    1 << 18,
 	}
 }
 
@@ -143,6 +151,15 @@ func open(ctx context.Context, dir string, logger *slog.Logger, opt options) (_ 
 	if err := s.r.prepare(ctx, s.rdb); err != nil {
 		return nil, err
 	}
+	// A separate small pool serves settle's single-row re-reads, which run
+	// while a scan holds a read connection: never waiting on the read
+	// pool, they cannot deadlock it.
+	if s.sdb, err = openDB(path, true, 2); err != nil {
+		return nil, err
+	}
+	if s.settleStmt, err = s.sdb.PrepareContext(ctx, `SELECT attrs, tags FROM accounts WHERE key = ?`); err != nil {
+		return nil, dbErr("prepare settle", err)
+	}
 	go s.w.run()
 	return s, nil
 }
@@ -202,7 +219,7 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.w.stop()
 		s.r.close()
-		s.closeErr = errors.Join(s.w.close(), s.rdb.Close(), s.wdb.Close())
+		s.closeErr = errors.Join(s.w.close(), s.settleStmt.Close(), s.sdb.Close(), s.rdb.Close(), s.wdb.Close())
 		if s.closeErr != nil {
 			s.closeErr = dbErr("close", s.closeErr)
 		}
