@@ -250,3 +250,45 @@ func TestE2EDeliverySequence(t *testing.T) {
 		t.Fatalf("MsgRandom after restart answers %v, want %s", again, t3)
 	}
 }
+
+// TestE2EDeviceRegistration registers a device over /v1 with the user's
+// own UserSig and uses its RegistrationID as a type-1 account in
+// attributes, tags and batch.
+func TestE2EDeviceRegistration(t *testing.T) {
+	p := startApp(t, t.TempDir(), "--limits", "off")
+	p.want("im_open_login_svc/account_import", `{"UserID":"alice"}`, 0)
+	sig, _ := tencentyun.GenUserSig(e2eApp, e2eKey, "alice", 86400)
+	q := url.Values{"sdkappid": {fmt.Sprint(e2eApp)}, "identifier": {"alice"}, "usersig": {sig}}
+	resp, err := http.Post(p.base+"/v1/device/register?"+q.Encode(), "application/json", strings.NewReader(`{"Platform":"ios","Token":"apns-token-1"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reg struct {
+		ErrorCode      int
+		RegistrationID string
+	}
+	err = json.NewDecoder(resp.Body).Decode(&reg)
+	resp.Body.Close()
+	if err != nil || reg.ErrorCode != 0 || reg.RegistrationID == "" {
+		t.Fatalf("register: %+v %v", reg, err)
+	}
+	rid := reg.RegistrationID
+	p.want("timpush/set_attr_name", `{"AttrNames":{"0":"model"},"AttrTypes":{"0":1}}`, 0)
+	if r := p.want("timpush/set_attr", `{"UserAttrs":[{"To_Account":"`+rid+`","Attrs":{"model":"iPhone"}},{"To_Account":"alice","Attrs":{"model":"x"}}]}`, 0); js(r["ErrorList"]) != `[{"ErrorCode":90035,"ErrorInfo":`+js(r["ErrorList"].([]any)[0].(map[string]any)["ErrorInfo"])+`,"To_Account":"alice"}]` {
+		t.Fatalf("set_attr: %s", js(r))
+	}
+	p.want("timpush/add_tag", `{"UserTags":[{"To_Account":"`+rid+`","Tags":["ios-device"]}]}`, 0)
+	r := p.want("timpush/get_attr", `{"To_Account":["`+rid+`"]}`, 0)
+	if js(r["UserAttrs"]) != `[{"Attrs":{"model":"iPhone"},"To_Account":"`+rid+`"}]` {
+		t.Fatalf("get_attr: %s", js(r))
+	}
+	r = p.want("timpush/batch", `{"From_Account":"administrator","To_Account":["`+rid+`"],"MsgRandom":9,"OfflinePushInfo":{"Title":"t","Desc":"d"}}`, 0)
+	if r["TaskId"] == "" || r["ErrorList"] != nil {
+		t.Fatalf("batch: %s", js(r))
+	}
+	waitFor(t, "the batch to finish", func() bool {
+		now := time.Now().Unix()
+		s := p.want("timpush/normal_push_statistics", fmt.Sprintf(`{"StartTime":%d,"EndTime":%d}`, now-3600, now+60), 0)
+		return s["TotalCount"] == 1.0
+	})
+}
