@@ -9,6 +9,7 @@ import (
 
 	"github.com/RoaringBitmap/roaring/v2"
 
+	"timd/internal/bitmap"
 	"timd/internal/im"
 )
 
@@ -58,7 +59,7 @@ func (c *AudienceCache) Audience(t *im.PushTask) (*roaring.Bitmap, error) {
 	if bm, ok := c.Lookup(t.App, t.ID); ok {
 		return bm, nil
 	}
-	bm, err := decodeBitmap(t.Audience)
+	bm, err := bitmap.Decode(t.Audience)
 	if err != nil {
 		return nil, fmt.Errorf("task %s audience: %w", t.ID, err)
 	}
@@ -106,24 +107,6 @@ func (c *AudienceCache) put(k taskKey, bm *roaring.Bitmap) {
 		delete(c.m, e.key)
 		c.size -= e.size
 	}
-}
-
-// decodeBitmap decodes a serialized Roaring bitmap; empty input is the
-// empty set. Corrupt input is an error, never a panic.
-func decodeBitmap(b []byte) (bm *roaring.Bitmap, err error) {
-	bm = roaring.New()
-	if len(b) == 0 {
-		return bm, nil
-	}
-	defer func() {
-		if p := recover(); p != nil {
-			bm, err = nil, fmt.Errorf("corrupt bitmap: %v", p)
-		}
-	}()
-	if err := bm.UnmarshalBinary(b); err != nil {
-		return nil, fmt.Errorf("corrupt bitmap: %w", err)
-	}
-	return bm, nil
 }
 
 // shared runs one load per key at a time and shares its result with every

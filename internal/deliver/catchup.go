@@ -7,6 +7,7 @@ import (
 	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/coder/websocket"
 
+	"timd/internal/bitmap"
 	"timd/internal/im"
 )
 
@@ -91,7 +92,7 @@ func (h *Hub) unacked(ctx context.Context, t *im.PushTask, ord uint32) bool {
 			if err != nil {
 				return nil, err
 			}
-			return decodeBitmap(delivered)
+			return bitmap.Decode(delivered)
 		})
 	return err != nil || !acked.Contains(ord)
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
+	"timd/internal/bitmap"
 	"timd/internal/im"
 )
 
@@ -181,7 +182,7 @@ func (e *Engine) Revoke(t *im.PushTask) {
 		stop()
 	}
 	e.mu.Unlock()
-	aud, err := decodeBitmap(t.Audience)
+	aud, err := bitmap.Decode(t.Audience)
 	if err != nil {
 		e.log.Error("revoke: bad audience", "sdkappid", t.App, "task", t.ID, "err", err)
 		return
@@ -333,7 +334,7 @@ func (e *Engine) load(ctx context.Context, k taskKey, now time.Time) (*job, erro
 	if err != nil {
 		return nil, err
 	}
-	aud, err := decodeBitmap(t.Audience)
+	aud, err := bitmap.Decode(t.Audience)
 	if err != nil {
 		return nil, fmt.Errorf("task %s: %w", t.ID, err)
 	}
@@ -470,23 +471,6 @@ func (e *Engine) renew(ctx context.Context, j *job) error {
 	}
 	j.leaseAt = now
 	return nil
-}
-
-// decodeBitmap parses a serialized bitmap without panicking on bad input.
-func decodeBitmap(b []byte) (bm *roaring.Bitmap, err error) {
-	bm = roaring.New()
-	if len(b) == 0 {
-		return bm, nil
-	}
-	defer func() {
-		if p := recover(); p != nil {
-			bm, err = nil, fmt.Errorf("corrupt audience bitmap: %v", p)
-		}
-	}()
-	if err := bm.UnmarshalBinary(b); err != nil {
-		return nil, fmt.Errorf("corrupt audience bitmap: %w", err)
-	}
-	return bm, nil
 }
 
 type metrics struct {

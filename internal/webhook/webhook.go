@@ -34,6 +34,7 @@ import (
 	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"timd/internal/bitmap"
 	"timd/internal/im"
 )
 
@@ -249,11 +250,11 @@ func (d *Dispatcher) post(ctx context.Context, w *appWorker, t im.PushTask) erro
 	if app.CallbackURL == "" {
 		return d.save(t, t.Cursor, im.HookNone, 0)
 	}
-	aud, err := decodeBitmap(t.Audience)
+	aud, err := bitmap.Decode(t.Audience)
 	if err != nil {
 		return err
 	}
-	online, err := decodeBitmap(t.Online)
+	online, err := bitmap.Decode(t.Online)
 	if err != nil {
 		return err
 	}
@@ -457,22 +458,6 @@ func callbackURL(app im.App) string {
 		sep = "&"
 	}
 	return app.CallbackURL + sep + q.Encode()
-}
-
-func decodeBitmap(b []byte) (bm *roaring.Bitmap, err error) {
-	bm = roaring.New()
-	if len(b) == 0 {
-		return bm, nil
-	}
-	defer func() {
-		if p := recover(); p != nil {
-			bm, err = nil, fmt.Errorf("corrupt bitmap: %v", p)
-		}
-	}()
-	if err := bm.UnmarshalBinary(b); err != nil {
-		return nil, fmt.Errorf("corrupt bitmap: %w", err)
-	}
-	return bm, nil
 }
 
 type metrics struct {

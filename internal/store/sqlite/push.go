@@ -8,8 +8,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/RoaringBitmap/roaring/v2"
-
+	"timd/internal/bitmap"
 	"timd/internal/im"
 )
 
@@ -453,31 +452,13 @@ func nonNil(b []byte) []byte {
 	return b
 }
 
-// decodeBitmap parses a serialized Roaring bitmap; empty input is an empty
-// set. A corrupt one is an error, never a panic.
-func decodeBitmap(b []byte) (bm *roaring.Bitmap, err error) {
-	bm = roaring.New()
-	if len(b) == 0 {
-		return bm, nil
-	}
-	defer func() {
-		if p := recover(); p != nil {
-			bm, err = nil, fmt.Errorf("sqlite: corrupt bitmap: %v", p)
-		}
-	}()
-	if err := bm.UnmarshalBinary(b); err != nil {
-		return nil, fmt.Errorf("sqlite: corrupt bitmap: %v", err)
-	}
-	return bm, nil
-}
-
 // orBitmaps returns the union of two serialized bitmaps, serialized.
 func orBitmaps(a, b []byte) ([]byte, error) {
-	x, err := decodeBitmap(a)
+	x, err := bitmap.Decode(a)
 	if err != nil {
 		return nil, err
 	}
-	y, err := decodeBitmap(b)
+	y, err := bitmap.Decode(b)
 	if err != nil {
 		return nil, err
 	}
@@ -492,7 +473,7 @@ func addOrdinals(b []byte, ords []uint32) ([]byte, int64, error) {
 	if len(ords) == 0 {
 		return b, 0, nil
 	}
-	bm, err := decodeBitmap(b)
+	bm, err := bitmap.Decode(b)
 	if err != nil {
 		return nil, 0, err
 	}
