@@ -90,20 +90,22 @@ func serve(ctx context.Context, env Env, args []string) error {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	return listenAndServe(ctx, cfg.Listen, mux, log)
+	return listenAndServe(ctx, cfg, mux, log)
 }
 
-func listenAndServe(ctx context.Context, addr string, h http.Handler, log *slog.Logger) error {
-	ln, err := net.Listen("tcp", addr)
+// listenAndServe serves h on cfg.Listen with cfg's time-outs, so that slow
+// and idle clients are disconnected, until ctx is done.
+func listenAndServe(ctx context.Context, cfg config.Config, h http.Handler, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		ReadHeaderTimeout: time.Duration(cfg.ReadHeaderTimeout),
+		ReadTimeout:       time.Duration(cfg.ReadTimeout),
+		WriteTimeout:      time.Duration(cfg.WriteTimeout),
+		IdleTimeout:       time.Duration(cfg.IdleTimeout),
 		MaxHeaderBytes:    64 << 10,
 	}
 	errc := make(chan error, 1)

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Config is the configuration of `timd serve`.
@@ -23,7 +24,43 @@ type Config struct {
 	Apps     []AppConfig `json:"apps"`
 	// BodyLimit is the largest request body in bytes.
 	BodyLimit int64 `json:"body_limit"`
+	// ReadHeaderTimeout bounds how long a client may take to send a
+	// request's header, ReadTimeout its whole request, WriteTimeout how
+	// long a response may take, and IdleTimeout how long an idle
+	// keep-alive connection stays open (http.Server's fields of the same
+	// names). Each must be positive.
+	ReadHeaderTimeout Duration `json:"read_header_timeout"`
+	ReadTimeout       Duration `json:"read_timeout"`
+	WriteTimeout      Duration `json:"write_timeout"`
+	IdleTimeout       Duration `json:"idle_timeout"`
 }
+
+// Duration is a time.Duration written in JSON as a Go duration string
+// such as "10s" or "2m".
+type Duration time.Duration
+
+// UnmarshalJSON parses a duration string; null leaves d unchanged.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return errors.New("a duration must be a string such as \"10s\"")
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("duration %q: want a number and a unit such as \"10s\"", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalJSON writes the duration string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
+
+// String is the time.Duration form.
+func (d Duration) String() string { return time.Duration(d).String() }
 
 // AppConfig configures one app. Rates overrides the per-command rate limits
 // (requests per second, keyed by "service/command"); Quotas overrides
@@ -45,6 +82,11 @@ func Default() Config {
 		Limits:    true,
 		LogLevel:  "info",
 		BodyLimit: 1 << 20,
+
+		ReadHeaderTimeout: Duration(10 * time.Second),
+		ReadTimeout:       Duration(30 * time.Second),
+		WriteTimeout:      Duration(30 * time.Second),
+		IdleTimeout:       Duration(120 * time.Second),
 	}
 }
 
@@ -60,8 +102,8 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	store := fs.String("store", "", "embedded store directory (default ./timd-data)")
 	limits := fs.String("limits", "", "on|off: enforce rate limits and quotas (default on)")
 	logLevel := fs.String("log-level", "", "debug|info|warn|error (default info)")
-	var apps appFlags
-	fs.Var(&apps, "app", "SDKAPPID:SECRETKEY:ADMIN[,ADMIN...] (repeatable)")
+	var appArgs appFlags
+	fs.Var(&appArgs, "app", "SDKAPPID:SECRETKEY:ADMIN[,ADMIN...] (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -84,12 +126,24 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 		}
 		cfg.Limits = on
 	}
-	if len(apps) == 0 && getenv("TIMD_APP") != "" {
-		for _, s := range strings.Fields(getenv("TIMD_APP")) {
-			if err := apps.Set(s); err != nil {
-				return Config{}, err
-			}
+	if len(appArgs) == 0 {
+		appArgs = strings.Fields(getenv("TIMD_APP"))
+	}
+	var apps []AppConfig
+	for _, s := range appArgs {
+		a, err := ParseApp(s)
+		if err != nil {
+			return Config{}, err
 		}
+		apps = append(apps, a)
+	}
+	// Merging keeps one app per SDKAppID: a duplicate within the file or
+	// within the flags is an error, not a silent overwrite.
+	if err := uniqueApps(cfg.Apps); err != nil {
+		return Config{}, err
+	}
+	if err := uniqueApps(apps); err != nil {
+		return Config{}, err
 	}
 	cfg.Apps = mergeApps(cfg.Apps, apps)
 	return cfg, cfg.Validate()
@@ -122,12 +176,19 @@ func (c Config) Validate() error {
 	if c.BodyLimit < 1024 {
 		return errors.New("config: body_limit must be at least 1024 bytes")
 	}
-	seen := map[uint64]bool{}
-	for _, a := range c.Apps {
-		if seen[a.SDKAppID] {
-			return fmt.Errorf("config: app %d configured twice", a.SDKAppID)
+	for _, t := range []struct {
+		name string
+		d    Duration
+	}{{"read_header_timeout", c.ReadHeaderTimeout}, {"read_timeout", c.ReadTimeout},
+		{"write_timeout", c.WriteTimeout}, {"idle_timeout", c.IdleTimeout}} {
+		if t.d <= 0 {
+			return fmt.Errorf("config: %s must be positive", t.name)
 		}
-		seen[a.SDKAppID] = true
+	}
+	if err := uniqueApps(c.Apps); err != nil {
+		return err
+	}
+	for _, a := range c.Apps {
 		if a.SDKAppID == 0 || a.SDKAppID > 1<<32-1 {
 			return fmt.Errorf("config: sdkappid %d out of range", a.SDKAppID)
 		}
@@ -151,6 +212,18 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// uniqueApps fails when two apps have the same SDKAppID.
+func uniqueApps(apps []AppConfig) error {
+	seen := map[uint64]bool{}
+	for _, a := range apps {
+		if seen[a.SDKAppID] {
+			return fmt.Errorf("config: app %d configured twice", a.SDKAppID)
+		}
+		seen[a.SDKAppID] = true
+	}
+	return nil
+}
+
 // Level parses LogLevel.
 func (c Config) Level() (slog.Level, error) {
 	var l slog.Level
@@ -164,27 +237,28 @@ func (c Config) Level() (slog.Level, error) {
 func (c Config) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "listen=%s store=%s limits=%t log_level=%s body_limit=%d", c.Listen, c.Store, c.Limits, c.LogLevel, c.BodyLimit)
+	fmt.Fprintf(&b, " read_header_timeout=%s read_timeout=%s write_timeout=%s idle_timeout=%s",
+		c.ReadHeaderTimeout, c.ReadTimeout, c.WriteTimeout, c.IdleTimeout)
 	for _, a := range c.Apps {
 		fmt.Fprintf(&b, " app=%d:[redacted]:%s", a.SDKAppID, strings.Join(a.Admins, ","))
 	}
 	return b.String()
 }
 
-// appFlags collects repeated --app flags.
-type appFlags []AppConfig
+// appFlags collects repeated --app flags unparsed: they are parsed after
+// the flag set, because the flag package quotes a rejected value in its
+// error, and an --app value holds a secret key.
+type appFlags []string
 
 func (f *appFlags) String() string { return fmt.Sprintf("%d apps", len(*f)) }
 
 func (f *appFlags) Set(s string) error {
-	a, err := ParseApp(s)
-	if err != nil {
-		return err
-	}
-	*f = append(*f, a)
+	*f = append(*f, s)
 	return nil
 }
 
-// ParseApp parses SDKAPPID:SECRETKEY:ADMIN[,ADMIN...].
+// ParseApp parses SDKAPPID:SECRETKEY:ADMIN[,ADMIN...]. Its errors never
+// quote the secret key.
 func ParseApp(s string) (AppConfig, error) {
 	parts := strings.SplitN(s, ":", 3)
 	if len(parts) != 3 {

@@ -1,10 +1,13 @@
 package config
 
 import (
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -16,6 +19,37 @@ func TestDefaults(t *testing.T) {
 	}
 	if c.Listen != "127.0.0.1:8080" || c.Store != "./timd-data" || !c.Limits || c.LogLevel != "info" || c.BodyLimit != 1<<20 {
 		t.Fatalf("defaults: %+v", c)
+	}
+	if c.ReadHeaderTimeout != Duration(10*time.Second) || c.ReadTimeout != Duration(30*time.Second) ||
+		c.WriteTimeout != Duration(30*time.Second) || c.IdleTimeout != Duration(120*time.Second) {
+		t.Fatalf("default timeouts: %+v", c)
+	}
+}
+
+// TestTimeouts reads the HTTP time-outs from the file as duration strings.
+func TestTimeouts(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "timd.json")
+	os.WriteFile(file, []byte(`{"read_header_timeout":"250ms","read_timeout":"1s","write_timeout":"2m","idle_timeout":"1h30m"}`), 0o600)
+	c, err := Load([]string{"--config", file}, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ReadHeaderTimeout != Duration(250*time.Millisecond) || c.ReadTimeout != Duration(time.Second) ||
+		c.WriteTimeout != Duration(2*time.Minute) || c.IdleTimeout != Duration(90*time.Minute) {
+		t.Fatalf("timeouts: %+v", c)
+	}
+	if s := c.String(); !strings.Contains(s, "read_header_timeout=250ms") || !strings.Contains(s, "idle_timeout=1h30m0s") {
+		t.Fatalf("String() = %s", s)
+	}
+	// Only the fields given change; null keeps the default.
+	os.WriteFile(file, []byte(`{"idle_timeout":"5s","read_timeout":null}`), 0o600)
+	if c, err = Load([]string{"--config", file}, env(nil)); err != nil || c.IdleTimeout != Duration(5*time.Second) ||
+		c.ReadHeaderTimeout != Duration(10*time.Second) || c.ReadTimeout != Duration(30*time.Second) {
+		t.Fatalf("partial timeouts: %v %+v", err, c)
+	}
+	b, _ := json.Marshal(c.IdleTimeout)
+	if string(b) != `"5s"` {
+		t.Fatalf("MarshalJSON = %s", b)
 	}
 }
 
@@ -49,8 +83,10 @@ func TestPrecedence(t *testing.T) {
 
 func TestInvalid(t *testing.T) {
 	dir := t.TempDir()
-	write := func(s string) string {
-		p := filepath.Join(dir, "c.json")
+	n := 0
+	write := func(s string) string { // a file per case: the cases are built before they run
+		n++
+		p := filepath.Join(dir, fmt.Sprintf("c%d.json", n))
 		os.WriteFile(p, []byte(s), 0o600)
 		return p
 	}
@@ -59,6 +95,7 @@ func TestInvalid(t *testing.T) {
 		args []string
 	}{
 		{"bad app syntax", []string{"--app", "1400000001:key"}},
+		{"duplicate flag app", []string{"--app", "1400000001:k:a", "--app", "1400000001:k2:b"}},
 		{"bad app id", []string{"--app", "abc:key:admin"}},
 		{"app id zero", []string{"--app", "0:key:admin"}},
 		{"empty key", []string{"--app", "1400000001::admin"}},
@@ -71,6 +108,11 @@ func TestInvalid(t *testing.T) {
 		{"missing file", []string{"--config", filepath.Join(dir, "none.json")}},
 		{"negative rate", []string{"--config", write(`{"apps":[{"sdkappid":1,"secret_key":"k","admins":["a"],"rates":{"x":-1}}]}`)}},
 		{"tiny body limit", []string{"--config", write(`{"body_limit":10}`)}},
+		{"timeout without unit", []string{"--config", write(`{"read_header_timeout":"10"}`)}},
+		{"timeout as number", []string{"--config", write(`{"idle_timeout":10}`)}},
+		{"zero timeout", []string{"--config", write(`{"read_timeout":"0s"}`)}},
+		{"negative timeout", []string{"--config", write(`{"write_timeout":"-1s"}`)}},
+		{"garbage timeout", []string{"--config", write(`{"idle_timeout":"soon"}`)}},
 		{"bad limits", []string{"--limits", "maybe"}},
 		{"bad log level", []string{"--log-level", "loud"}},
 		{"stray argument", []string{"extra"}},
@@ -91,5 +133,33 @@ func TestStringRedactsKeys(t *testing.T) {
 	}
 	if s := c.String(); strings.Contains(s, "supersecretkey") || !strings.Contains(s, "1400000001") {
 		t.Fatalf("String() = %s", s)
+	}
+}
+
+// TestErrorsHideKeys: a rejected --app, TIMD_APP or file app is reported
+// without its secret key (the flag package would quote the whole value).
+func TestErrorsHideKeys(t *testing.T) {
+	const key = "d3adb33fd3adb33fd3adb33fd3adb33f"
+	file := filepath.Join(t.TempDir(), "timd.json")
+	os.WriteFile(file, []byte(`{"apps":[{"sdkappid":1400000001,"secret_key":"`+key+`","admins":[]}]}`), 0o600)
+	for _, c := range []struct {
+		args []string
+		env  map[string]string
+	}{
+		{[]string{"--app", "1400000001:" + key}, nil},
+		{[]string{"--app", "x:" + key + ":admin"}, nil},
+		{[]string{"--app", "0:" + key + ":admin"}, nil},
+		{[]string{"--app", "1400000001:" + key + ":a,b,c,d,e,f,g,h,i,j,k"}, nil},
+		{[]string{"--app", "1400000001:" + key + ":"}, nil},
+		{nil, map[string]string{"TIMD_APP": "1400000001:" + key}},
+		{[]string{"--config", file}, nil},
+	} {
+		_, err := Load(c.args, env(c.env))
+		if err == nil {
+			t.Fatalf("Load(%v, %v) accepted", c.args, c.env)
+		}
+		if strings.Contains(err.Error(), key) || strings.Contains(err.Error(), key[:16]) {
+			t.Fatalf("Load(%v, %v) error shows the key: %v", c.args, c.env, err)
+		}
 	}
 }

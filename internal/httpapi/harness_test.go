@@ -50,6 +50,11 @@ type envOpts struct {
 	limits bool
 	rates  map[string]float64
 	quotas map[string]int64 // push limits of every app (service.PushLimitsFrom)
+	// quiet runs the fan-out scan and the scheduler tick every second
+	// instead of every 10–20 ms: new tasks are still handled at once
+	// (Notify, wake), and tests that run many requests stay fast under
+	// -race, where each scan's SQL costs milliseconds.
+	quiet bool
 }
 
 // fakeClock is a settable clock.
@@ -133,12 +138,16 @@ func newEnv(t testing.TB, o envOpts) *env {
 	auth := service.NewAuth(apps, st, nil)
 	clock := newClock(time.Now().Truncate(time.Second))
 	live := newRecordingLive()
-	engine := fanout.New(st, live, fanout.Options{Scan: 20 * time.Millisecond, SaveEvery: time.Millisecond}, log)
+	scan, tick := 20*time.Millisecond, 10*time.Millisecond
+	if o.quiet {
+		scan, tick = time.Second, time.Second
+	}
+	engine := fanout.New(st, live, fanout.Options{Scan: scan, SaveEvery: time.Millisecond}, log)
 	push := service.NewPush(st, st, idx, engine, service.PushConfig{Limits: o.limits,
 		AppLimits: func(uint64) service.PushLimits { return service.PushLimitsFrom(o.quotas) },
 		Audience:  audience.DefaultOptions(), Now: clock.Now, Log: log})
 	sched := service.NewSched(st, push, clock.Now)
-	scheduler := fanout.NewScheduler(st, sched.Fire, fanout.SchedOptions{Tick: 10 * time.Millisecond, Now: clock.Now}, log)
+	scheduler := fanout.NewScheduler(st, sched.Fire, fanout.SchedOptions{Tick: tick, Now: clock.Now}, log)
 	engine.Start(ctx)
 	scheduler.Start(ctx)
 	t.Cleanup(func() { scheduler.Stop(); engine.Stop() })

@@ -5,6 +5,7 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -142,7 +143,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) (rt *route, code 
 // logged once, with detail, and answered with a generic text.
 func (s *Server) fail(w http.ResponseWriter, f family, err error, payload any) int {
 	code, info, unexpected := codeFor(f, err)
-	if unexpected {
+	switch {
+	case unexpected && errors.Is(err, context.Canceled):
+		// The client went away mid-request: nothing is wrong here.
+		s.log.Debug("request abandoned by the client", "err", err)
+	case unexpected:
 		s.log.Error("request failed", "err", err)
 	}
 	writeEnvelope(w, code, info, payload)

@@ -16,6 +16,9 @@ import (
 const (
 	failLimit  = 20
 	failWindow = time.Minute
+	// maxFailEntries bounds the failure map; past it, expired entries go,
+	// and if that is not enough the map is emptied.
+	maxFailEntries = 100_000
 )
 
 // Auth verifies UserSigs and admin rights.
@@ -173,11 +176,14 @@ func (a *Auth) throttled(key kickKey, now time.Time) bool {
 func (a *Auth) fail(key kickKey, now time.Time) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if len(a.fails) > 100000 { // bound memory under a spray of identities
+	if len(a.fails) > maxFailEntries { // bound memory under a spray of identities
 		for k, f := range a.fails {
 			if now.Sub(f.start) > failWindow {
 				delete(a.fails, k)
 			}
+		}
+		if len(a.fails) > maxFailEntries {
+			clear(a.fails) // still a spray: forget, rather than grow without bound
 		}
 	}
 	f := a.fails[key]

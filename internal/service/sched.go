@@ -119,11 +119,15 @@ func schedKind(typ im.SchedType) im.PushKind {
 
 // checkContent validates a task's content against its type and returns
 // it (with From_Account set to caller when absent) and its title and text.
-// Errors: 90104 for a Type/content mismatch, else those of ParsePush
-// except that MsgRandom is optional.
+// Errors: 90104 for a Type/content mismatch, 90056 for content larger than
+// a push body may be (it is the body the dispatch pushes), else those of
+// ParsePush except that MsgRandom is optional.
 func (s *Sched) checkContent(ctx context.Context, app uint64, typ im.SchedType, raw json.RawMessage, caller string) (json.RawMessage, string, string, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil, "", "", invalid("Content is required")
+	}
+	if lim := s.push.limits(app); lim.BodyBytes > 0 && int64(len(raw)) > lim.BodyBytes {
+		return nil, "", "", im.Errorf(im.CodePushBodyTooLarge, "Content of %d bytes is over the %d-byte push body limit", len(raw), lim.BodyBytes)
 	}
 	req, err := parsePush(raw, schedKind(typ), false)
 	if err != nil {
