@@ -16,7 +16,11 @@ import (
 
 // bench drives a running timd with real UserSigs and prints throughput and
 // latency; with --baseline it first measures a bare net/http handler that
-// decodes the same JSON, in the same run, as the yardstick.
+// decodes the same JSON, in the same run, as the yardstick. With --live N,
+// N WebSocket clients stay connected during the op mix, and --push-every
+// pushes to a rotating Condition meanwhile, timing each push's receipt at
+// the clients in its audience. --live N --push-once is the one-shot live
+// measurement instead of the op mix.
 func bench(ctx context.Context, env Env, args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
@@ -24,79 +28,149 @@ func bench(ctx context.Context, env Env, args []string) error {
 	sdkappid := fs.Uint64("sdkappid", 0, "SDKAppID")
 	key := fs.String("key", "", "the app's secret key")
 	admin := fs.String("admin", "administrator", "admin identifier")
-	ops := fs.String("ops", "set_attr", "comma-separated op mix: set_attr,get_attr,add_tag,get_tag,remove_attr")
+	ops := fs.String("ops", "set_attr", `comma-separated op mix: set_attr,get_attr,add_tag,get_tag,remove_attr ("" for none)`)
 	conc := fs.Int("concurrency", 16, "concurrent clients")
 	dur := fs.Duration("duration", 10*time.Second, "how long to run each phase")
 	batch := fs.Int("batch", 100, "accounts per request (max 100)")
 	accounts := fs.Int("accounts", 100_000, "account population")
-	prepare := fs.Bool("prepare", true, "name attributes and import the accounts first")
-	baseline := fs.Bool("baseline", true, "also measure a bare net/http handler in the same run")
-	live := fs.Int("live", 0, "instead of the op mix: connect N WebSocket clients, push once to all, and measure receipt latency")
-	liveWait := fs.Duration("live-wait", 30*time.Second, "with --live: how long to wait for every client")
+	prepare := fs.Bool("prepare", true, "name attributes, import the accounts and give them tags and attributes first")
+	baseline := fs.Bool("baseline", true, "also measure a bare net/http (or, with --push-once, WebSocket) server in the same run")
+	live := fs.Int("live", 0, "keep N WebSocket clients connected during the run")
+	pushEvery := fs.Duration("push-every", 0, "during the run, push to the next rotating Condition this often (0: never)")
+	pushOnce := fs.Bool("push-once", false, "with --live: instead of the op mix, push once to everyone and time the receipts")
+	liveWait := fs.Duration("live-wait", 30*time.Second, "with --live: how long to wait for receipts after the pushes")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *sdkappid == 0 || *key == "" {
 		return errors.New("--sdkappid and --key are required")
 	}
-	if *batch < 1 || *batch > 100 || *conc < 1 || *accounts < *batch {
-		return errors.New("need 1 <= --batch <= 100 <= --accounts and --concurrency >= 1")
+	if *batch < 1 || *batch > 100 || *conc < 1 || *accounts < *batch || *live < 0 || (*pushOnce && *live == 0) {
+		return errors.New("need 1 <= --batch <= 100 <= --accounts, --concurrency >= 1, and --live N with --push-once")
 	}
 	cfg := loadgen.Config{Base: strings.TrimRight(*addr, "/"), SDKAppID: *sdkappid, Key: *key, Admin: *admin,
-		Ops: strings.Split(*ops, ","), Concurrency: *conc, Duration: *dur, Batch: *batch,
-		Accounts: *accounts, Prefix: "bench", Progress: env.Stderr}
+		Ops: opList(*ops), Concurrency: *conc, Duration: *dur, Batch: *batch, Accounts: *accounts,
+		Prefix: "bench", Progress: env.Stderr, PushEvery: *pushEvery}
 	c, err := loadgen.NewClient(cfg)
 	if err != nil {
 		return err
 	}
-	if *live > 0 {
-		if *baseline {
-			res, err := liveBaseline(ctx, *live, *liveWait)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintln(env.Stdout, "baseline (bare coder/websocket broadcast, child process):")
-			fmt.Fprintln(env.Stdout, "  ", res)
-		}
-		res, err := c.Live(ctx, *live, *liveWait)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintln(env.Stdout, "timd:")
-		fmt.Fprintln(env.Stdout, "  ", res)
-		return nil
+	if *pushOnce {
+		return benchPushOnce(ctx, env, c, *live, *liveWait, *baseline)
 	}
 	if *prepare {
 		start := time.Now()
 		if err := c.Prepare(ctx); err != nil {
 			return err
 		}
-		fmt.Fprintf(env.Stdout, "prepared %d accounts in %v\n", *accounts, time.Since(start).Round(time.Millisecond))
+		fmt.Fprintf(env.Stdout, "prepared %d accounts with tags and attributes in %v\n", *accounts, time.Since(start).Round(time.Millisecond))
 	}
-	if *baseline {
-		srv, base, err := loadgen.Baseline()
-		if err != nil {
+	if *baseline && len(cfg.Ops) > 0 {
+		if err := benchBaseline(ctx, env, cfg); err != nil {
 			return err
 		}
-		bcfg := cfg
-		bcfg.Base = base
-		bc, err := loadgen.NewClient(bcfg)
-		if err != nil {
+	}
+	var l *loadgen.Listeners
+	if *live > 0 {
+		start := time.Now()
+		if l, err = c.Listen(ctx, *live); err != nil {
 			return err
 		}
-		fmt.Fprintln(env.Stdout, "baseline (bare net/http, JSON decode only):")
-		for _, r := range bc.Run(ctx) {
-			fmt.Fprintln(env.Stdout, "  ", r)
-		}
-		srv.Close()
+		defer l.Close()
+		fmt.Fprintf(env.Stdout, "connected %d live clients in %v\n", *live, time.Since(start).Round(time.Millisecond))
 	}
-	fmt.Fprintf(env.Stdout, "timd at %s (concurrency %d, batch %d):\n", cfg.Base, *conc, *batch)
-	for _, r := range c.Run(ctx) {
+	fmt.Fprintf(env.Stdout, "timd at %s (concurrency %d, batch %d, %d live clients):\n", cfg.Base, *conc, *batch, *live)
+	res, pushes := c.Run(ctx, l)
+	printResults(env, res)
+	if len(pushes) > 0 {
+		printPushes(env, pushes, l, *liveWait)
+	}
+	return nil
+}
+
+// opList splits the --ops list; "" is no op.
+func opList(s string) []string {
+	var out []string
+	for _, op := range strings.Split(s, ",") {
+		if op = strings.TrimSpace(op); op != "" {
+			out = append(out, op)
+		}
+	}
+	return out
+}
+
+// benchBaseline runs the op mix against the bare net/http baseline.
+func benchBaseline(ctx context.Context, env Env, cfg loadgen.Config) error {
+	srv, base, err := loadgen.Baseline()
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	cfg.Base, cfg.PushEvery = base, 0
+	bc, err := loadgen.NewClient(cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(env.Stdout, "baseline (bare net/http, JSON decode and a same-shape answer):")
+	res, _ := bc.Run(ctx, nil)
+	printResults(env, res)
+	return nil
+}
+
+func printResults(env Env, res []loadgen.Result) {
+	for _, r := range res {
 		fmt.Fprintln(env.Stdout, "  ", r)
 		if r.FirstFail != "" {
 			fmt.Fprintln(env.Stdout, "     first failure:", r.FirstFail)
 		}
 	}
+}
+
+// printPushes waits for the receipts and prints the push/receipt table.
+func printPushes(env Env, pushes []loadgen.Push, l *loadgen.Listeners, wait time.Duration) {
+	receipts := func(string) map[int]time.Time { return nil }
+	n := 0
+	if l != nil {
+		l.Wait(pushes, wait)
+		receipts, n = l.Receipts, l.N()
+	}
+	fmt.Fprintf(env.Stdout, "pushes (stored, rotating Condition) with %d live clients; receipt = push call start to frame read:\n", n)
+	fmt.Fprintln(env.Stdout, "  ", loadgen.PushHeader)
+	for _, r := range loadgen.Summarize(pushes, receipts) {
+		fmt.Fprintln(env.Stdout, "  ", r)
+		if r.FirstFail != "" && r.Kind != "all" {
+			fmt.Fprintln(env.Stdout, "     first failure:", r.FirstFail)
+		}
+	}
+	if l != nil {
+		dups, ended := l.Health()
+		fmt.Fprintf(env.Stdout, "live clients: %d repeated frames; connections lost during the run: %v\n", dups, ended)
+	}
+}
+
+// benchPushOnce is --live N --push-once: N clients, one online-only push
+// to everyone, receipt times; with baseline, first the same measurement
+// against a bare WebSocket broadcast server.
+func benchPushOnce(ctx context.Context, env Env, c *loadgen.Client, n int, wait time.Duration, baseline bool) error {
+	if baseline {
+		res, err := liveBaseline(ctx, n, wait)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(env.Stdout, "baseline (bare coder/websocket broadcast, child process):")
+		fmt.Fprintln(env.Stdout, "  ", res)
+	}
+	l, err := c.Listen(ctx, n)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	res, err := c.PushOnce(ctx, l, wait)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(env.Stdout, "timd:")
+	fmt.Fprintln(env.Stdout, "  ", res)
 	return nil
 }
 
@@ -123,7 +197,7 @@ func liveBaseline(ctx context.Context, n int, wait time.Duration) (loadgen.LiveR
 	return loadgen.LiveBaseline(ctx, strings.TrimSpace(addr), n, wait)
 }
 
-// benchBaselineWS is the hidden child of `timd bench --live`.
+// benchBaselineWS is the hidden child of `timd bench --live N --push-once`.
 func benchBaselineWS(ctx context.Context, env Env) error {
 	return loadgen.ServeBroadcastBaseline(ctx, func(addr string) { fmt.Fprintln(env.Stdout, addr) })
 }

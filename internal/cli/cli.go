@@ -16,6 +16,9 @@ Usage:
   timd usersig --sdkappid N --key KEY --identifier ID [--expire SECONDS]
   timd bench   --sdkappid N --key KEY [--addr URL] [--ops set_attr,get_attr,...]
                [--concurrency N] [--duration D] [--batch N] [--accounts N]
+               [--live N [--push-every D | --push-once]] [--live-wait D]
+  timd crashtest [--accounts N] [--writers N] [--kills N] [--duration-per-round D]
+                 [--live N] [--seed N] [--store DIR] [--bin PATH]
 
 Every serve flag can also be set as TIMD_<FLAG> (for example TIMD_LISTEN).
 `
@@ -42,7 +45,9 @@ func Main(ctx context.Context, env Env) int {
 		err = genUserSig(env, env.Args[1:])
 	case "bench":
 		err = bench(ctx, env, env.Args[1:])
-	case "bench-baseline-ws": // hidden: the child process of `timd bench --live`
+	case "crashtest":
+		err = runCrashTest(ctx, env, env.Args[1:])
+	case "bench-baseline-ws": // hidden: the child process of `timd bench --live N --push-once`
 		err = benchBaselineWS(ctx, env)
 	case "help", "-h", "--help":
 		fmt.Fprint(env.Stdout, usage)

@@ -37,12 +37,12 @@ func (l benchLive) Deliver(_ *im.PushTask, aud *roaring.Bitmap) int {
 func (benchLive) Revoke(uint64, string, *roaring.Bitmap) {}
 func (l benchLive) Connected(uint64) *roaring.Bitmap     { return l.online }
 
-// benchPush measures a stored push to a 1M-account app from acceptance
-// (the REST service call: MsgRandom check, quota, audience evaluation,
-// durable task row) to the end of its fan-out (live pass to the 10,000
-// connected accounts, progress saved, task Done).
-func benchPush(b *testing.B, cond string) {
-	const accounts = 1_000_000
+// benchPush measures a stored push to an app of `accounts` accounts from
+// acceptance (the REST service call: MsgRandom check, quota, audience
+// evaluation, durable task row) to the end of its fan-out (live pass to
+// the first 10,000 accounts, which are connected; progress saved; task
+// Done).
+func benchPush(b *testing.B, accounts int, cond string) {
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, b.TempDir(), nil)
 	if err != nil {
@@ -63,7 +63,7 @@ func benchPush(b *testing.B, cond string) {
 	}
 	idx.Apply(batch)
 	online := roaring.New()
-	online.AddRange(1, 10_001)
+	online.AddRange(1, uint64(min(accounts, 10_000))+1)
 	done := make(doneWaker, 1)
 	eng := fanout.New(st, benchLive{online}, fanout.Options{}, nil)
 	eng.SetHooks(done)
@@ -95,17 +95,45 @@ func benchPush(b *testing.B, cond string) {
 }
 
 // BenchmarkPushAll1M pushes to every account of a 1M-account app.
-func BenchmarkPushAll1M(b *testing.B) { benchPush(b, "") }
+func BenchmarkPushAll1M(b *testing.B) { benchPush(b, 1_000_000, "") }
 
 // BenchmarkPushTag500k pushes to the 500,000 accounts of one tag (a
 // sparse audience: bitset containers rather than runs).
-func BenchmarkPushTag500k(b *testing.B) { benchPush(b, `"Condition":{"TagsAnd":["even"]},`) }
+func BenchmarkPushTag500k(b *testing.B) {
+	benchPush(b, 1_000_000, `"Condition":{"TagsAnd":["even"]},`)
+}
+
+// sizes are the audiences of the growth benchmarks.
+var sizes = []struct {
+	name string
+	n    int
+}{{"10k", 10_000}, {"100k", 100_000}, {"1M", 1_000_000}}
+
+// BenchmarkPushSizes pushes to everyone of apps of 10k, 100k and 1M
+// accounts (10,000 of them connected in each), in one run, to show how
+// the cost of a stored push grows with its audience.
+func BenchmarkPushSizes(b *testing.B) {
+	for _, s := range sizes {
+		b.Run(s.name, func(b *testing.B) { benchPush(b, s.n, "") })
+	}
+}
+
+// BenchmarkNaiveInboxSizes is the yardstick of BenchmarkPushSizes at the
+// same sizes: one inbox row per recipient.
+func BenchmarkNaiveInboxSizes(b *testing.B) {
+	for _, s := range sizes {
+		b.Run(s.name, func(b *testing.B) { naiveInbox(b, s.n) })
+	}
+}
 
 // BenchmarkNaiveInbox1M is the yardstick of BenchmarkPushAll1M: the naive
 // fan-out that stores one inbox row per recipient, 1M rows in one
 // transaction, on SQLite with the same durability (WAL, synchronous=FULL).
-func BenchmarkNaiveInbox1M(b *testing.B) {
-	const accounts = 1_000_000
+func BenchmarkNaiveInbox1M(b *testing.B) { naiveInbox(b, 1_000_000) }
+
+// naiveInbox writes one inbox row per recipient of `accounts`, in one
+// transaction per push.
+func naiveInbox(b *testing.B, accounts int) {
 	q := url.Values{}
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(FULL)")

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,7 +32,8 @@ type Config struct {
 	Batch       int // accounts per request
 	Accounts    int // size of the account population
 	Prefix      string
-	Progress    io.Writer // progress line target; nil for none
+	Progress    io.Writer     // progress line target; nil for none
+	PushEvery   time.Duration // during Run, push this often; 0 for never
 }
 
 // Result is what a run measured.
@@ -101,23 +101,98 @@ func (c *Client) Call(ctx context.Context, cmd string, body []byte) (int, []byte
 	return env.ErrorCode, raw, nil
 }
 
-// Prepare names the attribute slots and imports the account population.
+// Prepare names the attribute slots, imports the account population and
+// gives account i the tags and attributes of ProfileOf(i), so that push
+// Conditions select realistic shares of it.
 func (c *Client) Prepare(ctx context.Context) error {
-	if code, raw, err := c.Call(ctx, "timpush/set_attr_name", []byte(`{"AttrNames":{"0":"city","1":"tier","2":"lang"}}`)); err != nil || code != 0 {
-		return fmt.Errorf("set_attr_name: %d %s %v", code, raw, err)
+	if err := c.nameAttrs(ctx); err != nil {
+		return err
 	}
-	ids := make([]string, 0, 100)
-	for i := 0; i < c.cfg.Accounts; i++ {
-		ids = append(ids, c.id(i))
-		if len(ids) == 100 || i == c.cfg.Accounts-1 {
-			body, _ := json.Marshal(map[string]any{"Accounts": ids})
-			if code, raw, err := c.Call(ctx, "im_open_login_svc/multiaccount_import", body); err != nil || code != 0 {
-				return fmt.Errorf("import: %d %s %v", code, raw, err)
+	return c.populate(ctx, c.id, c.cfg.Accounts)
+}
+
+func (c *Client) nameAttrs(ctx context.Context) error {
+	names := map[string]string{}
+	for i, n := range AttrNames {
+		names[fmt.Sprint(i)] = n
+	}
+	return c.must(ctx, "timpush/set_attr_name", map[string]any{"AttrNames": names})
+}
+
+// populate imports accounts id(0)…id(n-1) and sets their profiles (tags
+// replaced), 100 accounts per request, on Concurrency workers.
+func (c *Client) populate(ctx context.Context, id func(int) string, n int) error {
+	return c.chunks(ctx, n, 100, func(lo, hi int) error {
+		var ids []string
+		var attrs, tags []map[string]any
+		for i := lo; i < hi; i++ {
+			p := ProfileOf(i)
+			ids = append(ids, id(i))
+			attrs = append(attrs, map[string]any{"To_Account": id(i), "Attrs": p.Attrs})
+			tags = append(tags, map[string]any{"To_Account": id(i), "Tags": p.Tags})
+		}
+		if err := c.must(ctx, "im_open_login_svc/multiaccount_import", map[string]any{"Accounts": ids}); err != nil {
+			return err
+		}
+		if err := c.must(ctx, "timpush/set_attr", map[string]any{"UserAttrs": attrs}); err != nil {
+			return err
+		}
+		return c.must(ctx, "timpush/add_tag", map[string]any{"UserTags": tags, "Replace": 1})
+	})
+}
+
+// must calls cmd with req as JSON and fails unless the whole request
+// succeeded (ErrorCode 0 and no ErrorList).
+func (c *Client) must(ctx context.Context, cmd string, req any) error {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	code, raw, err := c.Call(ctx, cmd, body)
+	var partial struct{ ErrorList []json.RawMessage }
+	if err == nil && code == 0 && json.Unmarshal(raw, &partial) == nil && len(partial.ErrorList) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s: %d %.300s %v", cmd, code, raw, err)
+}
+
+// chunks calls f over [0,n) in pieces of size, on Concurrency workers,
+// and returns the first error.
+func (c *Client) chunks(ctx context.Context, n, size int, f func(lo, hi int) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	next := make(chan int)
+	errs := make(chan error, c.cfg.Concurrency)
+	var wg sync.WaitGroup
+	for range c.cfg.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for lo := range next {
+				if err := f(lo, min(n, lo+size)); err != nil {
+					errs <- err
+					cancel()
+					return
+				}
 			}
-			ids = ids[:0]
+		}()
+	}
+feed:
+	for lo := 0; lo < n; lo += size {
+		select {
+		case next <- lo:
+		case <-ctx.Done():
+			break feed
 		}
 	}
-	return nil
+	close(next)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+		return ctx.Err()
+	}
 }
 
 func (c *Client) id(i int) string { return fmt.Sprintf("%s%08d", c.cfg.Prefix, i) }
@@ -166,22 +241,20 @@ func (c *Client) body(op string, r *rand.Rand) (cmd string, body []byte, items i
 }
 
 // Run drives the op mix for the configured duration and returns one Result
-// per op.
-func (c *Client) Run(ctx context.Context) []Result {
-	type sample struct {
-		op  int
-		lat time.Duration
-		ok  bool
-	}
+// per op. With PushEvery set it also pushes, every PushEvery, with the next
+// Condition of the Rotation; live, when not nil, are the clients listening
+// (each Push names the ones in its audience).
+func (c *Client) Run(ctx context.Context, live *Listeners) ([]Result, []Push) {
+	calls := ctx // a call under way at the end is let finish, and counted
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Duration)
 	defer cancel()
 	var mu sync.Mutex
 	lats := make([][]time.Duration, len(c.cfg.Ops))
 	res := make([]Result, len(c.cfg.Ops))
-	var done atomic.Int64
+	var done, pushed atomic.Int64
 	var wg sync.WaitGroup
 	start := time.Now()
-	for w := 0; w < c.cfg.Concurrency; w++ {
+	for w := 0; w < c.cfg.Concurrency && len(c.cfg.Ops) > 0; w++ {
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
@@ -190,11 +263,8 @@ func (c *Client) Run(ctx context.Context) []Result {
 				k := i % len(c.cfg.Ops)
 				cmd, body, items := c.body(c.cfg.Ops[k], r)
 				t0 := time.Now()
-				code, raw, err := c.Call(ctx, cmd, body)
+				code, raw, err := c.Call(calls, cmd, body)
 				lat := time.Since(t0)
-				if ctx.Err() != nil {
-					return
-				}
 				mu.Lock()
 				lats[k] = append(lats[k], lat)
 				res[k].Requests++
@@ -211,7 +281,15 @@ func (c *Client) Run(ctx context.Context) []Result {
 			}
 		}(w)
 	}
-	stopProgress := c.progress(&done, start)
+	var pushes []Push
+	if c.cfg.PushEvery > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pushes = c.pushEvery(ctx, calls, live, &pushed)
+		}()
+	}
+	stopProgress := c.progress(start, &done, &pushed)
 	wg.Wait()
 	stopProgress()
 	elapsed := time.Since(start)
@@ -220,11 +298,11 @@ func (c *Client) Run(ctx context.Context) []Result {
 		res[k].Elapsed = elapsed
 		res[k].P50, res[k].P99, res[k].Max = percentiles(lats[k])
 	}
-	return res
+	return res, pushes
 }
 
 // progress prints a one-line status every second until stopped.
-func (c *Client) progress(done *atomic.Int64, start time.Time) func() {
+func (c *Client) progress(start time.Time, done, pushed *atomic.Int64) func() {
 	if c.cfg.Progress == nil {
 		return func() {}
 	}
@@ -240,19 +318,31 @@ func (c *Client) progress(done *atomic.Int64, start time.Time) func() {
 				fmt.Fprintln(c.cfg.Progress)
 				return
 			case now := <-t.C:
-				n := done.Load()
-				fmt.Fprintf(c.cfg.Progress, "\r%5.0fs  %9d requests  %8.0f req/s", now.Sub(start).Seconds(), n, float64(n)/now.Sub(start).Seconds())
+				n, secs := done.Load(), now.Sub(start).Seconds()
+				fmt.Fprintf(c.cfg.Progress, "\r%5.0fs  %9d requests  %8.0f req/s", secs, n, float64(n)/secs)
+				if c.cfg.PushEvery > 0 {
+					fmt.Fprintf(c.cfg.Progress, "  %4d pushes", pushed.Load())
+				}
 			}
 		}
 	}()
 	return func() { close(stop); <-finished }
 }
 
+// percentiles returns the nearest-rank 50th and 99th percentiles and the
+// maximum of l (zeros when l is empty).
 func percentiles(l []time.Duration) (p50, p99, mx time.Duration) {
 	if len(l) == 0 {
 		return
 	}
 	s := slices.Clone(l)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	return s[len(s)/2], s[len(s)*99/100], s[len(s)-1]
+	slices.Sort(s)
+	return rank(s, 50), rank(s, 99), s[len(s)-1]
+}
+
+// rank is the nearest-rank p-th percentile of sorted s: the smallest
+// value with at least p% of s at or below it.
+func rank(s []time.Duration, p int) time.Duration {
+	i := (len(s)*p + 99) / 100 // ceil(n·p/100)
+	return s[max(i, 1)-1]
 }

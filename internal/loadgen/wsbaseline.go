@@ -60,44 +60,24 @@ func ServeBroadcastBaseline(ctx context.Context, out func(addr string)) error {
 }
 
 // LiveBaseline connects n clients to a broadcast baseline at addr, fires
-// one frame and measures receipt times from the fire call, like Live.
+// one frame and measures receipt times from the fire call, like PushOnce.
 func LiveBaseline(ctx context.Context, addr string, n int, wait time.Duration) (LiveResult, error) {
-	got := make(chan time.Time, n)
-	var task atomicString
-	conns := make([]*websocket.Conn, 0, n)
-	defer func() {
-		for _, c := range conns {
-			c.CloseNow()
-		}
-	}()
-	for i := 0; i < n; i++ {
-		c, _, err := websocket.Dial(ctx, "ws://"+addr+"/connect", nil)
-		if err != nil {
-			return LiveResult{}, fmt.Errorf("baseline connect %d: %w", i, err)
-		}
-		conns = append(conns, c)
-		go readUntilTask(ctx, c, got, &task)
+	urls := make([]string, n)
+	for i := range urls {
+		urls[i] = "ws://" + addr + "/connect"
 	}
+	l, err := listen(ctx, urls, false)
+	if err != nil {
+		return LiveResult{}, err
+	}
+	defer l.Close()
 	time.Sleep(200 * time.Millisecond) // let the server register the last ones
-	task.set("baseline")
-	start := time.Now()
+	p := Push{TaskID: "baseline", Start: time.Now(), Expect: Audience(Condition{}, n)}
 	resp, err := http.Post("http://"+addr+"/fire?task=baseline", "text/plain", nil)
-	accept := time.Since(start)
+	p.Call = time.Since(p.Start)
 	if err != nil {
 		return LiveResult{}, err
 	}
 	resp.Body.Close()
-	lats := make([]time.Duration, 0, n)
-	deadline := time.After(wait)
-	for len(lats) < n {
-		select {
-		case at := <-got:
-			lats = append(lats, at.Sub(start))
-		case <-deadline:
-			n = len(lats)
-		}
-	}
-	res := LiveResult{Clients: len(conns), Received: len(lats), TaskID: "baseline", Accept: accept}
-	res.P50, res.P99, res.Max = percentiles(lats)
-	return res, nil
+	return oneShot(l, p, wait), nil
 }
