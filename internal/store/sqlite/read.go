@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"timd/internal/im"
 )
@@ -15,11 +16,10 @@ import (
 type readStmts struct {
 	stmts []*sql.Stmt
 
-	account *sql.Stmt // whole account of an id, RegistrationID first
-	scan    *sql.Stmt // every account of an app, by ordinal
-	schema  *sql.Stmt
-	app     *sql.Stmt
-	apps    *sql.Stmt
+	scan   *sql.Stmt // every account of an app, by ordinal
+	schema *sql.Stmt
+	app    *sql.Stmt
+	apps   *sql.Stmt
 }
 
 const appColumns = `sdkappid, secret_key, admins, callback_url, created_at`
@@ -29,8 +29,6 @@ func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 		dst **sql.Stmt
 		sql string
 	}{
-		{&r.account, `SELECT ` + accountColumns + ` FROM accounts
-			WHERE app = ? AND id = ? ORDER BY type DESC LIMIT 1`},
 		{&r.scan, `SELECT ` + accountColumns + ` FROM accounts WHERE app = ? ORDER BY ordinal`},
 		{&r.schema, schemaQuery},
 		{&r.app, `SELECT ` + appColumns + ` FROM apps WHERE sdkappid = ?`},
@@ -135,27 +133,48 @@ func (s *Store) lookup(ctx context.Context, app uint64, ids []string, withAudien
 		key     int64
 		suspect bool
 	}
+	if len(ids) == 0 {
+		return nil
+	}
 	g0 := s.ov.gen.Load()
-	hits := make([]hit, 0, len(ids))
+	best := make(map[string]hit, len(ids))
 	err := func() error {
-		tx, err := s.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-		if err != nil {
-			return dbErr("begin read", err)
-		}
-		defer tx.Rollback()
-		st := tx.StmtContext(ctx, s.r.account)
+		uniq := make([]any, 0, len(ids)+1)
+		uniq = append(uniq, int64(app))
+		seen := make(map[string]bool, len(ids))
 		for _, id := range ids {
-			p, key, suspect, err := s.scanProfile(st.QueryRowContext(ctx, int64(app), id), withAudience, g0)
-			if errors.Is(err, sql.ErrNoRows) {
-				continue
+			if !seen[id] {
+				seen[id] = true
+				uniq = append(uniq, id)
 			}
+		}
+		// One query for the whole request: per-account QueryRow calls
+		// dominated read latency (100 statements per get_attr).
+		q := `SELECT ` + accountColumns + ` FROM accounts WHERE app = ? AND id IN (?` +
+			strings.Repeat(",?", len(uniq)-2) + `)`
+		rows, err := s.rdb.QueryContext(ctx, q, uniq...)
+		if err != nil {
+			return dbErr("read accounts", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			p, key, suspect, err := s.scanProfile(rows, withAudience, g0)
 			if err != nil {
 				return dbErr("read account", err)
 			}
-			hits = append(hits, hit{id, p, key, suspect})
+			// A RegistrationID (type 1) wins over a UserID of the same id.
+			if old, ok := best[p.Account.ID]; !ok || p.Account.Type > old.p.Account.Type {
+				best[p.Account.ID] = hit{p.Account.ID, p, key, suspect}
+			}
 		}
-		return nil
+		return dbErr("read accounts", rows.Err())
 	}()
+	hits := make([]hit, 0, len(ids))
+	for _, id := range ids {
+		if h, ok := best[id]; ok {
+			hits = append(hits, h)
+		}
+	}
 	if err != nil {
 		return err
 	}
