@@ -119,6 +119,21 @@ func (s *Server) imGetAttr(r *request) (any, error) { return s.getAttrs(r, true)
 // getAttrs serves get_attr; the legacy form answers unknown accounts with
 // empty Attrs instead of an ErrorList entry (spec §8).
 func (s *Server) getAttrs(r *request, legacy bool) (any, error) {
+	out := userAttrsResp{UserAttrs: []userAttrsOut{}}
+	errs, err := s.readProfiles(r, legacy, func(p service.Profile) {
+		out.UserAttrs = append(out.UserAttrs, userAttrsOut{ToAccount: p.Account, Attrs: p.Attrs})
+	})
+	if err != nil {
+		return nil, err
+	}
+	out.ErrorList = errs
+	return out, nil
+}
+
+// readProfiles decodes a To_Account list, reads the profiles and calls
+// each for every account to answer: every account in the legacy form,
+// else the imported ones, returning the others as 70107 items.
+func (s *Server) readProfiles(r *request, legacy bool, each func(service.Profile)) ([]itemError, error) {
 	var req accountsReq
 	if err := decode(r.body, &req); err != nil {
 		return nil, err
@@ -127,15 +142,15 @@ func (s *Server) getAttrs(r *request, legacy bool) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := userAttrsResp{UserAttrs: []userAttrsOut{}}
+	var notFound []itemError
 	for _, p := range profiles {
 		if !p.Found && !legacy {
-			out.ErrorList = append(out.ErrorList, notImported(p.Account))
+			notFound = append(notFound, notImported(p.Account))
 			continue
 		}
-		out.UserAttrs = append(out.UserAttrs, userAttrsOut{ToAccount: p.Account, Attrs: p.Attrs})
+		each(p)
 	}
-	return out, nil
+	return notFound, nil
 }
 
 type accountsReq struct {

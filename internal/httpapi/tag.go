@@ -93,21 +93,13 @@ func (s *Server) imGetTag(r *request) (any, error) { return s.getTags(r, true) }
 
 // getTags serves get_tag; legacy answers unknown accounts with no tags.
 func (s *Server) getTags(r *request, legacy bool) (any, error) {
-	var req accountsReq
-	if err := decode(r.body, &req); err != nil {
-		return nil, err
-	}
-	profiles, err := s.svc.Audience.Profiles(r.ctx, r.app.SDKAppID, req.ToAccount)
+	out := userTagsResp{UserTags: []userTagsOut{}}
+	errs, err := s.readProfiles(r, legacy, func(p service.Profile) {
+		out.UserTags = append(out.UserTags, userTagsOut{ToAccount: p.Account, Tags: p.Tags})
+	})
 	if err != nil {
 		return nil, err
 	}
-	out := userTagsResp{UserTags: []userTagsOut{}}
-	for _, p := range profiles {
-		if !p.Found && !legacy {
-			out.ErrorList = append(out.ErrorList, notImported(p.Account))
-			continue
-		}
-		out.UserTags = append(out.UserTags, userTagsOut{ToAccount: p.Account, Tags: p.Tags})
-	}
+	out.ErrorList = errs
 	return out, nil
 }
