@@ -19,13 +19,11 @@ import (
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"timd/internal/audience"
 	"timd/internal/deliver"
 	"timd/internal/deliver/delivertest"
 	"timd/internal/httpapi"
 	"timd/internal/im"
 	"timd/internal/service"
-	"timd/internal/store/sqlite"
 	"timd/internal/usersig"
 )
 
@@ -41,19 +39,7 @@ func newClientEnv(t *testing.T) *clientEnv {
 	t.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st, err := sqlite.Open(ctx, t.TempDir(), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	idx := audience.New()
-	st.SetChangeSink(idx)
-	apps := service.NewApps(st)
-	for _, a := range []im.App{appA, appB} {
-		if err := apps.Put(ctx, a); err != nil {
-			t.Fatal(err)
-		}
-	}
+	st, idx, apps := openStore(t, log)
 	tasks := delivertest.NewTasks()
 	hub := deliver.NewHub(tasks, idx, deliver.Options{AckInterval: 10 * time.Millisecond}, log)
 	hub.Start(ctx)

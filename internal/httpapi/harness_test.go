@@ -118,10 +118,11 @@ func (l *recordingLive) wasRevoked(id string) bool {
 	return l.revoked[id] != nil
 }
 
-func newEnv(t testing.TB, o envOpts) *env {
+// openStore opens the real SQLite store in a temporary directory with the
+// audience index as its change sink, and stores apps A and B.
+func openStore(t testing.TB, log *slog.Logger) (*sqlite.Store, *audience.Index, *service.Apps) {
 	t.Helper()
 	ctx := context.Background()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	st, err := sqlite.Open(ctx, t.TempDir(), log)
 	if err != nil {
 		t.Fatal(err)
@@ -135,6 +136,14 @@ func newEnv(t testing.TB, o envOpts) *env {
 			t.Fatal(err)
 		}
 	}
+	return st, idx, apps
+}
+
+func newEnv(t testing.TB, o envOpts) *env {
+	t.Helper()
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st, idx, apps := openStore(t, log)
 	auth := service.NewAuth(apps, st, nil)
 	clock := newClock(time.Now().Truncate(time.Second))
 	live := newRecordingLive()

@@ -135,10 +135,7 @@ type ItemError struct {
 // than 100 accounts, 90001 for none or an item without To_Account, 90033
 // for an undefined name or a value over 50 bytes. Per item: 70107, 90035.
 func (a *Audience) SetAttrs(ctx context.Context, app uint64, items []UserAttrs) ([]ItemError, error) {
-	if err := checkCount(len(items)); err != nil {
-		return nil, err
-	}
-	s, err := a.store.AttrSchema(ctx, app)
+	s, err := a.schemaFor(ctx, app, len(items))
 	if err != nil {
 		return nil, err
 	}
@@ -166,10 +163,7 @@ func (a *Audience) SetAttrs(ctx context.Context, app uint64, items []UserAttrs) 
 // RemoveAttrs removes named attributes of up to 100 accounts. Errors as
 // SetAttrs.
 func (a *Audience) RemoveAttrs(ctx context.Context, app uint64, items []UserAttrNames) ([]ItemError, error) {
-	if err := checkCount(len(items)); err != nil {
-		return nil, err
-	}
-	s, err := a.store.AttrSchema(ctx, app)
+	s, err := a.schemaFor(ctx, app, len(items))
 	if err != nil {
 		return nil, err
 	}
@@ -314,6 +308,15 @@ func (a *Audience) apply(ctx context.Context, app uint64, edits []im.Edit) ([]It
 		out = append(out, ItemError{Account: edits[i].Account, Code: ie.Code, Info: ie.Info})
 	}
 	return out, nil
+}
+
+// schemaFor checks the request's account count (checkCount) and returns
+// the app's attribute slots.
+func (a *Audience) schemaFor(ctx context.Context, app uint64, n int) (im.AttrSchema, error) {
+	if err := checkCount(n); err != nil {
+		return im.AttrSchema{}, err
+	}
+	return a.store.AttrSchema(ctx, app)
 }
 
 // checkCount bounds the accounts of one request: 90001 for none, 90018
