@@ -73,10 +73,6 @@ type options struct {
 	foldMaxDirty int
 	foldIdle     time.Duration
 	foldChunk    int // accounts written per fold transaction
-	// maxOverlay bounds the overlay: once it holds more accounts, the ones
-	// a fold step has just written to accounts are dropped from it (their
-	// row is current, so readers and the writer read it from there).
-	maxOverlay int
 	// noCloseFold leaves account_log unfolded at Close, as a crash would;
 	// tests use it to exercise replay.
 	noCloseFold bool
@@ -90,7 +86,6 @@ func defaultOptions() options {
 		foldMaxDirty:  1 << 20,
 		foldIdle:      time.Second,
 		foldChunk:     2000,
-		maxOverlay:    1 << 18,
 	}
 }
 

@@ -49,15 +49,6 @@ func TestConformanceEagerFold(t *testing.T) {
 	storetest.Run(t, openWith(opt))
 }
 
-// TestConformanceTinyOverlay folds eagerly and keeps at most one account
-// in the overlay, so that nearly every edit and read goes back to the
-// accounts table after an eviction.
-func TestConformanceTinyOverlay(t *testing.T) {
-	opt := defaultOptions()
-	opt.foldLogBytes, opt.foldChunk, opt.maxOverlay = 1, 3, 1
-	storetest.Run(t, openWith(opt))
-}
-
 // TestConformanceReplay never folds, not even at Close, so that every
 // reopen replays account_log.
 func TestConformanceReplay(t *testing.T) {
