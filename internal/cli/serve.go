@@ -10,6 +10,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -38,7 +39,9 @@ func serve(ctx context.Context, env Env, args []string) error {
 	log := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: level}))
 	log.Info("starting timd", "config", cfg.String())
 
-	store, err := sqlite.Open(ctx, cfg.Store, log)
+	setMemoryLimit(cfg.MemoryLimit)
+	store, err := sqlite.OpenConfig(ctx, cfg.Store, log,
+		sqlite.Config{WriterCache: int64(cfg.StoreCache), ReaderCache: int64(cfg.StoreReadCache)})
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
@@ -91,6 +94,14 @@ func serve(ctx context.Context, env Env, args []string) error {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	return listenAndServe(ctx, cfg, mux, log)
+}
+
+// setMemoryLimit sets the Go runtime's soft memory limit when the
+// configuration has one; 0 leaves the runtime's (GOMEMLIMIT's) limit.
+func setMemoryLimit(limit config.Bytes) {
+	if limit > 0 {
+		debug.SetMemoryLimit(int64(limit))
+	}
 }
 
 // listenAndServe serves h on cfg.Listen with cfg's time-outs, so that slow

@@ -33,6 +33,72 @@ type Config struct {
 	ReadTimeout       Duration `json:"read_timeout"`
 	WriteTimeout      Duration `json:"write_timeout"`
 	IdleTimeout       Duration `json:"idle_timeout"`
+	// StoreCache is the SQLite page cache of the embedded store's writer
+	// connection, StoreReadCache that of each of its read connections
+	// (SQLite's cache_size). The store's other memory does not depend on
+	// them; they are the knobs that trade RSS for fewer disk reads.
+	StoreCache     Bytes `json:"store_cache"`
+	StoreReadCache Bytes `json:"store_read_cache"`
+	// MemoryLimit is the Go runtime's soft memory limit
+	// (runtime/debug.SetMemoryLimit); 0 leaves the runtime's own, which
+	// the GOMEMLIMIT environment variable sets. Near the limit the
+	// garbage collector runs more often instead of growing the heap.
+	MemoryLimit Bytes `json:"memory_limit"`
+}
+
+// Bytes is a size in bytes, written in JSON and flags as a number of
+// bytes or a string with a unit: "512KiB", "64MiB", "1GiB" (also "B",
+// "KB", "MB", "GB", taken as powers of 1024).
+type Bytes int64
+
+// ParseBytes parses a size such as "64MiB" or "1048576".
+func ParseBytes(s string) (Bytes, error) {
+	s = strings.TrimSpace(s)
+	num := strings.TrimRightFunc(s, func(r rune) bool { return r < '0' || r > '9' })
+	unit := strings.ToUpper(strings.TrimSpace(s[len(num):]))
+	mult := map[string]int64{"": 1, "B": 1, "K": 1 << 10, "KB": 1 << 10, "KIB": 1 << 10, "M": 1 << 20, "MB": 1 << 20,
+		"MIB": 1 << 20, "G": 1 << 30, "GB": 1 << 30, "GIB": 1 << 30}[unit]
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || mult == 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("size %q: want a number of bytes, optionally with KiB, MiB or GiB", s)
+	}
+	return Bytes(n * mult), nil
+}
+
+// UnmarshalJSON reads a number of bytes or a size string; null leaves b
+// unchanged.
+func (b *Bytes) UnmarshalJSON(data []byte) error {
+	if string(data) == "null" {
+		return nil
+	}
+	var n int64
+	if err := json.Unmarshal(data, &n); err == nil {
+		*b = Bytes(n)
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(data, &s); err != nil {
+		return errors.New("a size must be a number of bytes or a string such as \"64MiB\"")
+	}
+	v, err := ParseBytes(s)
+	if err != nil {
+		return err
+	}
+	*b = v
+	return nil
+}
+
+// String writes the size in the largest unit that divides it.
+func (b Bytes) String() string {
+	for _, u := range []struct {
+		name string
+		n    Bytes
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if b != 0 && b%u.n == 0 {
+			return strconv.FormatInt(int64(b/u.n), 10) + u.name
+		}
+	}
+	return strconv.FormatInt(int64(b), 10) + "B"
 }
 
 // Duration is a time.Duration written in JSON as a Go duration string
@@ -87,6 +153,9 @@ func Default() Config {
 		ReadTimeout:       Duration(30 * time.Second),
 		WriteTimeout:      Duration(30 * time.Second),
 		IdleTimeout:       Duration(120 * time.Second),
+
+		StoreCache:     32 << 20,
+		StoreReadCache: 8 << 20,
 	}
 }
 
@@ -102,6 +171,9 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	store := fs.String("store", "", "embedded store directory (default ./timd-data)")
 	limits := fs.String("limits", "", "on|off: enforce rate limits and quotas (default on)")
 	logLevel := fs.String("log-level", "", "debug|info|warn|error (default info)")
+	storeCache := fs.String("store-cache", "", "SQLite page cache of the store's writer connection (default 32MiB)")
+	storeReadCache := fs.String("store-read-cache", "", "SQLite page cache of each store read connection (default 8MiB)")
+	memoryLimit := fs.String("memory-limit", "", "Go soft memory limit, e.g. 1GiB (default: none, or GOMEMLIMIT)")
 	var appArgs appFlags
 	fs.Var(&appArgs, "app", "SDKAPPID:SECRETKEY:ADMIN[,ADMIN...] (repeatable)")
 	if err := fs.Parse(args); err != nil {
@@ -125,6 +197,19 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 			return Config{}, err
 		}
 		cfg.Limits = on
+	}
+	for _, sz := range []struct {
+		dst      *Bytes
+		flag, ev string
+	}{{&cfg.StoreCache, *storeCache, "TIMD_STORE_CACHE"}, {&cfg.StoreReadCache, *storeReadCache, "TIMD_STORE_READ_CACHE"},
+		{&cfg.MemoryLimit, *memoryLimit, "TIMD_MEMORY_LIMIT"}} {
+		if v := first(sz.flag, getenv(sz.ev)); v != "" {
+			b, err := ParseBytes(v)
+			if err != nil {
+				return Config{}, err
+			}
+			*sz.dst = b
+		}
 	}
 	if len(appArgs) == 0 {
 		appArgs = strings.Fields(getenv("TIMD_APP"))
@@ -185,6 +270,12 @@ func (c Config) Validate() error {
 			return fmt.Errorf("config: %s must be positive", t.name)
 		}
 	}
+	if c.StoreCache < 1<<20 || c.StoreReadCache < 1<<20 {
+		return errors.New("config: store_cache and store_read_cache must be at least 1MiB")
+	}
+	if c.MemoryLimit != 0 && c.MemoryLimit < 64<<20 {
+		return errors.New("config: memory_limit must be 0 (none) or at least 64MiB")
+	}
 	if err := uniqueApps(c.Apps); err != nil {
 		return err
 	}
@@ -239,6 +330,7 @@ func (c Config) String() string {
 	fmt.Fprintf(&b, "listen=%s store=%s limits=%t log_level=%s body_limit=%d", c.Listen, c.Store, c.Limits, c.LogLevel, c.BodyLimit)
 	fmt.Fprintf(&b, " read_header_timeout=%s read_timeout=%s write_timeout=%s idle_timeout=%s",
 		c.ReadHeaderTimeout, c.ReadTimeout, c.WriteTimeout, c.IdleTimeout)
+	fmt.Fprintf(&b, " store_cache=%s store_read_cache=%s memory_limit=%s", c.StoreCache, c.StoreReadCache, c.MemoryLimit)
 	for _, a := range c.Apps {
 		fmt.Fprintf(&b, " app=%d:[redacted]:%s", a.SDKAppID, strings.Join(a.Admins, ","))
 	}
