@@ -82,18 +82,12 @@ func serve(ctx context.Context, env Env, args []string) error {
 	push.start(context.WithoutCancel(ctx)) // stopped by push.stop, after the drain
 	defer push.stop()                      // after the HTTP drain below, before store.Close
 
-	rest := httpapi.New(svc, httpapi.Options{Limits: cfg.Limits, BodyLimit: cfg.BodyLimit, Rate: rateOverrides(cfg)},
-		log, httpapi.NewMetrics(reg))
-
-	mux := http.NewServeMux()
-	mux.Handle("/v4/", rest)
-	mux.Handle("/v1/", httpapi.NewClientAPI(auth, hub, service.NewInbox(store, index), service.NewDevices(store), log))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain")
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	return listenAndServe(ctx, cfg, mux, log)
+	svc.Hub, svc.Inbox, svc.Devices = hub, service.NewInbox(store, index), service.NewDevices(store)
+	// One handler serves /v4, /v1, /healthz and /metrics, so that every
+	// other path, method or spelling answers the JSON envelope.
+	srv := httpapi.New(svc, httpapi.Options{Limits: cfg.Limits, BodyLimit: cfg.BodyLimit, Rate: rateOverrides(cfg),
+		Prometheus: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})}, log, httpapi.NewMetrics(reg))
+	return listenAndServe(ctx, cfg, srv, log)
 }
 
 // setMemoryLimit sets the Go runtime's soft memory limit when the
