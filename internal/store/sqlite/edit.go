@@ -23,6 +23,7 @@ func (s *Store) PutAttrSchema(ctx context.Context, app uint64, schema im.AttrSch
 			}
 		}
 		t.schemas[app] = &schema
+		t.schemaPuts[app] = schema
 		return nil, nil
 	})
 }

@@ -53,6 +53,7 @@ type Store struct {
 	w          *writer
 	r          readStmts
 	ov         *overlay
+	schemas    schemaCache
 	sink       atomic.Pointer[sinkBox]
 
 	closeOnce sync.Once

@@ -178,3 +178,68 @@ func TestCacheSizes(t *testing.T) {
 		s.Close()
 	}
 }
+
+// TestProfilesOddIDs reads ids that the JSON-array statement cannot carry
+// byte for byte (control characters), mixed with plain ones and repeats:
+// the fallback statement must find them all.
+func TestProfilesOddIDs(t *testing.T) {
+	ctx := context.Background()
+	s := openOpt(t, defaultOptions())
+	ids := []string{"plain", "ctl\x01id", "nul\x00id", `quote"back\slash`, "ünï"}
+	in := make([]im.AccountInput, len(ids))
+	for i, id := range ids {
+		in[i].UserID = id
+	}
+	if _, err := s.ImportAccounts(ctx, 1, in); err != nil {
+		t.Fatal(err)
+	}
+	for _, ask := range [][]string{ids, {"plain", `quote"back\slash`, "ünï", "plain", "absent"}, {"nul\x00id"}} {
+		ps, err := s.Profiles(ctx, 1, ask)
+		if err != nil {
+			t.Fatal(err)
+		}
+		as, err := s.Accounts(ctx, 1, ask)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range ask {
+			if p, ok := ps[id]; (id == "absent") == ok || ok && p.Account.ID != id {
+				t.Errorf("Profiles(%q): %+v, %v", id, p, ok)
+			}
+			if a, ok := as[id]; (id == "absent") == ok || ok && a.ID != id {
+				t.Errorf("Accounts(%q): %+v, %v", id, a, ok)
+			}
+		}
+	}
+}
+
+// TestSchemaCache checks that the in-memory attribute schema follows
+// every committed PutAttrSchema, and that a failed one changes nothing.
+func TestSchemaCache(t *testing.T) {
+	ctx := context.Background()
+	s := openOpt(t, defaultOptions())
+	for i, name := range []string{"city", "town", ""} {
+		var sc im.AttrSchema
+		sc[i] = im.AttrSlot{Name: name}
+		if got, err := s.AttrSchema(ctx, 7); err != nil || (i > 0 && got[i-1].Name == "") {
+			t.Fatalf("before put %d: %+v, %v", i, got, err)
+		}
+		if err := s.PutAttrSchema(ctx, 7, sc); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.AttrSchema(ctx, 7); err != nil || got != sc {
+			t.Fatalf("after put %d: %+v, %v; want %+v", i, got, err, sc)
+		}
+	}
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := s.PutAttrSchema(done, 7, im.AttrSchema{{Name: "never"}}); err == nil {
+		t.Fatal("PutAttrSchema with an ended context succeeded")
+	}
+	if got, _ := s.AttrSchema(ctx, 7); got[0].Name == "never" {
+		t.Fatalf("a failed put reached the cache: %+v", got)
+	}
+	if got, _ := s.AttrSchema(ctx, 8); got != (im.AttrSchema{}) {
+		t.Fatalf("other app: %+v", got)
+	}
+}

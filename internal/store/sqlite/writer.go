@@ -266,6 +266,10 @@ func (w *writer) publish(seq int64) {
 		}
 	}
 	ov.mu.Unlock()
+	for app, sc := range w.tx.schemaPuts {
+		w.s.schemas.put(app, sc)
+	}
+	clear(w.tx.schemaPuts)
 	for key, p := range w.tx.pending {
 		switch {
 		case p.st == nil:

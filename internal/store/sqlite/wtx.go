@@ -45,8 +45,10 @@ type wtx struct {
 	// running job fails.
 	pending map[int64]pendingState
 	undo    []undoState
-	// schemas caches attribute schemas by app.
-	schemas map[uint64]*im.AttrSchema
+	// schemas caches attribute schemas by app; schemaPuts are the ones
+	// this transaction stored, for the store's schemaCache after COMMIT.
+	schemas    map[uint64]*im.AttrSchema
+	schemaPuts map[uint64]im.AttrSchema
 }
 
 type pendingState struct {
@@ -70,6 +72,7 @@ func (t *wtx) prepare(ctx context.Context, conn *sql.Conn) error {
 	t.conn = conn
 	t.pending = map[int64]pendingState{}
 	t.schemas = map[uint64]*im.AttrSchema{}
+	t.schemaPuts = map[uint64]im.AttrSchema{}
 	for _, p := range []struct {
 		dst **sql.Stmt
 		sql string
@@ -164,6 +167,7 @@ func (t *wtx) groupFailed() {
 	clear(t.pending)
 	t.undo = t.undo[:0]
 	clear(t.schemas)
+	clear(t.schemaPuts)
 }
 
 // loadState returns the state of key, taking it from the row's columns
