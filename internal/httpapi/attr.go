@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"encoding/json"
+
 	"timd/internal/im"
 	"timd/internal/service"
 )
@@ -50,16 +52,6 @@ func (s *Server) getAttrNames(r *request, legacy bool) (any, error) {
 
 type userAttrsItem struct {
 	ToAccount *string           `json:"To_Account"`
-	Attrs     map[string]string `json:"Attrs"`
-}
-
-type userAttrsResp struct {
-	UserAttrs []userAttrsOut `json:"UserAttrs"`
-	ErrorList []itemError    `json:"ErrorList,omitempty"`
-}
-
-type userAttrsOut struct {
-	ToAccount string            `json:"To_Account"`
 	Attrs     map[string]string `json:"Attrs"`
 }
 
@@ -119,21 +111,13 @@ func (s *Server) imGetAttr(r *request) (any, error) { return s.getAttrs(r, true)
 // getAttrs serves get_attr; the legacy form answers unknown accounts with
 // empty Attrs instead of an ErrorList entry (spec §8).
 func (s *Server) getAttrs(r *request, legacy bool) (any, error) {
-	out := userAttrsResp{UserAttrs: []userAttrsOut{}}
-	errs, err := s.readProfiles(r, legacy, func(p service.Profile) {
-		out.UserAttrs = append(out.UserAttrs, userAttrsOut{ToAccount: p.Account, Attrs: p.Attrs})
-	})
-	if err != nil {
-		return nil, err
-	}
-	out.ErrorList = errs
-	return out, nil
+	return s.readProfiles(r, legacy, "UserAttrs")
 }
 
-// readProfiles decodes a To_Account list, reads the profiles and calls
-// each for every account to answer: every account in the legacy form,
-// else the imported ones, returning the others as 70107 items.
-func (s *Server) readProfiles(r *request, legacy bool, each func(service.Profile)) ([]itemError, error) {
+// readProfiles decodes a To_Account list, reads the profiles and answers
+// list (UserAttrs or UserTags) with every account in the legacy form,
+// else the imported ones, answering the others as 70107 items.
+func (s *Server) readProfiles(r *request, legacy bool, list string) (any, error) {
 	var req accountsReq
 	if err := decode(r.body, &req); err != nil {
 		return nil, err
@@ -142,15 +126,67 @@ func (s *Server) readProfiles(r *request, legacy bool, each func(service.Profile
 	if err != nil {
 		return nil, err
 	}
-	var notFound []itemError
+	out := profilesAnswer{list: list, profiles: profiles[:0]}
 	for _, p := range profiles {
 		if !p.Found && !legacy {
-			notFound = append(notFound, notImported(p.Account))
+			out.errs = append(out.errs, notImported(p.Account))
 			continue
 		}
-		each(p)
+		out.profiles = append(out.profiles, p)
 	}
-	return notFound, nil
+	return out, nil
+}
+
+// profilesAnswer is the answer of get_attr (list "UserAttrs") and get_tag
+// ("UserTags"). It writes its own JSON (appendFields), the bytes
+// encoding/json would write for {"UserAttrs":[{"To_Account":…,
+// "Attrs":{name:value…}}…],"ErrorList":[…]} with a map per account, without
+// building the maps.
+type profilesAnswer struct {
+	list     string
+	profiles []service.Profile
+	errs     []itemError
+}
+
+func (a profilesAnswer) appendFields(b []byte) []byte {
+	b = append(b, '"')
+	b = append(b, a.list...)
+	b = append(b, `":[`...)
+	for i, p := range a.profiles {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"To_Account":`...)
+		b = appendJSONString(b, p.Account)
+		if a.list == "UserTags" {
+			b = append(b, `,"Tags":[`...)
+			for j, t := range p.Tags {
+				if j > 0 {
+					b = append(b, ',')
+				}
+				b = appendJSONString(b, t)
+			}
+			b = append(b, "]}"...)
+			continue
+		}
+		b = append(b, `,"Attrs":{`...)
+		for j, nv := range p.Attrs {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, nv.Name)
+			b = append(b, ':')
+			b = appendJSONString(b, nv.Value)
+		}
+		b = append(b, "}}"...)
+	}
+	b = append(b, ']')
+	if len(a.errs) > 0 {
+		errs, _ := json.Marshal(a.errs) // plain structs always marshal
+		b = append(b, `,"ErrorList":`...)
+		b = append(b, errs...)
+	}
+	return b
 }
 
 type accountsReq struct {

@@ -36,15 +36,43 @@ func writeEnvelope(w http.ResponseWriter, code int, info string, payload any) {
 	_, _ = w.Write(b.Bytes())
 }
 
+// fieldsAppender is a payload that writes its own JSON fields, for answers
+// whose encoding through encoding/json costs more than the request (the
+// profile reads).
+type fieldsAppender interface {
+	// appendFields appends the inside of the payload's JSON object,
+	// without the braces.
+	appendFields(b []byte) []byte
+}
+
 // payloadFields returns the inside of payload's JSON object, without the
 // braces, or nil.
 func payloadFields(payload any) []byte {
 	if payload == nil {
 		return nil
 	}
+	if f, ok := payload.(fieldsAppender); ok {
+		return f.appendFields(make([]byte, 0, 4096))
+	}
 	raw, err := json.Marshal(payload)
 	if err != nil || len(raw) < 2 || raw[0] != '{' {
 		return nil
 	}
 	return bytes.TrimSpace(raw[1 : len(raw)-1])
+}
+
+// appendJSONString appends s as encoding/json writes a string. Strings of
+// printable ASCII without '"', '\\', '<', '>' or '&' (ids, tags, the
+// usual attribute values) are copied; any other goes through
+// encoding/json, so the escaping is always encoding/json's.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }

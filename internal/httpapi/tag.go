@@ -10,16 +10,6 @@ type userTagsItem struct {
 	Tags      []string `json:"Tags"`
 }
 
-type userTagsOut struct {
-	ToAccount string   `json:"To_Account"`
-	Tags      []string `json:"Tags"`
-}
-
-type userTagsResp struct {
-	UserTags  []userTagsOut `json:"UserTags"`
-	ErrorList []itemError   `json:"ErrorList,omitempty"`
-}
-
 func decodeUserTags(body []byte, replace *int) ([]service.UserTags, error) {
 	var req struct {
 		Replace  int            `json:"Replace"`
@@ -93,13 +83,5 @@ func (s *Server) imGetTag(r *request) (any, error) { return s.getTags(r, true) }
 
 // getTags serves get_tag; legacy answers unknown accounts with no tags.
 func (s *Server) getTags(r *request, legacy bool) (any, error) {
-	out := userTagsResp{UserTags: []userTagsOut{}}
-	errs, err := s.readProfiles(r, legacy, func(p service.Profile) {
-		out.UserTags = append(out.UserTags, userTagsOut{ToAccount: p.Account, Tags: p.Tags})
-	})
-	if err != nil {
-		return nil, err
-	}
-	out.ErrorList = errs
-	return out, nil
+	return s.readProfiles(r, legacy, "UserTags")
 }

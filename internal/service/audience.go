@@ -3,7 +3,9 @@ package service
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"timd/internal/im"
@@ -195,9 +197,14 @@ type UserAttrNames struct {
 type Profile struct {
 	Account string
 	Found   bool
-	Attrs   map[string]string
-	Tags    []string
+	// Attrs are the account's named, non-empty attributes, ordered by
+	// name (the order encoding/json gives a map).
+	Attrs []NamedValue
+	Tags  []string // never nil
 }
+
+// NamedValue is one attribute of a Profile.
+type NamedValue struct{ Name, Value string }
 
 // Profiles reads up to 100 accounts. Errors: 90018, 90001.
 func (a *Audience) Profiles(ctx context.Context, app uint64, ids []string) ([]Profile, error) {
@@ -217,23 +224,36 @@ func (a *Audience) Profiles(ctx context.Context, app uint64, ids []string) ([]Pr
 	if err != nil {
 		return nil, err
 	}
+	order := nameOrder(&s)
+	attrs := make([]NamedValue, 0, len(found)*len(order))
 	out := make([]Profile, len(ids))
 	for i, id := range ids {
 		p, ok := found[id]
-		out[i] = Profile{Account: id, Found: ok, Attrs: map[string]string{}, Tags: []string{}}
-		if !ok {
-			continue
+		out[i] = Profile{Account: id, Found: ok, Tags: p.Tags}
+		if out[i].Tags == nil {
+			out[i].Tags = []string{}
 		}
-		for slot, v := range p.Attrs {
-			if v != "" && s[slot].Name != "" {
-				out[i].Attrs[s[slot].Name] = v
+		start := len(attrs)
+		for _, slot := range order {
+			if v := p.Attrs[slot]; v != "" {
+				attrs = append(attrs, NamedValue{s[slot].Name, v})
 			}
 		}
-		if p.Tags != nil {
-			out[i].Tags = p.Tags
-		}
+		out[i].Attrs = attrs[start:len(attrs):len(attrs)]
 	}
 	return out, nil
+}
+
+// nameOrder returns the named slots of s ordered by name.
+func nameOrder(s *im.AttrSchema) []int {
+	order := make([]int, 0, len(s))
+	for slot := range s {
+		if s[slot].Name != "" {
+			order = append(order, slot)
+		}
+	}
+	slices.SortFunc(order, func(x, y int) int { return strings.Compare(s[x].Name, s[y].Name) })
+	return order
 }
 
 // UserTags is one account's tag list.
