@@ -3,6 +3,7 @@ package main_test
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -35,23 +36,31 @@ func TestE2EConfigFileRates(t *testing.T) {
 	}
 }
 
-// TestE2EMemorySettings starts the binary with a memory limit and store
-// cache sizes from flags and the environment, and checks that the Go
-// runtime runs under the limit (the runtime's own figure, exported on
-// /metrics), and that a size below the minimum refuses to start.
+// TestE2EMemorySettings starts the binary with a memory limit, store cache
+// sizes and a profile listener from flags, and checks that the Go runtime
+// runs under the limit (the runtime's own figure, exported on /metrics),
+// that profiles are served on their own listener only, and that a size
+// below the minimum (from the environment) refuses to start.
 func TestE2EMemorySettings(t *testing.T) {
 	dir := t.TempDir()
-	p := startApp(t, filepath.Join(dir, "store"), "--memory-limit", "300MiB", "--store-cache", "4MiB",
-		"--store-read-cache", "2MiB")
-	p.want("im_open_login_svc/account_import", `{"UserID":"a"}`, 0)
-	resp, err := http.Get(p.base + "/metrics")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if want := "\ngo_gc_gomemlimit_bytes 3.145728e+08\n"; !strings.Contains(string(body), want) {
+	pprofAddr := ln.Addr().String()
+	ln.Close()
+	p := startApp(t, filepath.Join(dir, "store"), "--memory-limit", "300MiB", "--store-cache", "4MiB",
+		"--store-read-cache", "2MiB", "--pprof-listen", pprofAddr)
+	p.want("im_open_login_svc/account_import", `{"UserID":"a"}`, 0)
+	body := get(t, p.base+"/metrics")
+	if want := "\ngo_gc_gomemlimit_bytes 3.145728e+08\n"; !strings.Contains(body, want) {
 		t.Errorf("/metrics lacks %q", strings.TrimSpace(want))
+	}
+	if got := get(t, "http://"+pprofAddr+"/debug/pprof/heap?debug=1"); !strings.Contains(got, "heap profile") {
+		t.Errorf("pprof heap: %.200s", got)
+	}
+	if got := get(t, p.base+"/debug/pprof/heap?debug=1"); strings.Contains(got, "heap profile") {
+		t.Error("the API listener serves profiles")
 	}
 	p.stop()
 
@@ -61,4 +70,15 @@ func TestE2EMemorySettings(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "store_cache") {
 		t.Errorf("TIMD_STORE_CACHE=1000: %v\n%s", err, out)
 	}
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return string(body)
 }

@@ -10,6 +10,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"runtime/debug"
 	"time"
 
@@ -40,6 +41,13 @@ func serve(ctx context.Context, env Env, args []string) error {
 	log.Info("starting timd", "config", cfg.String())
 
 	setMemoryLimit(cfg.MemoryLimit)
+	if cfg.PprofListen != "" {
+		stop, err := servePprof(cfg.PprofListen, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	store, err := sqlite.OpenConfig(ctx, cfg.Store, log,
 		sqlite.Config{WriterCache: int64(cfg.StoreCache), ReaderCache: int64(cfg.StoreReadCache)})
 	if err != nil {
@@ -96,6 +104,25 @@ func setMemoryLimit(limit config.Bytes) {
 	if limit > 0 {
 		debug.SetMemoryLimit(int64(limit))
 	}
+}
+
+// servePprof serves the runtime profiles (net/http/pprof) on addr until
+// the returned stop is called.
+func servePprof(addr string, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("pprof listener: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	log.Info("serving profiles", "addr", ln.Addr().String())
+	return func() { _ = srv.Close() }, nil
 }
 
 // listenAndServe serves h on cfg.Listen with cfg's time-outs, so that slow

@@ -44,6 +44,10 @@ type Config struct {
 	// the GOMEMLIMIT environment variable sets. Near the limit the
 	// garbage collector runs more often instead of growing the heap.
 	MemoryLimit Bytes `json:"memory_limit"`
+	// PprofListen, when set, serves Go's runtime profiles
+	// (/debug/pprof/) on a second listener at this address; keep it on
+	// loopback: the profiles are unauthenticated.
+	PprofListen string `json:"pprof_listen"`
 }
 
 // Bytes is a size in bytes, written in JSON and flags as a number of
@@ -174,6 +178,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	storeCache := fs.String("store-cache", "", "SQLite page cache of the store's writer connection (default 32MiB)")
 	storeReadCache := fs.String("store-read-cache", "", "SQLite page cache of each store read connection (default 8MiB)")
 	memoryLimit := fs.String("memory-limit", "", "Go soft memory limit, e.g. 1GiB (default: none, or GOMEMLIMIT)")
+	pprofListen := fs.String("pprof-listen", "", "serve /debug/pprof/ on this address (default: off)")
 	var appArgs appFlags
 	fs.Var(&appArgs, "app", "SDKAPPID:SECRETKEY:ADMIN[,ADMIN...] (repeatable)")
 	if err := fs.Parse(args); err != nil {
@@ -191,6 +196,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	cfg.Listen = first(*listen, getenv("TIMD_LISTEN"), cfg.Listen)
 	cfg.Store = first(*store, getenv("TIMD_STORE"), cfg.Store)
 	cfg.LogLevel = first(*logLevel, getenv("TIMD_LOG_LEVEL"), cfg.LogLevel)
+	cfg.PprofListen = first(*pprofListen, getenv("TIMD_PPROF_LISTEN"), cfg.PprofListen)
 	if v := first(*limits, getenv("TIMD_LIMITS")); v != "" {
 		on, err := parseOnOff(v)
 		if err != nil {
@@ -331,6 +337,9 @@ func (c Config) String() string {
 	fmt.Fprintf(&b, " read_header_timeout=%s read_timeout=%s write_timeout=%s idle_timeout=%s",
 		c.ReadHeaderTimeout, c.ReadTimeout, c.WriteTimeout, c.IdleTimeout)
 	fmt.Fprintf(&b, " store_cache=%s store_read_cache=%s memory_limit=%s", c.StoreCache, c.StoreReadCache, c.MemoryLimit)
+	if c.PprofListen != "" {
+		fmt.Fprintf(&b, " pprof_listen=%s", c.PprofListen)
+	}
 	for _, a := range c.Apps {
 		fmt.Fprintf(&b, " app=%d:[redacted]:%s", a.SDKAppID, strings.Join(a.Admins, ","))
 	}

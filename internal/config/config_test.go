@@ -186,6 +186,10 @@ func TestMemorySettings(t *testing.T) {
 	if err != nil || c.StoreCache != 16<<20 || c.StoreReadCache != 3<<20 || c.MemoryLimit != 512<<20 {
 		t.Fatalf("flags over env over file: %v %+v", err, c)
 	}
+	if c, err = Load([]string{"--pprof-listen", "127.0.0.1:6060"}, env(nil)); err != nil || c.PprofListen != "127.0.0.1:6060" ||
+		!strings.Contains(c.String(), "pprof_listen=127.0.0.1:6060") {
+		t.Fatalf("pprof: %v %+v", err, c)
+	}
 	for _, args := range [][]string{
 		{"--store-cache", "1KiB"},          // below 1MiB
 		{"--store-read-cache", "0"},        // below 1MiB

@@ -69,11 +69,16 @@ type options struct {
 	// A fold cycle starts when account_log has grown by foldLogBytes, or
 	// foldMaxDirty accounts lag behind it, or the writer has been idle for
 	// foldIdle. Folding rarely lets many edits of one account cost one
-	// row write.
+	// row write. While writes are waiting, a fold step runs only when
+	// foldMaxDirty accounts are dirty, so the overlay (which holds the
+	// dirty accounts) stays near that bound under load, and writes do not
+	// wait behind folding below it.
 	foldLogBytes int
 	foldMaxDirty int
 	foldIdle     time.Duration
-	foldChunk    int // accounts written per fold transaction
+	// foldChunk is the accounts written per fold transaction (one fsync):
+	// a write that arrives during a step waits for it.
+	foldChunk int
 	// writerCache and readerCache are the SQLite page caches of the
 	// writer's connection and of each read connection, in bytes.
 	writerCache, readerCache int64
@@ -87,9 +92,9 @@ func defaultOptions() options {
 		maxGroupJobs:  256,
 		maxGroupEdits: 20000,
 		foldLogBytes:  64 << 20,
-		foldMaxDirty:  1 << 20,
+		foldMaxDirty:  1 << 16,
 		foldIdle:      time.Second,
-		foldChunk:     2000,
+		foldChunk:     500,
 		writerCache:   DefaultWriterCache,
 		readerCache:   DefaultReaderCache,
 	}

@@ -158,8 +158,10 @@ func (w *writer) run() {
 		w.runGroup(group)
 		clear(group)
 		w.maybeFold(false)
-		if w.fold.active() {
-			w.foldStep() // busy: one step per group keeps pace
+		// Busy: writes waiting go first, unless the dirty set has reached
+		// its bound; then one step per group keeps pace with them.
+		if w.fold.active() && (len(w.jobs) == 0 || len(w.fold.dirty) >= w.opt.foldMaxDirty) {
+			w.foldStep()
 		}
 	}
 }
