@@ -220,9 +220,9 @@ func (e *editor) editTags(cur *acctState, ed *im.Edit) ([]string, []tagMove, *im
 			ed.Account, len(next), e.lim.TagsPerUser), nil
 	}
 	if created > 0 {
-		var n int
-		if err := e.t.tagCount.QueryRow(int64(e.app)).Scan(&n); err != nil {
-			return nil, nil, nil, dbErr("count tags", err)
+		n, err := e.t.tagCount(e.app)
+		if err != nil {
+			return nil, nil, nil, err
 		}
 		if n-dropped+created > e.lim.TagsPerApp {
 			return nil, nil, im.Errorf(im.CodeTooManyTags, "the app would have %d distinct tags, more than %d",

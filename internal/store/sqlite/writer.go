@@ -184,6 +184,10 @@ func (w *writer) runGroup(jobs []*job) {
 			return
 		}
 	}
+	if err := w.tx.flushTags(); err != nil {
+		w.fail(jobs, err)
+		return
+	}
 	seq, err := w.appendLog()
 	if err != nil {
 		w.fail(jobs, err)
@@ -216,6 +220,7 @@ func (w *writer) runJob(j *job) error {
 		return dbErr("savepoint", err)
 	}
 	w.tx.undo = w.tx.undo[:0]
+	w.tx.tagUndo = w.tx.tagUndo[:0]
 	changes, err := j.fn(&w.tx)
 	if err != nil {
 		j.err = err
@@ -287,6 +292,7 @@ func (w *writer) publish(seq int64) {
 	w.fold.lastBusy = time.Now()
 	clear(w.tx.pending)
 	w.tx.undo = w.tx.undo[:0]
+	w.tx.endTags()
 }
 
 // fail rolls the group back and fails every job of it.

@@ -29,9 +29,9 @@ type wtx struct {
 	deleteRow    *sql.Stmt
 	tagGet       *sql.Stmt
 	tagInsert    *sql.Stmt
-	tagAdd       *sql.Stmt
+	tagSet       *sql.Stmt
 	tagDelete    *sql.Stmt
-	tagCount     *sql.Stmt
+	tagCountStmt *sql.Stmt
 	schemaGet    *sql.Stmt
 	schemaDelete *sql.Stmt
 	schemaInsert *sql.Stmt
@@ -49,6 +49,11 @@ type wtx struct {
 	// this transaction stored, for the store's schemaCache after COMMIT.
 	schemas    map[uint64]*im.AttrSchema
 	schemaPuts map[uint64]im.AttrSchema
+	// tags holds the tag registry rows the transaction has read or
+	// changed (tagreg.go); tagUndo restores them when the running job
+	// fails.
+	tags    map[tagKey]*tagEntry
+	tagUndo []tagUndo
 }
 
 type pendingState struct {
@@ -73,6 +78,7 @@ func (t *wtx) prepare(ctx context.Context, conn *sql.Conn) error {
 	t.pending = map[int64]pendingState{}
 	t.schemas = map[uint64]*im.AttrSchema{}
 	t.schemaPuts = map[uint64]im.AttrSchema{}
+	t.tags = map[tagKey]*tagEntry{}
 	for _, p := range []struct {
 		dst **sql.Stmt
 		sql string
@@ -91,10 +97,10 @@ func (t *wtx) prepare(ctx context.Context, conn *sql.Conn) error {
 			RETURNING next_ordinal - 1`},
 		{&t.deleteRow, `DELETE FROM accounts WHERE key = ?`},
 		{&t.tagGet, `SELECT type, refcount FROM tags WHERE app = ? AND name = ?`},
-		{&t.tagInsert, `INSERT INTO tags (app, name, type, refcount) VALUES (?, ?, ?, 1)`},
-		{&t.tagAdd, `UPDATE tags SET refcount = refcount + ? WHERE app = ? AND name = ?`},
+		{&t.tagInsert, `INSERT INTO tags (app, name, type, refcount) VALUES (?, ?, ?, ?)`},
+		{&t.tagSet, `UPDATE tags SET type = ?, refcount = ? WHERE app = ? AND name = ?`},
 		{&t.tagDelete, `DELETE FROM tags WHERE app = ? AND name = ?`},
-		{&t.tagCount, `SELECT count(*) FROM tags WHERE app = ?`},
+		{&t.tagCountStmt, `SELECT count(*) FROM tags WHERE app = ?`},
 		{&t.schemaGet, schemaQuery},
 		{&t.schemaDelete, `DELETE FROM attr_schema WHERE app = ?`},
 		{&t.schemaInsert, `INSERT INTO attr_schema (app, slot, name, type) VALUES (?, ?, ?, ?)`},
@@ -159,6 +165,7 @@ func (t *wtx) jobFailed() {
 		}
 	}
 	t.undo = t.undo[:0]
+	t.undoTags()
 	clear(t.schemas)
 }
 
@@ -168,6 +175,7 @@ func (t *wtx) groupFailed() {
 	t.undo = t.undo[:0]
 	clear(t.schemas)
 	clear(t.schemaPuts)
+	t.endTags()
 }
 
 // loadState returns the state of key, taking it from the row's columns
@@ -266,39 +274,6 @@ func (t *wtx) remove(r row) error {
 	}
 	t.setState(r.key, nil, true)
 	return nil
-}
-
-// tagState is a tag's registry row; refcount 0 means the tag is unused.
-type tagState struct {
-	typ      im.AcctType
-	refcount int64
-}
-
-func (t *wtx) tag(app uint64, name string) (tagState, error) {
-	var typ, refcount int64
-	err := t.tagGet.QueryRow(int64(app), name).Scan(&typ, &refcount)
-	if errors.Is(err, sql.ErrNoRows) {
-		return tagState{}, nil
-	}
-	if err != nil {
-		return tagState{}, dbErr("read tag", err)
-	}
-	return tagState{typ: im.AcctType(typ), refcount: refcount}, nil
-}
-
-// retag moves the registry by delta accounts for name, creating the row
-// bound to typ or deleting it as the count leaves or reaches zero.
-func (t *wtx) retag(app uint64, name string, typ im.AcctType, before tagState, delta int64) error {
-	var err error
-	switch after := before.refcount + delta; {
-	case before.refcount == 0 && after == 1:
-		_, err = t.tagInsert.Exec(int64(app), name, int64(typ))
-	case after <= 0:
-		_, err = t.tagDelete.Exec(int64(app), name)
-	default:
-		_, err = t.tagAdd.Exec(delta, int64(app), name)
-	}
-	return dbErr("update tag", err)
 }
 
 // releaseTags drops one reference to each of tags.
