@@ -53,11 +53,11 @@ func (w *writer) maybeFold(force bool) {
 	f.upto, f.logBytes = f.lastSeq, 0
 }
 
-// foldStep writes one chunk of the running cycle, and trims the log after
-// the last one.
-func (w *writer) foldStep() {
+// foldStep writes the next chunk of at most size accounts of the running
+// cycle, and trims the log after the last one.
+func (w *writer) foldStep(size int) {
 	f := &w.fold
-	n := min(len(f.cycle), w.opt.foldChunk)
+	n := min(len(f.cycle), size)
 	chunk, last := f.cycle[:n], n == len(f.cycle)
 	err := w.foldTx(chunk, last)
 	if err != nil {
@@ -136,7 +136,7 @@ func (w *writer) foldAll() {
 	}
 	w.maybeFold(true)
 	for f.active() {
-		w.foldStep()
+		w.foldStep(w.opt.foldChunk)
 	}
 }
 

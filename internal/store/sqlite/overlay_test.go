@@ -188,3 +188,53 @@ func TestOverlayLookupSuspect(t *testing.T) {
 		t.Fatal("remembered evictions without 9, but suspect")
 	}
 }
+
+// TestOverlayBoundedUnderLoad keeps writes queued without pause and checks
+// that the fold still runs often enough to hold the overlay near
+// foldMaxDirty, instead of waiting for an idle writer.
+func TestOverlayBoundedUnderLoad(t *testing.T) {
+	ctx := context.Background()
+	opt := noFold()
+	opt.foldMaxDirty, opt.foldChunk = 20, 10
+	s := openOpt(t, opt)
+	ids := importN(t, s, 2000)
+	const workers, batch = 4, 10
+	stop := make(chan struct{})
+	errc := make(chan error, workers)
+	for w := range workers {
+		go func() {
+			for i := w; ; i += workers {
+				select {
+				case <-stop:
+					errc <- nil
+					return
+				default:
+				}
+				edits := make([]im.Edit, batch)
+				for j := range edits {
+					edits[j] = im.Edit{Account: ids[(i*batch+j)%len(ids)], Op: im.OpSetAttrs, Attrs: im.AttrValues{fmt.Sprint(i)}}
+				}
+				if _, err := s.ApplyEdits(ctx, 1, edits, im.EditLimits{}); err != nil {
+					errc <- err
+					return
+				}
+			}
+		}()
+	}
+	most := 0
+	for range 200 {
+		most = max(most, s.ov.len())
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(stop)
+	for range workers {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The bound, plus what one group (up to every worker's batch) and the
+	// step that follows it can add.
+	if limit := opt.foldMaxDirty + 2*workers*batch; most > limit {
+		t.Fatalf("overlay reached %d accounts under load, want at most %d", most, limit)
+	}
+}

@@ -123,7 +123,7 @@ func (w *writer) run() {
 			select {
 			case first, ok = <-w.jobs:
 			default:
-				w.foldStep() // idle: fold
+				w.foldStep(w.opt.foldChunk) // idle: fold
 				continue
 			}
 		} else {
@@ -159,9 +159,15 @@ func (w *writer) run() {
 		clear(group)
 		w.maybeFold(false)
 		// Busy: writes waiting go first, unless the dirty set has reached
-		// its bound; then one step per group keeps pace with them.
-		if w.fold.active() && (len(w.jobs) == 0 || len(w.fold.dirty) >= w.opt.foldMaxDirty) {
-			w.foldStep()
+		// its bound or the log has grown by another foldLogBytes since the
+		// cycle began; then a step as large as the group keeps pace.
+		f := &w.fold
+		switch {
+		case !f.active():
+		case len(f.dirty) >= w.opt.foldMaxDirty || f.logBytes >= w.opt.foldLogBytes:
+			w.foldStep(max(w.opt.foldChunk, edits))
+		case len(w.jobs) == 0:
+			w.foldStep(w.opt.foldChunk)
 		}
 	}
 }
