@@ -68,9 +68,13 @@ func (w *writer) foldStep(size int) {
 	for _, key := range chunk {
 		delete(f.dirty, key)
 	}
+	if len(f.dirty) == 0 {
+		f.dirty = map[int64]struct{}{} // a Go map keeps its buckets after deletes
+	}
 	w.evict(chunk)
 	f.cycle = f.cycle[n:]
 	if last {
+		f.cycle = nil
 		f.trimmed, f.upto = f.upto, 0
 		if f.trimmed == f.lastSeq {
 			// account_log is empty now, and SQLite numbers the next row

@@ -111,6 +111,9 @@ func (o *overlay) evict(keys []int64) {
 	for _, key := range keys {
 		delete(o.m, key)
 	}
+	if len(o.m) == 0 {
+		o.m = map[int64]*acctState{} // a Go map keeps its buckets after deletes
+	}
 }
 
 // len returns the number of accounts held.
