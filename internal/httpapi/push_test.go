@@ -296,7 +296,7 @@ func TestPushAudienceAndStorage(t *testing.T) {
 		{"notification", "timpush/push", `{"MsgRandom":8,"OfflinePushInfo":{"Title":"t"}}`, 10, false, 0},
 		{"notification with MsgLifeTime", "timpush/push", `{"MsgRandom":9,"MsgLifeTime":60,"OfflinePushInfo":{"Title":"t"}}`, 10, true, now + 60},
 		{"im_push", "all_member_push/im_push", `{"MsgRandom":10,` + msg + `}`, 10, false, 0},
-		{"im_push MsgLifeTime", "all_member_push/im_push", `{"MsgRandom":11,"MsgLifeTime":30,"Condition":{"TagsOr":["even"],"TagsNot":["even"]},` + msg + `}`, 5, true, now + 30},
+		{"im_push MsgLifeTime", "all_member_push/im_push", `{"MsgRandom":11,"MsgLifeTime":30,"Condition":{"TagsOr":["even"]},` + msg + `}`, 5, true, now + 30},
 		{"batch", "timpush/batch", `{"MsgRandom":12,"To_Account":["u1","u2","u2"],"OfflinePushInfo":{"Title":"t"}}`, 2, false, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -5,12 +5,16 @@ import (
 	"timd/internal/service"
 )
 
-// statsReq is the body of the statistics and loss commands.
+// statsReq is the body of the statistics and loss commands. It is closed
+// (closedKeys): a misspelt TaskID filter would otherwise answer for every
+// task.
 type statsReq struct {
 	StartTime *int64   `json:"StartTime"`
 	EndTime   *int64   `json:"EndTime"`
 	TaskID    []string `json:"TaskID"`
 }
+
+func (statsReq) closedKeys() {}
 
 // window decodes a statistics body: 90001 when it is not a JSON object of
 // the right types or StartTime/EndTime is missing.
@@ -101,10 +105,7 @@ func (s *Server) allMemberPushTrace(r *request) (any, error) {
 	if s.svc.Stats == nil {
 		return nil, errNoPush
 	}
-	var req struct {
-		TaskID string `json:"TaskID"`
-		UserID string `json:"UserID"`
-	}
+	var req traceReq
 	if err := decode(r.body, &req); err != nil {
 		return nil, err
 	}
@@ -131,6 +132,14 @@ func (s *Server) normalPushTrace(r *request) (any, error) {
 	}
 	return traceResp{in}, nil
 }
+
+// traceReq is the body of all_member_push_trace; closed like statsReq.
+type traceReq struct {
+	TaskID string `json:"TaskID"`
+	UserID string `json:"UserID"`
+}
+
+func (traceReq) closedKeys() {}
 
 type traceResp struct {
 	InstanceTrace []service.Instance `json:"InstanceTrace"`
