@@ -178,3 +178,26 @@ func TestWrongTypeErrorInfo(t *testing.T) {
 		}
 	}
 }
+
+// TestPushDisabled: on a server built without the push services, exactly
+// the routes marked push answer 90045, whatever the body; the attribute,
+// tag and account commands still work.
+func TestPushDisabled(t *testing.T) {
+	e := newEnv(t, envOpts{noPush: true})
+	pushCmds := map[string]bool{"all_member_push/im_push": true}
+	for _, c := range []string{"push", "batch", "revoke", "add_sched_task", "modify_sched_task",
+		"delete_sched_task", "get_sched_task", "list_sched_task", "all_member_push_statistics",
+		"all_member_push_trace", "all_member_push_loss", "normal_push_statistics", "normal_push_trace",
+		"normal_push_loss"} {
+		pushCmds["timpush/"+c] = true
+	}
+	for _, cmd := range httpapi.Commands() {
+		for _, body := range []string{`{}`, `[]`, `{"MsgRandom":1,"OfflinePushInfo":{}}`} {
+			r := e.call(cmd, body)
+			if got := r.code() == im.CodePushDisabled; got != pushCmds[cmd] {
+				t.Errorf("%s %s: ErrorCode %d (%v); push route: %v", cmd, body, r.code(), r["ErrorInfo"], pushCmds[cmd])
+			}
+		}
+	}
+	wantCode(t, e.call("timpush/set_attr_name", `{"AttrNames":{"0":"city"}}`), 0)
+}

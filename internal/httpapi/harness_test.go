@@ -55,6 +55,9 @@ type envOpts struct {
 	// (Notify, wake), and tests that run many requests stay fast under
 	// -race, where each scan's SQL costs milliseconds.
 	quiet bool
+	// noPush builds the server without the push services (Push, Sched,
+	// Stats), as a deployment without push is.
+	noPush bool
 }
 
 // fakeClock is a settable clock.
@@ -167,6 +170,9 @@ func newEnv(t testing.TB, o envOpts) *env {
 		Push:     push,
 		Sched:    sched,
 		Stats:    service.NewStats(st, idx, clock.Now),
+	}
+	if o.noPush {
+		svc.Push, svc.Sched, svc.Stats = nil, nil, nil
 	}
 	rate := func(app uint64, key string) (float64, bool) {
 		v, ok := o.rates[key]

@@ -131,7 +131,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) (rt *route, code 
 	if err != nil {
 		return rt, s.fail(w, f, err, nil)
 	}
-	payload, err := rt.handle(s, &request{ctx: r.Context(), app: app, identifier: q.identifier, body: body})
+	payload, err := rt.call(s, &request{ctx: r.Context(), app: app, identifier: q.identifier, body: body})
 	if err != nil {
 		return rt, s.fail(w, f, err, payload)
 	}

@@ -19,9 +19,6 @@ func (statsReq) closedKeys() {}
 // window decodes a statistics body: 90001 when it is not a JSON object of
 // the right types or StartTime/EndTime is missing.
 func (s *Server) window(r *request) (service.Window, []string, error) {
-	if s.svc.Stats == nil {
-		return service.Window{}, nil, errNoPush
-	}
 	var req statsReq
 	if err := decode(r.body, &req); err != nil {
 		return service.Window{}, nil, err
@@ -102,9 +99,6 @@ func (s *Server) normalPushLoss(r *request) (any, error) {
 }
 
 func (s *Server) allMemberPushTrace(r *request) (any, error) {
-	if s.svc.Stats == nil {
-		return nil, errNoPush
-	}
 	var req traceReq
 	if err := decode(r.body, &req); err != nil {
 		return nil, err
@@ -117,9 +111,6 @@ func (s *Server) allMemberPushTrace(r *request) (any, error) {
 }
 
 func (s *Server) normalPushTrace(r *request) (any, error) {
-	if s.svc.Stats == nil {
-		return nil, errNoPush
-	}
 	var req struct {
 		PushID string `json:"PushID"`
 	}
