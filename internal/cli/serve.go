@@ -70,7 +70,9 @@ func serve(ctx context.Context, env Env, args []string) error {
 	// push services with their background work (fan-out, webhooks,
 	// scheduler). Deferred stops run after the HTTP drain, push first,
 	// then the hub (which flushes acks), then the store.
-	hub := deliver.NewHub(store, index, deliver.Options{Registerer: reg}, log)
+	// One decoded-audience cache serves live catch-up and /v1/sync.
+	audiences := deliver.NewAudienceCache(deliver.DefaultCacheBytes)
+	hub := deliver.NewHub(store, audiences, deliver.Options{Registerer: reg}, log)
 	hub.Start(context.WithoutCancel(ctx))
 	defer hub.Stop() // after the HTTP drain: closes upgraded connections, flushes acks
 	svc.Accounts.SetPresence(hub)
@@ -84,7 +86,7 @@ func serve(ctx context.Context, env Env, args []string) error {
 
 	mux := http.NewServeMux()
 	mux.Handle("/v4/", rest)
-	mux.Handle("/v1/", httpapi.NewClientAPI(auth, hub, service.NewInbox(store, index), service.NewDevices(store), log))
+	mux.Handle("/v1/", httpapi.NewClientAPI(auth, hub, service.NewInbox(store, audiences), service.NewDevices(store), log))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("ok\n"))

@@ -11,7 +11,6 @@ import (
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"timd/internal/audience"
 	"timd/internal/im"
 )
 
@@ -41,8 +40,6 @@ type Options struct {
 	AckInterval time.Duration
 	// CatchUpPage is how many stored tasks one catch-up read fetches [100].
 	CatchUpPage int
-	// CacheBytes bounds the decoded audiences kept [DefaultCacheBytes].
-	CacheBytes int64
 	// OriginPatterns, when set, restricts the browser origins allowed to
 	// connect (websocket.AcceptOptions). When empty every origin may
 	// connect: a connection authenticates with the UserSig in its URL, not
@@ -65,7 +62,6 @@ func (o *Options) defaults() {
 	setDefault(&o.FrameBurst, 2000)
 	setDefault(&o.AckInterval, 200*time.Millisecond)
 	setDefault(&o.CatchUpPage, 100)
-	setDefault(&o.CacheBytes, DefaultCacheBytes)
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -125,17 +121,20 @@ type appConns struct {
 }
 
 // NewHub returns a hub reading stored tasks and recording acks in tasks.
-// index is not needed (each connection carries its account's ordinal) and
-// may be nil. Call Start before serving connections.
-func NewHub(tasks im.TaskStore, index *audience.Index, opt Options, log *slog.Logger) *Hub {
-	_ = index
+// aud decodes task audiences; the server shares one with its inbox
+// (service.Inbox), so each audience is decoded once. nil makes a private
+// cache of DefaultCacheBytes. Call Start before serving connections.
+func NewHub(tasks im.TaskStore, aud *AudienceCache, opt Options, log *slog.Logger) *Hub {
+	if aud == nil {
+		aud = NewAudienceCache(0)
+	}
 	opt.defaults()
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	base, cancel := context.WithCancel(context.Background())
 	h := &Hub{tasks: tasks, opt: opt, log: log,
-		aud: NewAudienceCache(opt.CacheBytes), base: base, cancel: cancel,
+		aud: aud, base: base, cancel: cancel,
 		apps: map[uint64]*appConns{}, kicks: map[userKey]int64{}}
 	// Both caches keep few entries: catch-ups mostly read the same recent
 	// tasks, and a page of tasks carries their serialized audiences.

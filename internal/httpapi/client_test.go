@@ -41,7 +41,8 @@ func newClientEnv(t *testing.T) *clientEnv {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	st, idx, apps := openStore(t, log)
 	tasks := delivertest.NewTasks()
-	hub := deliver.NewHub(tasks, idx, deliver.Options{AckInterval: 10 * time.Millisecond}, log)
+	audiences := deliver.NewAudienceCache(0) // one cache, as serve wires it
+	hub := deliver.NewHub(tasks, audiences, deliver.Options{AckInterval: 10 * time.Millisecond}, log)
 	hub.Start(ctx)
 	auth := service.NewAuth(apps, st, nil)
 	rest := httpapi.New(httpapi.Services{
@@ -51,7 +52,7 @@ func newClientEnv(t *testing.T) *clientEnv {
 	}, httpapi.Options{BodyLimit: 64 << 10}, log, httpapi.NewMetrics(prometheus.NewRegistry()))
 	mux := http.NewServeMux()
 	mux.Handle("/v4/", rest)
-	mux.Handle("/v1/", httpapi.NewClientAPI(auth, hub, service.NewInbox(tasks, idx), service.NewDevices(st), log))
+	mux.Handle("/v1/", httpapi.NewClientAPI(auth, hub, service.NewInbox(tasks, audiences), service.NewDevices(st), log))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(func() {
 		srv.Close()

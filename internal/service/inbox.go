@@ -4,8 +4,6 @@ import (
 	"context"
 	"time"
 
-	"timd/internal/audience"
-	"timd/internal/deliver"
 	"timd/internal/im"
 )
 
@@ -25,15 +23,21 @@ const (
 // account's ordinal, in Seq order.
 type Inbox struct {
 	tasks im.TaskStore
-	aud   *deliver.AudienceCache
+	aud   Audiences
 	now   func() time.Time
 }
 
-// NewInbox returns the inbox service. index is not needed (the account's
-// ordinal comes from Auth.User) and may be nil.
-func NewInbox(tasks im.TaskStore, index *audience.Index) *Inbox {
-	_ = index
-	return &Inbox{tasks: tasks, aud: deliver.NewAudienceCache(0), now: time.Now}
+// Audiences tells whether a stored task's audience holds an ordinal; the
+// server passes the decoded-audience cache it shares with the live hub
+// (deliver.AudienceCache). Contains fails only for a corrupt audience.
+type Audiences interface {
+	Contains(t *im.PushTask, ordinal uint32) (bool, error)
+}
+
+// NewInbox returns the inbox service reading tasks and their audiences
+// through aud.
+func NewInbox(tasks im.TaskStore, aud Audiences) *Inbox {
+	return &Inbox{tasks: tasks, aud: aud, now: time.Now}
 }
 
 // Sync returns up to limit (1..200; 0 means 50, more is capped at 200) of
