@@ -188,12 +188,22 @@ func TestCatchUpSendsUnackedStoredPushes(t *testing.T) {
 	c3.none(100 * time.Millisecond)
 }
 
-func TestCatchUpStoreFailureCloses(t *testing.T) {
+// TestCatchUpWaitsOutStoreFailure: while the store fails, a connecting
+// client is kept open (it answers pings) and catch-up retries; once the
+// store answers, the client gets its stored pushes.
+func TestCatchUpWaitsOutStoreFailure(t *testing.T) {
 	h := newHarness(t, deliver.Options{})
+	h.tasks.Add(pushTask("s1"), 1)
 	h.tasks.SetFail(errBoom)
-	c := h.dialRaw("alice", 1, "", true)
-	if code := c.closed(); code != websocket.StatusInternalError {
-		t.Fatalf("close status %v, want 1011", code)
+	c := h.dial("alice", 1, "")
+	c.none(300 * time.Millisecond)
+	c.sync() // still open and served
+	if n := h.hub.Stats().CatchUpRetries; n == 0 {
+		t.Fatal("no retry counted while the store failed")
+	}
+	h.tasks.SetFail(nil)
+	if got := c.next()["TaskId"]; got != "s1" {
+		t.Fatalf("after the store recovered caught up %v, want s1", got)
 	}
 }
 
