@@ -49,6 +49,8 @@ func Main(ctx context.Context, env Env) int {
 		err = runCrashTest(ctx, env, env.Args[1:])
 	case "bench-baseline-ws": // hidden: the child process of `timd bench --live N --push-once`
 		err = benchBaselineWS(ctx, env)
+	case "bench-baseline-storm": // hidden: the child process of `timd bench --storm N`
+		err = benchBaselineStorm(ctx, env, env.Args[1:])
 	case "help", "-h", "--help":
 		fmt.Fprint(env.Stdout, usage)
 		return 0
