@@ -230,7 +230,9 @@ func TestAudienceCache(t *testing.T) {
 
 type corrupt struct{ *delivertest.Tasks }
 
-func (corrupt) TaskAudience(context.Context, uint64, string) ([]byte, error) { return []byte{1, 2, 3}, nil }
+func (corrupt) TaskAudience(context.Context, uint64, string) ([]byte, error) {
+	return []byte{1, 2, 3}, nil
+}
 
 // TestAckCacheReadsOncePerTask: a task's delivered set is read once
 // however many connections ask, and acks taken here count at once without
