@@ -38,7 +38,7 @@ func TestTimeouts(t *testing.T) {
 		c.WriteTimeout != Duration(2*time.Minute) || c.IdleTimeout != Duration(90*time.Minute) {
 		t.Fatalf("timeouts: %+v", c)
 	}
-	if s := c.String(); !strings.Contains(s, "read_header_timeout=250ms") || !strings.Contains(s, "idle_timeout=1h30m0s") {
+	if s := c.String(); !strings.Contains(s, "read-header-timeout=250ms") || !strings.Contains(s, "idle-timeout=1h30m0s") {
 		t.Fatalf("String() = %s", s)
 	}
 	// Only the fields given change; null keeps the default.
