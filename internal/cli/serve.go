@@ -12,6 +12,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -55,7 +56,9 @@ func serve(ctx context.Context, env Env, args []string) error {
 	}
 	defer ln.Close()
 
-	store, err := sqlite.Open(ctx, cfg.Store, log)
+	setMemoryLimit(cfg.MemoryLimit)
+	store, err := sqlite.OpenConfig(ctx, cfg.Store, log,
+		sqlite.Config{WriterCache: int64(cfg.StoreCache), ReaderCache: int64(cfg.StoreReadCache)})
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
@@ -96,18 +99,20 @@ func serve(ctx context.Context, env Env, args []string) error {
 	push.start(context.WithoutCancel(ctx)) // stopped by push.stop, after the drain
 	defer push.stop()                      // after the HTTP drain below, before store.Close
 
-	rest := httpapi.New(svc, httpapi.Options{Limits: cfg.Limits, BodyLimit: cfg.BodyLimit, Rate: rateOverrides(cfg)},
-		log, httpapi.NewMetrics(reg))
+	svc.Hub, svc.Inbox, svc.Devices = hub, service.NewInbox(store, index), service.NewDevices(store)
+	// One handler serves /v4, /v1, /healthz and /metrics, so that every
+	// other path, method or spelling answers the JSON envelope.
+	srv := httpapi.New(svc, httpapi.Options{Limits: cfg.Limits, BodyLimit: cfg.BodyLimit, Rate: rateOverrides(cfg),
+		Prometheus: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})}, log, httpapi.NewMetrics(reg))
+	return listenAndServe(ctx, cfg, ln, tlsConfig, srv, log)
+}
 
-	mux := http.NewServeMux()
-	mux.Handle("/v4/", rest)
-	mux.Handle("/v1/", httpapi.NewClientAPI(auth, hub, service.NewInbox(store, index), service.NewDevices(store), log))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain")
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	return listenAndServe(ctx, cfg, ln, tlsConfig, mux, log)
+// setMemoryLimit sets the Go runtime's soft memory limit when the
+// configuration has one; 0 leaves the runtime's (GOMEMLIMIT's) limit.
+func setMemoryLimit(limit config.Bytes) {
+	if limit > 0 {
+		debug.SetMemoryLimit(int64(limit))
+	}
 }
 
 // listen binds cfg.Listen and, with cfg.TLS, loads the certificate and

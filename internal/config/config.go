@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -44,10 +45,53 @@ type Config struct {
 	// files; with both set timd serves HTTPS (and WSS) only.
 	TLSCert string
 	TLSKey  string
+	// StoreCache is the SQLite page cache of the embedded store's writer
+	// connection, StoreReadCache that of each of its read connections
+	// (SQLite's cache_size). The store's other memory does not depend on
+	// them; they are the knobs that trade RSS for fewer disk reads.
+	StoreCache     Bytes
+	StoreReadCache Bytes
+	// MemoryLimit is the Go runtime's soft memory limit
+	// (runtime/debug.SetMemoryLimit); 0 leaves the runtime's own, which
+	// the GOMEMLIMIT environment variable sets. Near the limit the
+	// garbage collector runs more often instead of growing the heap.
+	MemoryLimit Bytes
 
 	// src records where each setting last came from, by flag name, for
 	// error messages: "config FILE: key \"name\"", "TIMD_X" or "--name".
 	src map[string]string
+}
+
+// Bytes is a size in bytes, written in JSON and flags as a number of
+// bytes or a string with a unit: "512KiB", "64MiB", "1GiB" (also "B",
+// "KB", "MB", "GB", taken as powers of 1024).
+type Bytes int64
+
+// ParseBytes parses a size such as "64MiB" or "1048576".
+func ParseBytes(s string) (Bytes, error) {
+	s = strings.TrimSpace(s)
+	num := strings.TrimRightFunc(s, func(r rune) bool { return r < '0' || r > '9' })
+	unit := strings.ToUpper(strings.TrimSpace(s[len(num):]))
+	mult := map[string]int64{"": 1, "B": 1, "K": 1 << 10, "KB": 1 << 10, "KIB": 1 << 10, "M": 1 << 20, "MB": 1 << 20,
+		"MIB": 1 << 20, "G": 1 << 30, "GB": 1 << 30, "GIB": 1 << 30}[unit]
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || mult == 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("size %q: want a number of bytes, optionally with KiB, MiB or GiB", s)
+	}
+	return Bytes(n * mult), nil
+}
+
+// String writes the size in the largest unit that divides it.
+func (b Bytes) String() string {
+	for _, u := range []struct {
+		name string
+		n    Bytes
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if b != 0 && b%u.n == 0 {
+			return strconv.FormatInt(int64(b/u.n), 10) + u.name
+		}
+	}
+	return strconv.FormatInt(int64(b), 10) + "B"
 }
 
 // Duration is a time.Duration written in JSON as a Go duration string
@@ -117,6 +161,9 @@ func Default() Config {
 		ReadTimeout:       Duration(30 * time.Second),
 		WriteTimeout:      Duration(30 * time.Second),
 		IdleTimeout:       Duration(120 * time.Second),
+
+		StoreCache:     32 << 20,
+		StoreReadCache: 8 << 20,
 	}
 }
 
@@ -224,6 +271,7 @@ func (c Config) String() string {
 	fmt.Fprintf(&b, "listen=%s store=%s limits=%t log-level=%s body-limit=%d", c.Listen, c.Store, c.Limits, c.LogLevel, c.BodyLimit)
 	fmt.Fprintf(&b, " read-header-timeout=%s read-timeout=%s write-timeout=%s idle-timeout=%s",
 		c.ReadHeaderTimeout, c.ReadTimeout, c.WriteTimeout, c.IdleTimeout)
+	fmt.Fprintf(&b, " store-cache=%s store-read-cache=%s memory-limit=%s", c.StoreCache, c.StoreReadCache, c.MemoryLimit)
 	if c.TLS() {
 		fmt.Fprintf(&b, " tls-cert=%s tls-key=%s", c.TLSCert, c.TLSKey)
 	}

@@ -27,6 +27,9 @@ var samples = map[string]struct {
 	"idle-timeout":        {"6s", `"6s"`},
 	"tls-cert":            {"/etc/timd/cert.pem", `"/etc/timd/cert.pem"`},
 	"tls-key":             {"/etc/timd/key.pem", `"/etc/timd/key.pem"`},
+	"store-cache":         {"64MiB", `"64MiB"`},
+	"store-read-cache":    {"2097152", `2097152`},
+	"memory-limit":        {"1GiB", `"1GiB"`},
 }
 
 // needs lists the settings another must accompany.

@@ -49,6 +49,12 @@ func (c *Config) flagSet() (*flag.FlagSet, *appFlags) {
 	} {
 		fs.Var(&durationValue{d.p}, d.name, "the longest `DURATION` "+d.what)
 	}
+	fs.Var(&sizeValue{&c.StoreCache, 1 << 20, 1 << 40, false}, "store-cache",
+		"the SQLite page cache of the store's writer connection, `SIZE` in bytes or with KiB, MiB or GiB")
+	fs.Var(&sizeValue{&c.StoreReadCache, 1 << 20, 1 << 40, false}, "store-read-cache",
+		"the SQLite page cache of each store read connection, `SIZE`")
+	fs.Var(&sizeValue{&c.MemoryLimit, 64 << 20, 1 << 50, true}, "memory-limit",
+		"the Go runtime's soft memory limit, `SIZE` such as 1GiB (0: none, or GOMEMLIMIT's)")
 	fs.Var(&text{&c.TLSCert, nonEmpty}, "tls-cert", "serve HTTPS with the PEM certificate chain in `FILE` (needs --tls-key)")
 	fs.Var(&text{&c.TLSKey, nonEmpty}, "tls-key", "the PEM private key `FILE` of --tls-cert")
 	return fs, apps
@@ -230,6 +236,36 @@ func (v *bytesValue) Set(s string) error {
 		return fmt.Errorf("%d is out of range (%d to %d bytes)", n, v.min, v.max)
 	}
 	*v.p = n
+	return nil
+}
+
+// sizeValue is a Bytes within [min, max], or 0 when zero is allowed.
+type sizeValue struct {
+	p        *Bytes
+	min, max Bytes
+	zero     bool
+}
+
+func (v *sizeValue) String() string {
+	if v.p == nil || *v.p == 0 {
+		return "0"
+	}
+	return v.p.String()
+}
+
+func (v *sizeValue) Set(s string) error {
+	b, err := ParseBytes(s)
+	if err != nil {
+		return err
+	}
+	if (b != 0 || !v.zero) && (b < v.min || b > v.max) {
+		zero := ""
+		if v.zero {
+			zero = "0 (none) or "
+		}
+		return fmt.Errorf("%s is out of range (%s%s to %s)", b, zero, v.min, v.max)
+	}
+	*v.p = b
 	return nil
 }
 
