@@ -224,6 +224,9 @@ func (a *AppConfig) set(key string, raw json.RawMessage) error {
 		if json.Unmarshal(raw, &a.CallbackURL) != nil {
 			return errors.New("want a string")
 		}
+		if a.CallbackURL == "" { // as if absent: no callbacks
+			return nil
+		}
 		if err := checkCallbackURL(a.CallbackURL); err != nil {
 			return err
 		}

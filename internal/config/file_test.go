@@ -158,6 +158,7 @@ func TestFileErrors(t *testing.T) {
 		{"second app bad", `{"apps":[{"sdkappid":1,"secret-key":"k","admins":["a"]},{"sdkappid":2,"secret-key":"k","admins":[""]}]}`, []string{"apps[1]", "1 to 32 bytes"}},
 		{"duplicate app", `{"apps":[{"sdkappid":1,"secret-key":"k","admins":["a"]},{"sdkappid":1,"secret-key":"k","admins":["a"]}]}`, []string{"apps[1]", "configured twice"}},
 		{"callback not a URL", app(`,"callback-url":"example.com/cb"`), []string{"apps[0]", `key "callback-url"`, "http"}},
+		{"callback relative", app(`,"callback-url":"/cb"`), []string{"apps[0]", `key "callback-url"`, "absolute"}},
 		{"callback ftp", app(`,"callback_url":"ftp://example.com/cb"`), []string{"apps[0]", `key "callback_url"`, "http"}},
 		{"negative rate", app(`,"rates":{"timpush/set_attr":-1}`), []string{"apps[0]", `key "rates"`, "timpush/set_attr", "out of range"}},
 		{"rate not a number", app(`,"rates":{"timpush/set_attr":"fast"}`), []string{"apps[0]", `key "rates"`, "number"}},
