@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -22,8 +21,7 @@ import (
 // the clients in its audience. --live N --push-once is the one-shot live
 // measurement instead of the op mix.
 func bench(ctx context.Context, env Env, args []string) error {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	fs := newFlags("bench")
 	addr := fs.String("addr", "http://127.0.0.1:8080", "base URL of the timd to drive")
 	sdkappid := fs.Uint64("sdkappid", 0, "SDKAppID")
 	key := fs.String("key", "", "the app's secret key")
@@ -44,14 +42,14 @@ func bench(ctx context.Context, env Env, args []string) error {
 	spread := fs.Duration("storm-spread", time.Second, "with --storm: the dials are spread evenly over this")
 	stormWait := fs.Duration("storm-wait", time.Minute, "with --storm: how long to wait for the clients to catch up")
 	syncBench := fs.Bool("sync", false, "with --storm: afterwards, GET /v1/sync as the storm's accounts for --duration")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(env, fs, args); err != nil {
 		return err
 	}
 	if *sdkappid == 0 || *key == "" {
-		return errors.New("--sdkappid and --key are required")
+		return errUsage{errors.New("--sdkappid and --key are required")}
 	}
 	if *batch < 1 || *batch > 100 || *conc < 1 || *accounts < *batch || *live < 0 || (*pushOnce && *live == 0) {
-		return errors.New("need 1 <= --batch <= 100 <= --accounts, --concurrency >= 1, and --live N with --push-once")
+		return errUsage{errors.New("need 1 <= --batch <= 100 <= --accounts, --concurrency >= 1, and --live N with --push-once")}
 	}
 	cfg := loadgen.Config{Base: strings.TrimRight(*addr, "/"), SDKAppID: *sdkappid, Key: *key, Admin: *admin,
 		Ops: opList(*ops), Concurrency: *conc, Duration: *dur, Batch: *batch, Accounts: *accounts,
