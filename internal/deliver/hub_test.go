@@ -386,23 +386,34 @@ func TestMetrics(t *testing.T) {
 	h := newHarness(t, deliver.Options{Registerer: reg})
 	c := h.dial("alice", 1, "")
 	c.sync()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]float64{}
-	for _, mf := range mfs {
-		m := mf.GetMetric()[0]
-		if m.GetGauge() != nil {
-			got[mf.GetName()] = m.GetGauge().GetValue()
-		} else {
-			got[mf.GetName()] = m.GetCounter().GetValue()
+	gather := func() map[string]float64 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
 		}
+		got := map[string]float64{}
+		for _, mf := range mfs {
+			m := mf.GetMetric()[0]
+			if m.GetGauge() != nil {
+				got[mf.GetName()] = m.GetGauge().GetValue()
+			} else {
+				got[mf.GetName()] = m.GetCounter().GetValue()
+			}
+		}
+		return got
 	}
-	if got["timd_deliver_connections"] != 1 || got["timd_deliver_frames_sent_total"] != 2 { // two pongs: dial and sync
+	// A frame is counted once its write returns, which may be just after
+	// the client read it.
+	var got map[string]float64
+	waitFor(t, "two pongs counted", func() bool {
+		got = gather()
+		return got["timd_deliver_frames_sent_total"] == 2 // two pongs: dial and sync
+	})
+	if got["timd_deliver_connections"] != 1 {
 		t.Fatalf("metrics %v", got)
 	}
-	for _, name := range []string{"timd_deliver_slow_consumer_drops_total", "timd_deliver_heartbeat_timeouts_total", "timd_deliver_acks_recorded_total"} {
+	for _, name := range []string{"timd_deliver_slow_consumer_drops_total", "timd_deliver_heartbeat_timeouts_total", "timd_deliver_acks_recorded_total",
+		"timd_deliver_catchup_retries_total"} {
 		if _, ok := got[name]; !ok {
 			t.Fatalf("metric %s missing from %v", name, got)
 		}
