@@ -26,9 +26,6 @@ func (s *Server) setAttrNames(r *request, legacy bool) (any, error) {
 	if err := decode(r.body, &req); err != nil {
 		return nil, err
 	}
-	if req.AttrNames == nil {
-		return nil, required("AttrNames")
-	}
 	if legacy {
 		req.AttrTypes = nil
 	}

@@ -109,8 +109,6 @@ func TestRequiredFields(t *testing.T) {
 		{"all_member_push/im_get_attr", `{}`, "To_Account is required"},
 		{"timpush/get_tag", `{}`, "To_Account is required"},
 		{"all_member_push/im_get_tag", `{}`, "To_Account is required"},
-		{"timpush/set_attr_name", `{"AttrTypes":{"1":0}}`, "AttrNames is required"},
-		{"all_member_push/im_set_attr_name", `{"AttrNames":null}`, "AttrNames is required"},
 		{"timpush/all_member_push_statistics", `{"EndTime":1}`, "StartTime and EndTime are required"},
 	} {
 		r := e.call(c.cmd, c.body)
@@ -118,6 +116,10 @@ func TestRequiredFields(t *testing.T) {
 		if info := r["ErrorInfo"].(string); info != c.info {
 			t.Errorf("%s %s: ErrorInfo %q, want %q", c.cmd, c.body, info, c.info)
 		}
+	}
+	// set_attr_name without names keeps its attribute code, 90033.
+	for _, body := range []string{`{}`, `{"AttrNames":null}`, `{"AttrTypes":{"1":0}}`} {
+		wantCode(t, e.call("timpush/set_attr_name", body), im.CodeAttrInvalid)
 	}
 	// The refused writes changed nothing: u0 keeps its tag, u0 and u1 have
 	// no attributes.
