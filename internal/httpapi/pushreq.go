@@ -111,23 +111,33 @@ var pushKeys = []string{"From_Account", "MsgRandom", "Condition", "MsgBody", "Of
 
 // closedBody refuses (90001) a push or im_push body key outside pushKeys.
 func closedBody(fields map[string]json.RawMessage) error {
-	if k := firstUnknown(fields, pushKeys); k != "" {
+	if k, ok := firstUnknown(fields, pushKeys); ok {
 		return im.KindErrorf(im.KindBadJSON,
 			"%s is not a field of a push request; expected %s (an absent Condition pushes to everyone)",
-			k, strings.Join(pushKeys, ", "))
+			keyName(k), strings.Join(pushKeys, ", "))
 	}
 	return nil
 }
 
-// firstUnknown returns the least key of fields that is not in keys, or "".
-func firstUnknown(fields map[string]json.RawMessage, keys []string) string {
+// keyName shows an object key in a message; the empty key as "".
+func keyName(k string) string {
+	if k == "" {
+		return `""`
+	}
+	return k
+}
+
+// firstUnknown returns the least key of fields that is not in keys (the
+// empty key included), and whether there is one.
+func firstUnknown(fields map[string]json.RawMessage, keys []string) (string, bool) {
 	var first string
+	found := false
 	for k := range fields {
-		if !slices.Contains(keys, k) && (first == "" || k < first) {
-			first = k
+		if !slices.Contains(keys, k) && (!found || k < first) {
+			first, found = k, true
 		}
 	}
-	return first
+	return first, found
 }
 
 // conditionKeys are the keys of a Condition (spec §5.4); the legacy
@@ -184,9 +194,9 @@ func parseCondition(f map[string]json.RawMessage, r *service.PushRequest) error 
 // closedObject refuses (90001) a key of fields that is not one of keys.
 // Keys compare exactly.
 func closedObject(name string, fields map[string]json.RawMessage, keys []string) error {
-	if k := firstUnknown(fields, keys); k != "" {
+	if k, ok := firstUnknown(fields, keys); ok {
 		return im.KindErrorf(im.KindBadJSON, "%s.%s is not a field of %s; expected %s",
-			name, k, name, strings.Join(keys, ", "))
+			name, keyName(k), name, strings.Join(keys, ", "))
 	}
 	return nil
 }
