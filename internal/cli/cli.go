@@ -14,6 +14,7 @@ Usage:
   timd serve   [--listen ADDR] [--store PATH] [--app SDKAPPID:KEY:ADMIN[,ADMIN...]]...
                [--limits on|off] [--log-level LEVEL] [--config FILE]
   timd usersig --sdkappid N --key KEY --identifier ID [--expire SECONDS]
+  timd app     list|add|remove|rotate-key [--store PATH] ...   (timd app help)
   timd bench   --sdkappid N --key KEY [--addr URL] [--ops set_attr,get_attr,...]
                [--concurrency N] [--duration D] [--batch N] [--accounts N]
                [--live N [--push-every D | --push-once]] [--live-wait D]
@@ -43,6 +44,8 @@ func Main(ctx context.Context, env Env) int {
 		err = serve(ctx, env, env.Args[1:])
 	case "usersig":
 		err = genUserSig(env, env.Args[1:])
+	case "app":
+		err = appCmd(ctx, env, env.Args[1:])
 	case "bench":
 		err = bench(ctx, env, env.Args[1:])
 	case "crashtest":

@@ -46,8 +46,8 @@ func serve(ctx context.Context, env Env, args []string) error {
 	index := audience.New()
 	store.SetChangeSink(index)
 
-	apps := service.NewApps(store)
-	if err := ensureApps(ctx, env, cfg, apps); err != nil {
+	apps := service.NewApps(store, store)
+	if err := ensureApps(ctx, env, cfg, apps, log); err != nil {
 		return err
 	}
 	start := time.Now()
@@ -84,7 +84,7 @@ func serve(ctx context.Context, env Env, args []string) error {
 
 	mux := http.NewServeMux()
 	mux.Handle("/v4/", rest)
-	mux.Handle("/v1/", httpapi.NewClientAPI(auth, hub, service.NewInbox(store, index), service.NewDevices(store), log))
+	mux.Handle("/v1/", httpapi.NewClientAPI(auth, hub, service.NewInbox(store, index), service.NewDevices(store, devicesPerUser(cfg)), log))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("ok\n"))
@@ -126,20 +126,33 @@ func listenAndServe(ctx context.Context, cfg config.Config, h http.Handler, log 
 }
 
 // ensureApps stores the configured apps, or creates a development app on
-// the first start of an empty store with none configured.
-func ensureApps(ctx context.Context, env Env, cfg config.Config, apps *service.Apps) error {
+// the first start of an empty store with none configured. It warns, once
+// per app, about stored apps the configuration does not name: they keep
+// answering requests with their stored key until `timd app remove`.
+func ensureApps(ctx context.Context, env Env, cfg config.Config, apps *service.Apps, log *slog.Logger) error {
+	configured := map[uint64]bool{}
 	for _, a := range cfg.Apps {
 		app := im.App{SDKAppID: a.SDKAppID, SecretKey: a.SecretKey, Admins: a.Admins, CallbackURL: a.CallbackURL, CreatedAt: time.Now().Unix()}
 		if err := apps.Put(ctx, app); err != nil {
 			return err
 		}
-	}
-	if len(cfg.Apps) > 0 {
-		return nil
+		configured[a.SDKAppID] = true
 	}
 	existing, err := apps.List(ctx)
-	if err != nil || len(existing) > 0 {
+	if err != nil {
 		return err
+	}
+	if len(cfg.Apps) > 0 {
+		for _, a := range existing {
+			if !configured[a.SDKAppID] {
+				log.Warn("stored app is not in the configuration and still accepts requests with its stored key; "+
+					"list apps with `timd app list`, remove it with `timd app remove`", "sdkappid", a.SDKAppID, "store", cfg.Store)
+			}
+		}
+		return nil
+	}
+	if len(existing) > 0 {
+		return nil
 	}
 	app, err := devApp()
 	if err != nil {
@@ -182,6 +195,16 @@ Try it:
   curl -s -X POST 'http://%s/v4/im_open_login_svc/account_import?sdkappid=%d&identifier=%s&usersig=%s&random=1&contenttype=json' -d '{"UserID":"alice"}'
 
 `, cfg.Store, app.SDKAppID, app.SecretKey, app.Admins[0], cfg.Listen, app.SDKAppID, app.Admins[0], sig)
+}
+
+// devicesPerUser returns each app's "devices_per_user" quota (0 when not
+// configured: the default).
+func devicesPerUser(cfg config.Config) func(uint64) int {
+	per := map[uint64]int{}
+	for _, a := range cfg.Apps {
+		per[a.SDKAppID] = int(min(a.Quotas["devices_per_user"], 1<<20))
+	}
+	return func(app uint64) int { return per[app] }
 }
 
 // rateOverrides returns the per-app rate overrides of the configuration.

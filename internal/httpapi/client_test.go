@@ -51,7 +51,7 @@ func newClientEnv(t *testing.T) *clientEnv {
 	}, httpapi.Options{BodyLimit: 64 << 10}, log, httpapi.NewMetrics(prometheus.NewRegistry()))
 	mux := http.NewServeMux()
 	mux.Handle("/v4/", rest)
-	mux.Handle("/v1/", httpapi.NewClientAPI(auth, hub, service.NewInbox(tasks, idx), service.NewDevices(st), log))
+	mux.Handle("/v1/", httpapi.NewClientAPI(auth, hub, service.NewInbox(tasks, idx), service.NewDevices(st, nil), log))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(func() {
 		srv.Close()

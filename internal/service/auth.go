@@ -47,6 +47,7 @@ type goodKey struct {
 
 type goodSig struct {
 	issued, expires int64
+	key             string // the app key it verified under
 }
 
 type kickKey struct {
@@ -129,14 +130,14 @@ func (a *Auth) verify(ctx context.Context, app im.App, identifier, sig string) e
 }
 
 // verifySig verifies sig, through the cache, and returns its issue time.
-// Apps' keys do not change while the server runs, so a sig verified once
-// stays good until it expires.
+// A sig verified once stays good until it expires or the app's key
+// changes (`timd app rotate-key`).
 func (a *Auth) verifySig(app im.App, identifier, sig string, now int64) (int64, error) {
 	gk := goodKey{app.SDKAppID, identifier, sig}
 	a.mu.Lock()
 	g, ok := a.good[gk]
 	a.mu.Unlock()
-	if ok && now <= g.expires {
+	if ok && now <= g.expires && g.key == app.SecretKey {
 		return g.issued, nil
 	}
 	if err := usersig.Verify(sig, app.SDKAppID, identifier, app.SecretKey, now); err != nil {
@@ -154,7 +155,7 @@ func (a *Auth) verifySig(app im.App, identifier, sig string, now int64) (int64, 
 	if len(a.good) >= maxGoodSigs {
 		clear(a.good)
 	}
-	a.good[gk] = goodSig{issued: d.Time, expires: d.Time + d.Expire}
+	a.good[gk] = goodSig{issued: d.Time, expires: d.Time + d.Expire, key: app.SecretKey}
 	a.mu.Unlock()
 	return d.Time, nil
 }
