@@ -17,62 +17,66 @@ import (
 	"timd/internal/store/sqlite"
 )
 
-const appUsage = `Usage:
-  timd app list       [--store DIR]
-  timd app add        [--store DIR] --sdkappid N --admin ID[,ID...] [--key KEY] [--callback-url URL]
-  timd app remove     [--store DIR] --sdkappid N
-  timd app rotate-key [--store DIR] --sdkappid N [--key KEY]
+// appNotes follows the flags in `timd app --help`.
+const appNotes = `
+Subcommands:
+  list        SDKAppID, admins, key fingerprint, callback URL and creation time
+              of every stored app; never a key
+  add         store a new app (--sdkappid, --admin; --key, --callback-url)
+  remove      delete an app (--sdkappid); its accounts and pushes stay
+  rotate-key  give an app a new key (--sdkappid; --key)
 
-Manages the apps stored in a store, whether or not a server runs on it; a
-running server sees each change within %s. add and rotate-key make a
-random key unless --key is given, and print a made key once; list never
-prints keys, only a fingerprint (the first 8 hex digits of its SHA-256).
-An app that serve's --app or config names is written again from there at
-each start: change the configuration too.
+They work on a stopped store and beside a running server, which sees each
+change within %s. add and rotate-key make a random key unless --key is
+given, and print a made key once. An app that serve's --app or config file
+names is written again from there at each start: change it there too.
 `
+
+// appFlags defines on fs the flags of `timd app` that sub uses (all of
+// them for the help text).
+func appFlags(fs *flag.FlagSet, env Env, sub string) (store *string, sdkappid *uint64, admins, key, callback *string) {
+	store = fs.String("store", firstSet(env.Getenv("TIMD_STORE"), "./timd-data"), "store directory")
+	all := sub == ""
+	if all || sub != "list" {
+		sdkappid = fs.Uint64("sdkappid", 0, "the app's SDKAppID, 1 to 4294967295")
+	}
+	if all || sub == "add" {
+		admins = fs.String("admin", "", "add: admin UserIDs, comma-separated, 1 to 10")
+		callback = fs.String("callback-url", "", "add: webhook URL (optional)")
+	}
+	if all || sub == "add" || sub == "rotate-key" {
+		key = fs.String("key", "", "add, rotate-key: the secret key (default: a new random one, printed once)")
+	}
+	return store, sdkappid, admins, key, callback
+}
 
 // appCmd runs `timd app <list|add|remove|rotate-key>`.
 func appCmd(ctx context.Context, env Env, args []string) error {
 	if len(args) == 0 {
-		fmt.Fprintf(env.Stderr, appUsage, service.AppRefresh)
-		return errors.New("missing subcommand")
+		return errUsage{errors.New("missing subcommand: list, add, remove or rotate-key")}
 	}
-	sub, args := args[0], args[1:]
-	fs := flag.NewFlagSet("app "+sub, flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
-	store := fs.String("store", firstSet(env.Getenv("TIMD_STORE"), "./timd-data"), "store directory")
-	var sdkappid *uint64
-	var key, admins, callback *string
+	sub := args[0]
 	switch sub {
-	case "list":
-	case "add":
-		sdkappid = fs.Uint64("sdkappid", 0, "SDKAppID, 1 to 4294967295")
-		admins = fs.String("admin", "", "admin UserIDs, comma-separated (1 to 10)")
-		key = fs.String("key", "", "secret key (default: a new random one, printed once)")
-		callback = fs.String("callback-url", "", "webhook URL (optional)")
-	case "remove":
-		sdkappid = fs.Uint64("sdkappid", 0, "SDKAppID")
-	case "rotate-key":
-		sdkappid = fs.Uint64("sdkappid", 0, "SDKAppID")
-		key = fs.String("key", "", "the new secret key (default: a new random one, printed once)")
-	case "help", "-h", "--help":
-		fmt.Fprintf(env.Stdout, appUsage, service.AppRefresh)
-		return nil
+	case "-h", "--help", "-help", "help":
+		fs := newFlags("app")
+		appFlags(fs, env, "")
+		printHelp(env.Stdout, fs)
+		fmt.Fprintf(env.Stdout, appNotes, service.AppRefresh)
+		return flag.ErrHelp
+	case "list", "add", "remove", "rotate-key":
 	default:
-		fmt.Fprintf(env.Stderr, appUsage, service.AppRefresh)
-		return fmt.Errorf("unknown subcommand %q", sub)
+		return errUsage{fmt.Errorf("unknown subcommand %q: want list, add, remove or rotate-key", sub)}
 	}
-	if err := fs.Parse(args); err != nil {
+	fs := newFlags("app")
+	store, sdkappid, admins, key, callback := appFlags(fs, env, sub)
+	if err := parseFlags(env, fs, args[1:]); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
 	if sdkappid != nil && (*sdkappid == 0 || *sdkappid > 1<<32-1) {
-		return errors.New("--sdkappid is required: 1 to 4294967295")
+		return errUsage{errors.New("--sdkappid is required: 1 to 4294967295")}
 	}
 	if key != nil && *key != "" && !validKey(*key) {
-		return errors.New("--key must be 1 to 256 printable characters without spaces")
+		return errUsage{errors.New("--key must be 1 to 256 printable characters without spaces")}
 	}
 	dir, err := sqlite.OpenAppDir(ctx, *store)
 	if err != nil {

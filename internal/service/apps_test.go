@@ -41,7 +41,7 @@ func TestAppsRefresh(t *testing.T) {
 		t.Fatal(err)
 	}
 	oldSig, _ := usersig.Gen(id, "old-key", "admin", 86400, now.Unix()-10)
-	if _, err := auth.Admin(ctx, id, "admin", oldSig); err != nil {
+	if _, err := auth.Admin(ctx, Credential{SDKAppID: id, Identifier: "admin", Sig: oldSig}); err != nil {
 		t.Fatalf("old key before rotation: %v", err)
 	}
 	if got, _ := st.Accounts(ctx, id, []string{"admin"}); got["admin"].Type != im.AcctUserID {
@@ -53,15 +53,15 @@ func TestAppsRefresh(t *testing.T) {
 		t.Fatal(err)
 	}
 	now = now.Add(AppRefresh / 2)
-	if _, err := auth.Admin(ctx, id, "admin", oldSig); err != nil {
+	if _, err := auth.Admin(ctx, Credential{SDKAppID: id, Identifier: "admin", Sig: oldSig}); err != nil {
 		t.Fatalf("within AppRefresh the cached app may still answer: %v", err)
 	}
 	now = now.Add(AppRefresh)
-	if _, err := auth.Admin(ctx, id, "admin", oldSig); im.CodeOf(err) != im.CodeSigMismatch {
+	if _, err := auth.Admin(ctx, Credential{SDKAppID: id, Identifier: "admin", Sig: oldSig}); im.CodeOf(err) != im.CodeSigMismatch {
 		t.Fatalf("old key after AppRefresh: %v, want 70009", err)
 	}
 	newSig, _ := usersig.Gen(id, "new-key", "ops", 86400, now.Unix()-10)
-	if _, err := auth.Admin(ctx, id, "ops", newSig); err != nil {
+	if _, err := auth.Admin(ctx, Credential{SDKAppID: id, Identifier: "ops", Sig: newSig}); err != nil {
 		t.Fatalf("new key: %v", err)
 	}
 	if got, _ := st.Accounts(ctx, id, []string{"ops"}); got["ops"].Type != im.AcctUserID {
@@ -72,7 +72,7 @@ func TestAppsRefresh(t *testing.T) {
 		t.Fatal(err)
 	}
 	now = now.Add(AppRefresh)
-	if _, err := auth.Admin(ctx, id, "ops", newSig); im.CodeOf(err) != im.CodeAppNotFound {
+	if _, err := auth.Admin(ctx, Credential{SDKAppID: id, Identifier: "ops", Sig: newSig}); im.CodeOf(err) != im.CodeAppNotFound {
 		t.Fatalf("removed app: %v, want 70020", err)
 	}
 	if err := other.DeleteApp(ctx, id); err == nil {

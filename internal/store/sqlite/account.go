@@ -64,7 +64,7 @@ func (t *wtx) displaceDevice(app uint64, id string, changes []im.Change) ([]im.C
 // deleteAccount deletes r with its attributes and tags, releasing the tags
 // in the app's registry, and returns its im.ChangeDelete.
 func (t *wtx) deleteAccount(app uint64, r row) (im.Change, error) {
-	if err := t.remove(app, r); err != nil {
+	if err := t.remove(r); err != nil {
 		return im.Change{}, err
 	}
 	if err := t.releaseTags(app, r.st.tags); err != nil {
