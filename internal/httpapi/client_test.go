@@ -51,7 +51,7 @@ func newClientEnv(t *testing.T) *clientEnv {
 		Audience: service.NewAudience(st, nil),
 		Hub:      hub,
 		Inbox:    service.NewInbox(tasks, audiences),
-		Devices:  service.NewDevices(st),
+		Devices:  service.NewDevices(st, nil),
 	}, httpapi.Options{BodyLimit: 64 << 10}, log, httpapi.NewMetrics(prometheus.NewRegistry()))
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() {

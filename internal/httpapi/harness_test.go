@@ -134,7 +134,7 @@ func openStore(t testing.TB, log *slog.Logger) (*sqlite.Store, *audience.Index, 
 	t.Cleanup(func() { st.Close() })
 	idx := audience.New()
 	st.SetChangeSink(idx)
-	apps := service.NewApps(st)
+	apps := service.NewApps(st, nil) // admins stay non-accounts here: the audiences these tests count are the accounts each imports
 	for _, a := range []im.App{appA, appB} {
 		if err := apps.Put(ctx, a); err != nil {
 			t.Fatal(err)

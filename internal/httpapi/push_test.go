@@ -314,7 +314,7 @@ func TestPushAudienceAndStorage(t *testing.T) {
 func TestBatch(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	setupPush(t, e, 3)
-	if _, err := e.store.RegisterDevice(context.Background(), appA.SDKAppID, im.Device{RegistrationID: "REG-9", Platform: "ios"}); err != nil {
+	if _, err := e.store.RegisterDevice(context.Background(), appA.SDKAppID, im.Device{RegistrationID: "REG-9", Platform: "ios"}, im.DeviceLimits{}); err != nil {
 		t.Fatal(err)
 	}
 	r := e.call("timpush/batch", `{"From_Account":"ops","To_Account":["u0","ghost","REG-9","u2"],"MsgRandom":5,"DataId":"order-1","OfflinePushInfo":{"Title":"t","Desc":"d"}}`)
