@@ -67,7 +67,7 @@ func TestE2EMemorySettings(t *testing.T) {
 	cmd := exec.Command(binPath, "serve", "--listen", "127.0.0.1:0", "--store", filepath.Join(dir, "store"))
 	cmd.Env = append(os.Environ(), "TIMD_STORE_CACHE=1000")
 	out, err := cmd.CombinedOutput()
-	if err == nil || !strings.Contains(string(out), "store_cache") {
+	if err == nil || !strings.Contains(string(out), "TIMD_STORE_CACHE: 1000B is out of range") {
 		t.Errorf("TIMD_STORE_CACHE=1000: %v\n%s", err, out)
 	}
 }

@@ -38,7 +38,7 @@ func TestTimeouts(t *testing.T) {
 		c.WriteTimeout != Duration(2*time.Minute) || c.IdleTimeout != Duration(90*time.Minute) {
 		t.Fatalf("timeouts: %+v", c)
 	}
-	if s := c.String(); !strings.Contains(s, "read_header_timeout=250ms") || !strings.Contains(s, "idle_timeout=1h30m0s") {
+	if s := c.String(); !strings.Contains(s, "read-header-timeout=250ms") || !strings.Contains(s, "idle-timeout=1h30m0s") {
 		t.Fatalf("String() = %s", s)
 	}
 	// Only the fields given change; null keeps the default.
@@ -178,7 +178,7 @@ func TestMemorySettings(t *testing.T) {
 	if err != nil || c.StoreCache != 64<<20 || c.StoreReadCache != 2<<20 || c.MemoryLimit != 1<<30 {
 		t.Fatalf("file: %v %+v", err, c)
 	}
-	if s := c.String(); !strings.Contains(s, "store_cache=64MiB store_read_cache=2MiB memory_limit=1GiB") {
+	if s := c.String(); !strings.Contains(s, "store-cache=64MiB store-read-cache=2MiB memory-limit=1GiB") {
 		t.Fatalf("String() = %s", s)
 	}
 	c, err = Load([]string{"--config", file, "--store-cache", "16mb", "--memory-limit", "512MiB"},
@@ -187,7 +187,7 @@ func TestMemorySettings(t *testing.T) {
 		t.Fatalf("flags over env over file: %v %+v", err, c)
 	}
 	if c, err = Load([]string{"--pprof-listen", "127.0.0.1:6060"}, env(nil)); err != nil || c.PprofListen != "127.0.0.1:6060" ||
-		!strings.Contains(c.String(), "pprof_listen=127.0.0.1:6060") {
+		!strings.Contains(c.String(), "pprof-listen=127.0.0.1:6060") {
 		t.Fatalf("pprof: %v %+v", err, c)
 	}
 	for _, args := range [][]string{

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -28,17 +27,12 @@ func NewAudience(store im.AudienceStore, limits func(app uint64) im.EditLimits) 
 	return &Audience{store: store, limits: limits}
 }
 
-// SlotNames is the wire form of attribute names: slot key "0".."9" → name.
-type SlotNames map[string]string
-
-// SlotTypes is the wire form of slot account types: slot key → type.
-type SlotTypes map[string]int
-
-// SetAttrNames merges names (and types) into the app's slots. Only listed
-// slots change. Errors: 90033 for a bad slot key, an empty or over-long
-// name, a duplicate name, a type for an unlisted slot, an unknown type, or
-// a change of a defined slot's type.
-func (a *Audience) SetAttrNames(ctx context.Context, app uint64, names SlotNames, types SlotTypes) error {
+// SetAttrNames merges names (slot → name) and types (slot → account type)
+// into the app's slots, 0 to 9. Only listed slots change. Errors: 90033
+// for no names, a slot out of range, an empty or over-long name, a
+// duplicate name, a type for an unlisted slot, an unknown type, or a
+// change of a defined slot's type.
+func (a *Audience) SetAttrNames(ctx context.Context, app uint64, names map[int]string, types map[int]im.AcctType) error {
 	if len(names) == 0 {
 		return im.Errorf(im.CodeAttrInvalid, "AttrNames is empty")
 	}
@@ -47,31 +41,26 @@ func (a *Audience) SetAttrNames(ctx context.Context, app uint64, names SlotNames
 		return err
 	}
 	next := s
-	for key, name := range names {
-		slot, err := slotIndex(key)
-		if err != nil {
-			return err
+	for slot, name := range names {
+		if slot < 0 || slot >= im.MaxAttrSlots {
+			return im.Errorf(im.CodeAttrInvalid, "attribute index %d must be 0 to 9", slot)
 		}
 		if name == "" || len(name) > im.MaxAttrNameLen {
 			return im.Errorf(im.CodeAttrInvalid, "attrName at index:%d must be 1 to %d bytes", slot, im.MaxAttrNameLen)
 		}
 		next[slot].Name = name
 	}
-	for key, typ := range types {
-		slot, err := slotIndex(key)
-		if err != nil {
-			return err
-		}
-		if _, listed := names[key]; !listed {
+	for slot, typ := range types {
+		if _, listed := names[slot]; !listed {
 			return im.Errorf(im.CodeAttrInvalid, "AttrTypes index:%d is not in AttrNames", slot)
 		}
-		if typ != int(im.AcctUserID) && typ != int(im.AcctRegistrationID) {
+		if typ != im.AcctUserID && typ != im.AcctRegistrationID {
 			return im.Errorf(im.CodeAttrInvalid, "AttrTypes index:%d must be 0 or 1", slot)
 		}
-		if s[slot].Name != "" && s[slot].Type != im.AcctType(typ) {
+		if s[slot].Name != "" && s[slot].Type != typ {
 			return im.Errorf(im.CodeAttrInvalid, "attr type at index:%d cannot be changed", slot)
 		}
-		next[slot].Type = im.AcctType(typ)
+		next[slot].Type = typ
 	}
 	if err := checkUniqueNames(&next); err != nil {
 		return err
@@ -88,31 +77,6 @@ func checkUniqueNames(s *im.AttrSchema) error {
 		}
 	}
 	return nil
-}
-
-// slotIndex parses a slot key "0".."9": 90033 otherwise.
-func slotIndex(key string) (int, error) {
-	n, err := strconv.Atoi(key)
-	if err != nil || n < 0 || n >= im.MaxAttrSlots || strconv.Itoa(n) != key {
-		return 0, im.Errorf(im.CodeAttrInvalid, "attribute index %q must be 0 to 9", key)
-	}
-	return n, nil
-}
-
-// AttrNames returns the defined slots as wire maps.
-func (a *Audience) AttrNames(ctx context.Context, app uint64) (SlotNames, SlotTypes, error) {
-	s, err := a.store.AttrSchema(ctx, app)
-	if err != nil {
-		return nil, nil, err
-	}
-	names, types := SlotNames{}, SlotTypes{}
-	for i, sl := range s {
-		if sl.Name != "" {
-			names[strconv.Itoa(i)] = sl.Name
-			types[strconv.Itoa(i)] = int(sl.Type)
-		}
-	}
-	return names, types, nil
 }
 
 // Schema returns the app's attribute slots.
@@ -193,14 +157,15 @@ type UserAttrNames struct {
 	Names   []string
 }
 
-// Profile is one account's attributes and tags as the wire shows them.
+// Profile is one account's attributes (by name) and tags. Attrs and Tags
+// are empty (possibly nil) when the account has none.
 type Profile struct {
 	Account string
 	Found   bool
 	// Attrs are the account's named, non-empty attributes, ordered by
 	// name (the order encoding/json gives a map).
 	Attrs []NamedValue
-	Tags  []string // never nil
+	Tags  []string
 }
 
 // NamedValue is one attribute of a Profile.
@@ -230,9 +195,6 @@ func (a *Audience) Profiles(ctx context.Context, app uint64, ids []string) ([]Pr
 	for i, id := range ids {
 		p, ok := found[id]
 		out[i] = Profile{Account: id, Found: ok, Tags: p.Tags}
-		if out[i].Tags == nil {
-			out[i].Tags = []string{}
-		}
 		start := len(attrs)
 		for _, slot := range order {
 			if v := p.Attrs[slot]; v != "" {
