@@ -30,6 +30,7 @@ var samples = map[string]struct {
 	"store-cache":         {"64MiB", `"64MiB"`},
 	"store-read-cache":    {"2097152", `2097152`},
 	"memory-limit":        {"1GiB", `"1GiB"`},
+	"pprof-listen":        {"127.0.0.1:6060", `"127.0.0.1:6060"`},
 }
 
 // needs lists the settings another must accompany.
