@@ -27,12 +27,12 @@ import (
 	"timd/internal/usersig"
 )
 
-// clientEnv serves /v4 and /v1 from one mux over the real SQLite account
-// store, the in-memory task store and a real hub, as cli/serve wires them.
+// clientEnv serves /v4 and /v1 from one mux over the real SQLite store
+// (accounts and tasks) and a real hub, as cli/serve wires them.
 type clientEnv struct {
 	*env
 	hub   *deliver.Hub
-	tasks *delivertest.Tasks
+	tasks *delivertest.Faulty // the same SQLite store; Add is a shortcut
 }
 
 func newClientEnv(t *testing.T) *clientEnv {
@@ -40,7 +40,7 @@ func newClientEnv(t *testing.T) *clientEnv {
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	st, idx, apps := openStore(t, log)
-	tasks := delivertest.NewTasks()
+	tasks := &delivertest.Faulty{TaskStore: st}
 	hub := deliver.NewHub(tasks, idx, deliver.Options{AckInterval: 10 * time.Millisecond}, log)
 	hub.Start(ctx)
 	auth := service.NewAuth(apps, st, nil)

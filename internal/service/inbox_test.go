@@ -17,7 +17,7 @@ const app = 1400000001
 
 func TestInboxSync(t *testing.T) {
 	ctx := context.Background()
-	tasks := delivertest.NewTasks()
+	tasks := delivertest.OpenFaulty(t)
 	inbox := service.NewInbox(tasks, nil)
 	later := time.Now().Add(time.Hour).Unix()
 	add := func(id string, ords ...uint32) {
@@ -66,7 +66,7 @@ func TestInboxSync(t *testing.T) {
 
 func TestInboxLimitsAndErrors(t *testing.T) {
 	ctx := context.Background()
-	tasks := delivertest.NewTasks()
+	tasks := delivertest.OpenFaulty(t)
 	inbox := service.NewInbox(tasks, nil)
 	for i := range 300 {
 		tasks.Add(im.PushTask{App: app, ID: fmt.Sprint("t", i)}, 1)
@@ -99,9 +99,9 @@ func TestInboxLimitsAndErrors(t *testing.T) {
 }
 
 func TestInboxCorruptAudience(t *testing.T) {
-	tasks := delivertest.NewTasks()
+	tasks := delivertest.OpenFaulty(t)
 	tasks.Add(im.PushTask{App: app, ID: "good"}, 1)
-	bad := im.PushTask{App: app, ID: "bad", Audience: []byte("not a bitmap")}
+	bad := im.PushTask{App: app, ID: "bad", State: im.TaskDone, Audience: []byte("not a bitmap")}
 	if _, _, err := tasks.CreateTask(context.Background(), bad, time.Now().Unix()); err != nil {
 		t.Fatal(err)
 	}
