@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -55,6 +56,9 @@ type envOpts struct {
 	// (Notify, wake), and tests that run many requests stay fast under
 	// -race, where each scan's SQL costs milliseconds.
 	quiet bool
+	// noPush builds the server without the push services (Push, Sched,
+	// Stats), as a deployment without push is.
+	noPush bool
 }
 
 // fakeClock is a settable clock.
@@ -130,7 +134,7 @@ func openStore(t testing.TB, log *slog.Logger) (*sqlite.Store, *audience.Index, 
 	t.Cleanup(func() { st.Close() })
 	idx := audience.New()
 	st.SetChangeSink(idx)
-	apps := service.NewApps(st)
+	apps := service.NewApps(st, nil) // admins stay non-accounts here: the audiences these tests count are the accounts each imports
 	for _, a := range []im.App{appA, appB} {
 		if err := apps.Put(ctx, a); err != nil {
 			t.Fatal(err)
@@ -167,6 +171,9 @@ func newEnv(t testing.TB, o envOpts) *env {
 		Push:     push,
 		Sched:    sched,
 		Stats:    service.NewStats(st, idx, clock.Now),
+	}
+	if o.noPush {
+		svc.Push, svc.Sched, svc.Stats = nil, nil, nil
 	}
 	rate := func(app uint64, key string) (float64, bool) {
 		v, ok := o.rates[key]
@@ -216,11 +223,26 @@ func (e *env) callAs(app im.App, admin, cmd, body string) reply {
 // JSON envelope with ActionStatus consistent with ErrorCode.
 func (e *env) do(method, u, body string) reply {
 	e.t.Helper()
+	return e.doWith(http.DefaultClient, method, u, body)
+}
+
+// doFrom is do from the loopback address ip (127.0.0.2, …), so that tests
+// can tell callers apart by address.
+func (e *env) doFrom(ip, method, u, body string) reply {
+	e.t.Helper()
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	c := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+	defer c.CloseIdleConnections()
+	return e.doWith(c, method, u, body)
+}
+
+func (e *env) doWith(c *http.Client, method, u, body string) reply {
+	e.t.Helper()
 	req, err := http.NewRequest(method, u, strings.NewReader(body))
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
 		e.t.Fatal(err)
 	}

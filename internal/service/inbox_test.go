@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"timd/internal/deliver"
 	"timd/internal/deliver/delivertest"
 	"timd/internal/im"
 	"timd/internal/service"
@@ -42,7 +43,7 @@ func addConcurrently(tasks *delivertest.Faulty, ts []im.PushTask, ords [][]uint3
 func TestInboxSync(t *testing.T) {
 	ctx := context.Background()
 	tasks := delivertest.OpenFaulty(t)
-	inbox := service.NewInbox(tasks, nil)
+	inbox := service.NewInbox(tasks, deliver.NewAudienceCache(tasks, 0))
 	later := time.Now().Add(time.Hour).Unix()
 	// Account 7 is in every third task among many addressed to others.
 	var ts []im.PushTask
@@ -99,7 +100,7 @@ func TestInboxSync(t *testing.T) {
 func TestInboxLimitsAndErrors(t *testing.T) {
 	ctx := context.Background()
 	tasks := delivertest.OpenFaulty(t)
-	inbox := service.NewInbox(tasks, nil)
+	inbox := service.NewInbox(tasks, deliver.NewAudienceCache(tasks, 0))
 	var ts []im.PushTask
 	var ords [][]uint32
 	for i := range 300 {
@@ -141,8 +142,24 @@ func TestInboxCorruptAudience(t *testing.T) {
 	if _, _, err := tasks.CreateTask(context.Background(), bad, time.Now().Unix()); err != nil {
 		t.Fatal(err)
 	}
-	_, _, _, err := service.NewInbox(tasks, nil).Sync(context.Background(), im.App{SDKAppID: app}, im.Account{Ordinal: 1}, 0, 10)
+	_, _, _, err := service.NewInbox(tasks, deliver.NewAudienceCache(tasks, 0)).Sync(context.Background(), im.App{SDKAppID: app}, im.Account{Ordinal: 1}, 0, 10)
 	if err == nil {
 		t.Fatal("a corrupt audience was not reported")
+	}
+}
+
+// TestInboxUsesGivenCache: the inbox decodes audiences through the cache
+// it is given, the one serve shares with the live hub, instead of a
+// second cache of its own.
+func TestInboxUsesGivenCache(t *testing.T) {
+	tasks := delivertest.OpenFaulty(t)
+	tasks.Add(im.PushTask{App: app, ID: "t1", ExpiresAt: time.Now().Add(time.Hour).Unix()}, 3)
+	shared := deliver.NewAudienceCache(tasks, 0)
+	pushes, _, _, err := service.NewInbox(tasks, shared).Sync(context.Background(), im.App{SDKAppID: app}, im.Account{Ordinal: 3}, 0, 10)
+	if err != nil || len(pushes) != 1 {
+		t.Fatalf("Sync = %d pushes, %v", len(pushes), err)
+	}
+	if bm, ok := shared.Lookup(app, "t1"); !ok || !bm.Contains(3) {
+		t.Fatal("the inbox did not decode through the shared cache")
 	}
 }

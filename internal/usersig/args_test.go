@@ -3,6 +3,8 @@ package usersig
 import (
 	"math"
 	"testing"
+
+	"timd/internal/im"
 )
 
 const argsKey = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e"
@@ -63,15 +65,15 @@ func TestVerifyWithUserBuf(t *testing.T) {
 	}{
 		{"matching userbuf", withBuf, app, "alice", argsKey, now, buf, 0},
 		{"last second", withBuf, app, "alice", argsKey, now + 600, buf, 0},
-		{"expired", withBuf, app, "alice", argsKey, now + 601, buf, CodeExpired},
-		{"other userbuf", withBuf, app, "alice", argsKey, now, []byte("room:43"), CodeMismatch},
-		{"userbuf missing", withBuf, app, "alice", argsKey, now, nil, CodeInvalid},
-		{"userbuf not in token", plain, app, "alice", argsKey, now, buf, CodeInvalid},
-		{"empty userbuf vs none", plain, app, "alice", argsKey, now, []byte{}, CodeInvalid},
-		{"other app", withBuf, app + 1, "alice", argsKey, now, buf, CodeSDKAppID},
-		{"other identifier", withBuf, app, "bob", argsKey, now, buf, CodeIdentifier},
-		{"wrong key", withBuf, app, "alice", argsKey[1:] + "0", now, buf, CodeMismatch},
-		{"garbage", "eJx-not-a-sig", app, "alice", argsKey, now, buf, CodeInvalid},
+		{"expired", withBuf, app, "alice", argsKey, now + 601, buf, im.CodeSigExpired},
+		{"other userbuf", withBuf, app, "alice", argsKey, now, []byte("room:43"), im.CodeSigMismatch},
+		{"userbuf missing", withBuf, app, "alice", argsKey, now, nil, im.CodeSigInvalid},
+		{"userbuf not in token", plain, app, "alice", argsKey, now, buf, im.CodeSigInvalid},
+		{"empty userbuf vs none", plain, app, "alice", argsKey, now, []byte{}, im.CodeSigInvalid},
+		{"other app", withBuf, app + 1, "alice", argsKey, now, buf, im.CodeSigSDKAppID},
+		{"other identifier", withBuf, app, "bob", argsKey, now, buf, im.CodeSigIdentifier},
+		{"wrong key", withBuf, app, "alice", argsKey[1:] + "0", now, buf, im.CodeSigMismatch},
+		{"garbage", "eJx-not-a-sig", app, "alice", argsKey, now, buf, im.CodeSigInvalid},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			err := VerifyWithUserBuf(c.token, c.app, c.identifier, c.key, c.now, c.userbuf)
@@ -84,7 +86,7 @@ func TestVerifyWithUserBuf(t *testing.T) {
 	if err := Verify(plain, app, "alice", argsKey, now); err != nil {
 		t.Fatalf("Verify(plain) = %v", err)
 	}
-	if got := codeOf(Verify(withBuf, app, "alice", argsKey, now)); got != CodeInvalid {
-		t.Fatalf("Verify(token with userbuf) code %d, want %d", got, CodeInvalid)
+	if got := codeOf(Verify(withBuf, app, "alice", argsKey, now)); got != im.CodeSigInvalid {
+		t.Fatalf("Verify(token with userbuf) code %d, want %d", got, im.CodeSigInvalid)
 	}
 }

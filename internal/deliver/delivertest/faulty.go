@@ -68,8 +68,8 @@ func Add(s im.TaskStore, t im.PushTask, ords ...uint32) im.PushTask {
 	return out
 }
 
-// SetFail makes the reading calls (Task, StoredTasks) and RecordAcks fail
-// with err; nil restores them.
+// SetFail makes the reading calls (Task, StoredHeads, TaskAudience) and
+// RecordAcks fail with err; nil restores them.
 func (f *Faulty) SetFail(err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -104,12 +104,20 @@ func (f *Faulty) Task(ctx context.Context, app uint64, id string) (im.PushTask, 
 	return f.TaskStore.Task(ctx, app, id)
 }
 
-// StoredTasks reads through to the real store unless SetFail is in force.
-func (f *Faulty) StoredTasks(ctx context.Context, app uint64, afterSeq, now int64, limit int) ([]im.PushTask, error) {
+// StoredHeads reads through to the real store unless SetFail is in force.
+func (f *Faulty) StoredHeads(ctx context.Context, app uint64, afterSeq, now int64, limit int) ([]im.TaskHead, error) {
 	if err := f.failing(); err != nil {
 		return nil, err
 	}
-	return f.TaskStore.StoredTasks(ctx, app, afterSeq, now, limit)
+	return f.TaskStore.StoredHeads(ctx, app, afterSeq, now, limit)
+}
+
+// TaskAudience reads through to the real store unless SetFail is in force.
+func (f *Faulty) TaskAudience(ctx context.Context, app uint64, id string) ([]byte, error) {
+	if err := f.failing(); err != nil {
+		return nil, err
+	}
+	return f.TaskStore.TaskAudience(ctx, app, id)
 }
 
 // RecordAcks counts the call and writes through to the real store unless
