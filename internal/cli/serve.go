@@ -3,13 +3,16 @@ package cli
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,14 +34,31 @@ import (
 // saved), close the store.
 func serve(ctx context.Context, env Env, args []string) error {
 	cfg, err := config.Load(args, env.Getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		printHelp(env.Stdout, config.FlagSet())
+		return err
+	}
 	if err != nil {
+		return err
+	}
+	if err := cfg.CheckRates(httpapi.Commands()); err != nil {
 		return err
 	}
 	level, _ := cfg.Level()
 	log := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: level}))
-	log.Info("starting timd", "config", cfg.String())
+	log.Info("starting timd", "version", buildVersion(), "config", cfg.String())
 
-	store, err := sqlite.Open(ctx, cfg.Store, log)
+	// The listener and the TLS files first: a taken port or a bad
+	// certificate fails before the store is opened (or created).
+	ln, tlsConfig, err := listen(cfg)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+
+	setMemoryLimit(cfg.MemoryLimit)
+	store, err := sqlite.OpenConfig(ctx, cfg.Store, log,
+		sqlite.Config{WriterCache: int64(cfg.StoreCache), ReaderCache: int64(cfg.StoreReadCache)})
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
@@ -46,8 +66,8 @@ func serve(ctx context.Context, env Env, args []string) error {
 	index := audience.New()
 	store.SetChangeSink(index)
 
-	apps := service.NewApps(store)
-	if err := ensureApps(ctx, env, cfg, apps); err != nil {
+	apps := service.NewApps(store, store)
+	if err := ensureApps(ctx, env, cfg, baseURL(cfg, ln.Addr()), apps, log); err != nil {
 		return err
 	}
 	start := time.Now()
@@ -70,7 +90,9 @@ func serve(ctx context.Context, env Env, args []string) error {
 	// push services with their background work (fan-out, webhooks,
 	// scheduler). Deferred stops run after the HTTP drain, push first,
 	// then the hub (which flushes acks), then the store.
-	hub := deliver.NewHub(store, index, deliver.Options{Registerer: reg}, log)
+	// One decoded-audience cache serves live catch-up and /v1/sync.
+	audiences := deliver.NewAudienceCache(store, deliver.DefaultCacheBytes)
+	hub := deliver.NewHub(store, audiences, deliver.Options{Registerer: reg}, log)
 	hub.Start(context.WithoutCancel(ctx))
 	defer hub.Stop() // after the HTTP drain: closes upgraded connections, flushes acks
 	svc.Accounts.SetPresence(hub)
@@ -79,22 +101,64 @@ func serve(ctx context.Context, env Env, args []string) error {
 	push.start(context.WithoutCancel(ctx)) // stopped by push.stop, after the drain
 	defer push.stop()                      // after the HTTP drain below, before store.Close
 
-	svc.Hub, svc.Inbox, svc.Devices = hub, service.NewInbox(store, index), service.NewDevices(store)
+	svc.Hub, svc.Inbox, svc.Devices = hub, service.NewInbox(store, audiences), service.NewDevices(store, devicesPerUser(cfg))
 	// One handler serves /v4, /v1, /healthz and /metrics, so that every
 	// other path, method or spelling answers the JSON envelope.
 	srv := httpapi.New(svc, httpapi.Options{Limits: cfg.Limits, BodyLimit: cfg.BodyLimit, Rate: rateOverrides(cfg),
 		Prometheus: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})}, log, httpapi.NewMetrics(reg))
-	return listenAndServe(ctx, cfg, srv, log)
+	return listenAndServe(ctx, cfg, ln, tlsConfig, srv, log)
 }
 
-// listenAndServe serves h on cfg.Listen with cfg's time-outs, so that slow
-// and idle clients are disconnected, until ctx is done.
-func listenAndServe(ctx context.Context, cfg config.Config, h http.Handler, log *slog.Logger) error {
+// setMemoryLimit sets the Go runtime's soft memory limit when the
+// configuration has one; 0 leaves the runtime's (GOMEMLIMIT's) limit.
+func setMemoryLimit(limit config.Bytes) {
+	if limit > 0 {
+		debug.SetMemoryLimit(int64(limit))
+	}
+}
+
+// listen binds cfg.Listen and, with cfg.TLS, loads the certificate and
+// key into the TLS configuration (nil without TLS).
+func listen(cfg config.Config) (net.Listener, *tls.Config, error) {
+	var tcfg *tls.Config
+	if cfg.TLS() {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--tls-cert %s, --tls-key %s: %w", cfg.TLSCert, cfg.TLSKey, err)
+		}
+		tcfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		return err
+		return nil, nil, fmt.Errorf("listen: %w", err)
 	}
+	return ln, tcfg, nil
+}
+
+// baseURL is the URL a client on this machine reaches the listener at:
+// its real port (also after --listen :0), and 127.0.0.1 for a wildcard
+// host.
+func baseURL(cfg config.Config, addr net.Addr) string {
+	scheme := "http"
+	if cfg.TLS() {
+		scheme = "https"
+	}
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return scheme + "://" + addr.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
+}
+
+// listenAndServe serves h on ln with cfg's time-outs, so that slow and
+// idle clients are disconnected, until ctx is done. With tlsConfig it
+// speaks only TLS: HTTPS, and WSS on /v1/connect.
+func listenAndServe(ctx context.Context, cfg config.Config, ln net.Listener, tlsConfig *tls.Config, h http.Handler, log *slog.Logger) error {
 	srv := &http.Server{
+		TLSConfig:         tlsConfig,
 		Handler:           h,
 		ReadHeaderTimeout: time.Duration(cfg.ReadHeaderTimeout),
 		ReadTimeout:       time.Duration(cfg.ReadTimeout),
@@ -103,8 +167,14 @@ func listenAndServe(ctx context.Context, cfg config.Config, h http.Handler, log 
 		MaxHeaderBytes:    64 << 10,
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	log.Info("listening", "addr", ln.Addr().String())
+	go func() {
+		if tlsConfig != nil {
+			errc <- srv.ServeTLS(ln, "", "") // the certificate is in TLSConfig
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
+	log.Info("listening", "addr", ln.Addr().String(), "tls", cfg.TLS())
 	select {
 	case err := <-errc:
 		return err
@@ -120,20 +190,33 @@ func listenAndServe(ctx context.Context, cfg config.Config, h http.Handler, log 
 }
 
 // ensureApps stores the configured apps, or creates a development app on
-// the first start of an empty store with none configured.
-func ensureApps(ctx context.Context, env Env, cfg config.Config, apps *service.Apps) error {
+// the first start of an empty store with none configured. It warns, once
+// per app, about stored apps the configuration does not name: they keep
+// answering requests with their stored key until `timd app remove`.
+func ensureApps(ctx context.Context, env Env, cfg config.Config, base string, apps *service.Apps, log *slog.Logger) error {
+	configured := map[uint64]bool{}
 	for _, a := range cfg.Apps {
 		app := im.App{SDKAppID: a.SDKAppID, SecretKey: a.SecretKey, Admins: a.Admins, CallbackURL: a.CallbackURL, CreatedAt: time.Now().Unix()}
 		if err := apps.Put(ctx, app); err != nil {
 			return err
 		}
-	}
-	if len(cfg.Apps) > 0 {
-		return nil
+		configured[a.SDKAppID] = true
 	}
 	existing, err := apps.List(ctx)
-	if err != nil || len(existing) > 0 {
+	if err != nil {
 		return err
+	}
+	if len(cfg.Apps) > 0 {
+		for _, a := range existing {
+			if !configured[a.SDKAppID] {
+				log.Warn("stored app is not in the configuration and still accepts requests with its stored key; "+
+					"list apps with `timd app list`, remove it with `timd app remove`", "sdkappid", a.SDKAppID, "store", cfg.Store)
+			}
+		}
+		return nil
+	}
+	if len(existing) > 0 {
+		return nil
 	}
 	app, err := devApp()
 	if err != nil {
@@ -142,7 +225,7 @@ func ensureApps(ctx context.Context, env Env, cfg config.Config, apps *service.A
 	if err := apps.Put(ctx, app); err != nil {
 		return err
 	}
-	printDevApp(env, cfg, app)
+	printDevApp(env, cfg, base, app)
 	return nil
 }
 
@@ -164,18 +247,30 @@ func devApp() (im.App, error) {
 }
 
 // printDevApp shows the new development app once, on stdout, so that a
-// first-time user can call the API at once.
-func printDevApp(env Env, cfg config.Config, app im.App) {
+// first-time user can call the API at once at base, the server's real
+// address.
+func printDevApp(env Env, cfg config.Config, base string, app im.App) {
 	sig, _ := usersig.Gen(app.SDKAppID, app.SecretKey, app.Admins[0], defaultExpire, time.Now().Unix())
 	fmt.Fprintf(env.Stdout, `timd: created a development app (stored in %s; shown only this once)
   SDKAppID:  %d
   SecretKey: %s
   Admin:     %s
+  Listening: %s
 
 Try it:
-  curl -s -X POST 'http://%s/v4/im_open_login_svc/account_import?sdkappid=%d&identifier=%s&usersig=%s&random=1&contenttype=json' -d '{"UserID":"alice"}'
+  curl -s -X POST '%s/v4/im_open_login_svc/account_import?sdkappid=%d&identifier=%s&usersig=%s&random=1&contenttype=json' -d '{"UserID":"alice"}'
 
-`, cfg.Store, app.SDKAppID, app.SecretKey, app.Admins[0], cfg.Listen, app.SDKAppID, app.Admins[0], sig)
+`, cfg.Store, app.SDKAppID, app.SecretKey, app.Admins[0], base, base, app.SDKAppID, app.Admins[0], sig)
+}
+
+// devicesPerUser returns each app's "devices_per_user" quota (0 when not
+// configured: the default).
+func devicesPerUser(cfg config.Config) func(uint64) int {
+	per := map[uint64]int{}
+	for _, a := range cfg.Apps {
+		per[a.SDKAppID] = int(min(a.Quotas["devices_per_user"], 1<<20))
+	}
+	return func(app uint64) int { return per[app] }
 }
 
 // rateOverrides returns the per-app rate overrides of the configuration.

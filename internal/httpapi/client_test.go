@@ -43,7 +43,8 @@ func newClientEnv(t testing.TB) *clientEnv {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	st, idx, apps := openStore(t, log)
 	tasks := delivertest.NewTasks()
-	hub := deliver.NewHub(tasks, idx, deliver.Options{AckInterval: 10 * time.Millisecond}, log)
+	audiences := deliver.NewAudienceCache(tasks, 0) // one cache, as serve wires it
+	hub := deliver.NewHub(tasks, audiences, deliver.Options{AckInterval: 10 * time.Millisecond}, log)
 	hub.Start(ctx)
 	auth := service.NewAuth(apps, st, nil)
 	reg := prometheus.NewRegistry()
@@ -52,8 +53,8 @@ func newClientEnv(t testing.TB) *clientEnv {
 		Accounts: service.NewAccounts(st, auth, hub),
 		Audience: service.NewAudience(st, nil),
 		Hub:      hub,
-		Inbox:    service.NewInbox(tasks, idx),
-		Devices:  service.NewDevices(st),
+		Inbox:    service.NewInbox(tasks, audiences),
+		Devices:  service.NewDevices(st, nil),
 	}, httpapi.Options{BodyLimit: 64 << 10, Prometheus: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})},
 		log, httpapi.NewMetrics(reg))
 	srv := httptest.NewServer(h)

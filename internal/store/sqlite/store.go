@@ -14,7 +14,10 @@
 // To_Account resolution: an id given to Accounts, Profiles or ApplyEdits is
 // looked up first among the app's RegistrationIDs (type 1), then among its
 // UserIDs (type 0). ImportAccounts, DeleteAccounts and Kick address UserIDs
-// only; RegisterDevice addresses RegistrationIDs only.
+// only; RegisterDevice addresses RegistrationIDs only. A UserID and a
+// RegistrationID never share a string: RegisterDevice refuses the id of a
+// UserID, ImportAccounts deletes a RegistrationID it collides with, and
+// Open repairs stores written before that rule.
 package sqlite
 
 import (
@@ -73,10 +76,9 @@ type options struct {
 	foldMaxDirty int
 	foldIdle     time.Duration
 	foldChunk    int // accounts written per fold transaction
-	// maxOverlay bounds the overlay: once it holds more accounts, the ones
-	// a fold step has just written to accounts are dropped from it (their
-	// row is current, so readers and the writer read it from there).
-	maxOverlay int
+	// writerCache and readerCache are the SQLite page caches of the
+	// writer's connection and of each read connection, in bytes.
+	writerCache, readerCache int64
 	// noCloseFold leaves account_log unfolded at Close, as a crash would;
 	// tests use it to exercise replay.
 	noCloseFold bool
@@ -90,16 +92,63 @@ func defaultOptions() options {
 		foldMaxDirty:  1 << 20,
 		foldIdle:      time.Second,
 		foldChunk:     2000,
-		maxOverlay:    1 << 18,
+		writerCache:   DefaultWriterCache,
+		readerCache:   DefaultReaderCache,
 	}
+}
+
+// Default page cache sizes (see Config).
+const (
+	DefaultWriterCache = 32 << 20
+	DefaultReaderCache = 8 << 20
+)
+
+// Config tunes a Store's memory. A zero field takes its default.
+type Config struct {
+	// WriterCache is the SQLite page cache, in bytes, of the one
+	// read-write connection: the accounts pages the writer and the fold
+	// touch. Default DefaultWriterCache.
+	WriterCache int64
+	// ReaderCache is the page cache of each read-only connection (there
+	// are max(4, 2×GOMAXPROCS) of them, and 2 more for settle). Default
+	// DefaultReaderCache.
+	ReaderCache int64
+}
+
+// OpenConfig is Open with the memory settings of cfg.
+func OpenConfig(ctx context.Context, dir string, logger *slog.Logger, cfg Config) (*Store, error) {
+	opt := defaultOptions()
+	if cfg.WriterCache > 0 {
+		opt.writerCache = cfg.WriterCache
+	}
+	if cfg.ReaderCache > 0 {
+		opt.readerCache = cfg.ReaderCache
+	}
+	return openRepaired(ctx, dir, logger, opt)
 }
 
 // Open opens (creating if needed) the store in dir: the directory, the
 // database file dir/timd.db, and the schema, by applying the embedded
 // migrations not yet recorded in schema_migrations. It then folds what a
-// crash left in account_log into accounts before serving anything.
+// crash left in account_log into accounts before serving anything, and
+// deletes devices that share a string with a UserID (repairCollisions).
 func Open(ctx context.Context, dir string, logger *slog.Logger) (*Store, error) {
-	return open(ctx, dir, logger, defaultOptions())
+	return openRepaired(ctx, dir, logger, defaultOptions())
+}
+
+// openRepaired is open followed by repairCollisions.
+func openRepaired(ctx context.Context, dir string, logger *slog.Logger, opt options) (*Store, error) {
+	s, err := open(ctx, dir, logger, opt)
+	if err != nil {
+		return nil, err
+	}
+	if n, err := s.repairCollisions(ctx); err != nil {
+		s.Close()
+		return nil, err
+	} else if n > 0 {
+		s.logger.Warn("deleted devices whose RegistrationID names an imported account", "devices", n)
+	}
+	return s, nil
 }
 
 func open(ctx context.Context, dir string, logger *slog.Logger, opt options) (_ *Store, err error) {
@@ -128,7 +177,7 @@ func open(ctx context.Context, dir string, logger *slog.Logger, opt options) (_ 
 			}
 		}
 	}()
-	if s.wdb, err = openDB(path, false, 1); err != nil {
+	if s.wdb, err = openDB(path, false, 1, opt.writerCache); err != nil {
 		return nil, err
 	}
 	if conn, err = s.wdb.Conn(ctx); err != nil {
@@ -145,7 +194,7 @@ func open(ctx context.Context, dir string, logger *slog.Logger, opt options) (_ 
 	if s.w, err = newWriter(ctx, conn, s, s.ov, opt); err != nil {
 		return nil, err
 	}
-	if s.rdb, err = openDB(path, true, max(4, 2*runtime.GOMAXPROCS(0))); err != nil {
+	if s.rdb, err = openDB(path, true, max(4, 2*runtime.GOMAXPROCS(0)), opt.readerCache); err != nil {
 		return nil, err
 	}
 	if err := s.r.prepare(ctx, s.rdb); err != nil {
@@ -154,7 +203,7 @@ func open(ctx context.Context, dir string, logger *slog.Logger, opt options) (_ 
 	// A separate small pool serves settle's single-row re-reads, which run
 	// while a scan holds a read connection: never waiting on the read
 	// pool, they cannot deadlock it.
-	if s.sdb, err = openDB(path, true, 2); err != nil {
+	if s.sdb, err = openDB(path, true, 2, opt.readerCache); err != nil {
 		return nil, err
 	}
 	if s.settleStmt, err = s.sdb.PrepareContext(ctx, `SELECT attrs, tags FROM accounts WHERE key = ?`); err != nil {
@@ -164,20 +213,20 @@ func open(ctx context.Context, dir string, logger *slog.Logger, opt options) (_ 
 	return s, nil
 }
 
-// openDB opens a pool of at most n connections to the database at path.
-// Every connection waits up to 5 s for a lock; read-only pools refuse
-// writes. WAL mode is persistent in the file, set by the writer's pool.
-func openDB(path string, readOnly bool, n int) (*sql.DB, error) {
+// openDB opens a pool of at most n connections to the database at path,
+// each with a page cache of cache bytes. Every connection waits up to 5 s
+// for a lock; read-only pools refuse writes. WAL mode is persistent in the
+// file, set by the writer's pool.
+func openDB(path string, readOnly bool, n int, cache int64) (*sql.DB, error) {
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(5000)")
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", fmt.Sprintf("cache_size(%d)", -max(cache>>10, 64))) // negative: KiB
 	if readOnly {
 		q.Add("_pragma", "query_only(1)")
-		q.Add("_pragma", "cache_size(-16384)") // 16 MiB per reader
 	} else {
 		q.Add("_pragma", "journal_mode(WAL)")
-		q.Add("_pragma", "cache_size(-131072)")          // 128 MiB: keep the hot accounts in memory
 		q.Add("_pragma", "temp_store(MEMORY)")           // savepoint journals in memory, not a temp file
 		q.Add("_pragma", "journal_size_limit(67108864)") // shrink the WAL to 64 MiB after a fold
 	}
