@@ -44,6 +44,12 @@ func FuzzRequests(f *testing.F) {
 		{"all_member_push/im_set_attr", `{"UserAttrs":[{"To_Account":"a","Attrs":{"sex":"m"}}]}`},
 		{"all_member_push/im_add_tag", `{"UserTags":[{"To_Account":"a","Tags":["x"]}]}`},
 		{"all_member_push/im_push", `{"MsgRandom":4,"MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"hi"}}]}`},
+		// Misspelt and empty keys (a misspelt key never widens a request).
+		{"timpush/push", `{"MsgRandom":4,"Condition":{"TagOr":["x"]},"OfflinePushInfo":{}}`},
+		{"timpush/push", `{"MsgRandom":5,"Condition":{},"OfflinePushInfo":{}}`},
+		{"timpush/set_attr", `{"UserAttrs":[{"To_Account":"a","Attrs":null}]}`},
+		{"timpush/add_tag", `{"UserTags":[{"To_Account":"a"}]}`},
+		{"timpush/modify_sched_task", `{"Sdkappid":1400000001,"TaskID":1,"Type":"Tag","Content":{"Condition":{"TagsOr":["x"]},"OfflinePushInfo":{}}}`},
 	}
 	everywhere := []string{`{}`, `null`, `[]`, `"x"`, `{"UserAttrs":null}`, `{"To_Account":[1]}`, `{"UserTags":[{"Tags":[null]}]}`}
 	cmds := httpapi.Commands()
