@@ -324,6 +324,9 @@ func (s *Store) ScanProfiles(ctx context.Context, app uint64, fn func(im.Profile
 // if the app never stored any. Every attribute request asks, so the
 // schemas are held in memory (schemaCache), one per app.
 func (s *Store) AttrSchema(ctx context.Context, app uint64) (im.AttrSchema, error) {
+	if s.closed.Load() {
+		return im.AttrSchema{}, ErrClosed
+	}
 	if sc, ok := s.schemas.get(app); ok {
 		return sc, nil
 	}

@@ -61,6 +61,7 @@ type Store struct {
 
 	closeOnce sync.Once
 	closeErr  error
+	closed    atomic.Bool // reads from memory (schemaCache) fail once set
 }
 
 type sinkBox struct{ im.ChangeSink }
@@ -272,6 +273,7 @@ func (s *Store) emit(changes []im.Change) {
 // database. Writes submitted after Close fail with ErrClosed.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.closed.Store(true)
 		s.w.stop()
 		s.r.close()
 		s.closeErr = errors.Join(s.w.close(), s.settleStmt.Close(), s.sdb.Close(), s.rdb.Close(), s.wdb.Close())

@@ -253,4 +253,8 @@ func TestSchemaCache(t *testing.T) {
 	if got, _ := s.AttrSchema(ctx, 8); got != (im.AttrSchema{}) {
 		t.Fatalf("other app: %+v", got)
 	}
+	s.Close()
+	if _, err := s.AttrSchema(ctx, 7); err != ErrClosed {
+		t.Fatalf("AttrSchema after Close = %v, want ErrClosed (not the cached schema)", err)
+	}
 }
