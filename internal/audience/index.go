@@ -34,6 +34,7 @@ type appIndex struct {
 	attrs  [im.MaxAttrSlots]map[string]*roaring.Bitmap // slot → value → ordinals
 	tags   map[string]*roaring.Bitmap                  // tag → ordinals
 	dict   dict
+	pos    uint64 // change position: the highest im.Change.Seq applied
 }
 
 func newAppIndex() *appIndex {
@@ -50,6 +51,7 @@ func (a *appIndex) reset() {
 	}
 	a.tags = map[string]*roaring.Bitmap{}
 	a.dict = newDict()
+	a.pos = 0
 }
 
 // New returns an empty Index.
@@ -98,6 +100,7 @@ func (x *Index) Apply(changes []im.Change) {
 }
 
 func (a *appIndex) apply(c *im.Change) {
+	a.pos = max(a.pos, c.Seq)
 	switch c.Op {
 	case im.ChangeUpsert:
 		a.upsert(c)

@@ -28,7 +28,9 @@ import (
 
 // serve runs the server until ctx is done, then shuts down in order:
 // stop accepting, drain requests, stop the push background work (progress
-// saved), close the store.
+// saved), write the index snapshot, close the store. It listens before it
+// opens the store: while the store opens and the audience index loads,
+// /healthz answers 503 with the progress and the API "server is starting".
 func serve(ctx context.Context, env Env, args []string) error {
 	cfg, err := config.Load(args, env.Getenv)
 	if err != nil {
@@ -38,6 +40,16 @@ func serve(ctx context.Context, env Env, args []string) error {
 	log := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: level}))
 	log.Info("starting timd", "config", cfg.String())
 
+	progress := service.NewStartProgress()
+	gate := newStartGate(progress)
+	hs, err := listen(cfg, gate)
+	if err != nil {
+		return err
+	}
+	defer hs.close()
+	log.Info("accepting connections while starting", "addr", hs.ln.Addr().String())
+
+	progress.Phase("opening store", 0)
 	store, err := sqlite.Open(ctx, cfg.Store, log)
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
@@ -50,12 +62,12 @@ func serve(ctx context.Context, env Env, args []string) error {
 	if err := ensureApps(ctx, env, cfg, apps); err != nil {
 		return err
 	}
-	start := time.Now()
-	n, err := service.RebuildIndex(ctx, store, index)
-	if err != nil {
-		return fmt.Errorf("rebuild audience index: %w", err)
+	src := indexSource(cfg.Store, store, index, progress, log)
+	if err := loadIndex(ctx, src, log); err != nil {
+		return fmt.Errorf("load audience index: %w", err)
 	}
-	log.Info("audience index built", "accounts", n, "took", time.Since(start).Round(time.Millisecond))
+	snaps := startSnapshotter(src, log)
+	defer snaps.close() // after the push work and the hub stop, before store.Close
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -90,39 +102,60 @@ func serve(ctx context.Context, env Env, args []string) error {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	return listenAndServe(ctx, cfg, mux, log)
+	gate.ready(mux)
+	log.Info("listening", "addr", hs.ln.Addr().String())
+	return hs.wait(ctx, log)
 }
 
-// listenAndServe serves h on cfg.Listen with cfg's time-outs, so that slow
-// and idle clients are disconnected, until ctx is done.
-func listenAndServe(ctx context.Context, cfg config.Config, h http.Handler, log *slog.Logger) error {
+// httpServer is the listening HTTP server.
+type httpServer struct {
+	ln   net.Listener
+	srv  *http.Server
+	errc chan error
+	shut bool
+}
+
+// listen serves h on cfg.Listen with cfg's time-outs, so that slow and
+// idle clients are disconnected.
+func listen(cfg config.Config, h http.Handler) (*httpServer, error) {
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	srv := &http.Server{
+	hs := &httpServer{ln: ln, errc: make(chan error, 1), srv: &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: time.Duration(cfg.ReadHeaderTimeout),
 		ReadTimeout:       time.Duration(cfg.ReadTimeout),
 		WriteTimeout:      time.Duration(cfg.WriteTimeout),
 		IdleTimeout:       time.Duration(cfg.IdleTimeout),
 		MaxHeaderBytes:    64 << 10,
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	log.Info("listening", "addr", ln.Addr().String())
+	}}
+	go func() { hs.errc <- hs.srv.Serve(ln) }()
+	return hs, nil
+}
+
+// wait serves until ctx is done, then drains the requests in flight.
+func (hs *httpServer) wait(ctx context.Context, log *slog.Logger) error {
 	select {
-	case err := <-errc:
+	case err := <-hs.errc:
 		return err
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
+	hs.shut = true
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	if err := hs.srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
+}
+
+// close stops a server that start-up abandoned.
+func (hs *httpServer) close() {
+	if !hs.shut {
+		_ = hs.srv.Close()
+	}
 }
 
 // ensureApps stores the configured apps, or creates a development app on
