@@ -260,7 +260,7 @@ func TestE2EPushKill9(t *testing.T) {
 	if k, _ := st.CountTasks(ctx, e2eApp, 0); k != 1 {
 		t.Errorf("%d task rows, want 1 (one row per push, none per recipient)", k)
 	}
-	stored, err := st.StoredTasks(ctx, e2eApp, 0, time.Now().Unix(), 10)
+	stored, err := st.StoredHeads(ctx, e2eApp, 0, time.Now().Unix(), 10)
 	if err != nil || len(stored) != 1 || stored[0].ID != id {
 		t.Errorf("stored copies: %d, %v; want the one task once", len(stored), err)
 	}

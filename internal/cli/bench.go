@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -22,8 +21,7 @@ import (
 // the clients in its audience. --live N --push-once is the one-shot live
 // measurement instead of the op mix.
 func bench(ctx context.Context, env Env, args []string) error {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	fs := newFlags("bench")
 	addr := fs.String("addr", "http://127.0.0.1:8080", "base URL of the timd to drive")
 	sdkappid := fs.Uint64("sdkappid", 0, "SDKAppID")
 	key := fs.String("key", "", "the app's secret key")
@@ -39,14 +37,19 @@ func bench(ctx context.Context, env Env, args []string) error {
 	pushEvery := fs.Duration("push-every", 0, "during the run, push to the next rotating Condition this often (0: never)")
 	pushOnce := fs.Bool("push-once", false, "with --live: instead of the op mix, push once to everyone and time the receipts")
 	liveWait := fs.Duration("live-wait", 30*time.Second, "with --live: how long to wait for receipts after the pushes")
-	if err := fs.Parse(args); err != nil {
+	stormN := fs.Int("storm", 0, "reconnect storm: N clients dial within --storm-spread while --stored pushes are stored, and must each get every push owed to them")
+	stored := fs.Int("stored", 100, "with --storm: stored pushes to make first, half to everyone, half by Condition")
+	spread := fs.Duration("storm-spread", time.Second, "with --storm: the dials are spread evenly over this")
+	stormWait := fs.Duration("storm-wait", time.Minute, "with --storm: how long to wait for the clients to catch up")
+	syncBench := fs.Bool("sync", false, "with --storm: afterwards, GET /v1/sync as the storm's accounts for --duration")
+	if err := parseFlags(env, fs, args); err != nil {
 		return err
 	}
 	if *sdkappid == 0 || *key == "" {
-		return errors.New("--sdkappid and --key are required")
+		return errUsage{errors.New("--sdkappid and --key are required")}
 	}
 	if *batch < 1 || *batch > 100 || *conc < 1 || *accounts < *batch || *live < 0 || (*pushOnce && *live == 0) {
-		return errors.New("need 1 <= --batch <= 100 <= --accounts, --concurrency >= 1, and --live N with --push-once")
+		return errUsage{errors.New("need 1 <= --batch <= 100 <= --accounts, --concurrency >= 1, and --live N with --push-once")}
 	}
 	cfg := loadgen.Config{Base: strings.TrimRight(*addr, "/"), SDKAppID: *sdkappid, Key: *key, Admin: *admin,
 		Ops: opList(*ops), Concurrency: *conc, Duration: *dur, Batch: *batch, Accounts: *accounts,
@@ -57,6 +60,10 @@ func bench(ctx context.Context, env Env, args []string) error {
 	}
 	if *pushOnce {
 		return benchPushOnce(ctx, env, c, *live, *liveWait, *baseline)
+	}
+	if *stormN > 0 {
+		return benchStorm(ctx, env, c, stormOpts{n: *stormN, stored: *stored, spread: *spread, wait: *stormWait,
+			prepare: *prepare, accounts: *accounts, baseline: *baseline, sync: *syncBench, admin: *admin})
 	}
 	if *prepare {
 		start := time.Now()
@@ -200,4 +207,114 @@ func liveBaseline(ctx context.Context, n int, wait time.Duration) (loadgen.LiveR
 // benchBaselineWS is the hidden child of `timd bench --live N --push-once`.
 func benchBaselineWS(ctx context.Context, env Env) error {
 	return loadgen.ServeBroadcastBaseline(ctx, func(addr string) { fmt.Fprintln(env.Stdout, addr) })
+}
+
+type stormOpts struct {
+	n, stored, accounts     int
+	spread, wait            time.Duration
+	prepare, baseline, sync bool
+	admin                   string
+}
+
+// benchStorm is --storm N: with --prepare, the --accounts population and
+// the N storm accounts are imported first (so the app holds accounts+N);
+// then the stored pushes are made, the storm is run against the bare
+// WebSocket baseline in a child process and then against timd, and with
+// --sync /v1/sync is measured against a bare net/http baseline.
+func benchStorm(ctx context.Context, env Env, c *loadgen.Client, o stormOpts) error {
+	if o.prepare {
+		start := time.Now()
+		if err := c.Prepare(ctx); err != nil {
+			return err
+		}
+		if err := c.PrepareLive(ctx, o.n); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stdout, "prepared %d accounts and %d storm accounts in %v\n", o.accounts, o.n, time.Since(start).Round(time.Millisecond))
+	}
+	start := time.Now()
+	pushes, err := c.StorePushes(ctx, o.stored)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "stored %d pushes (half to everyone, half by Condition) in %v\n", len(pushes), time.Since(start).Round(time.Millisecond))
+	if o.baseline {
+		res, err := stormBaseline(ctx, o, pushes)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(env.Stdout, "baseline (bare coder/websocket server writing the same frames, child process):")
+		fmt.Fprintln(env.Stdout, "  ", res)
+	}
+	res, err := c.Storm(ctx, o.n, pushes, o.spread, o.wait)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(env.Stdout, "timd:")
+	fmt.Fprintln(env.Stdout, "  ", res)
+	if !o.sync {
+		return nil
+	}
+	sres, answer, err := c.SyncBench(ctx, o.n)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "/v1/sync as the storm's accounts (answer %d bytes):\n", len(answer))
+	if o.baseline {
+		bres, err := c.SyncBaseline(ctx, answer)
+		if err != nil {
+			return err
+		}
+		printResults(env, []loadgen.Result{bres})
+	}
+	printResults(env, []loadgen.Result{sres})
+	return nil
+}
+
+// stormBaseline runs the storm baseline server in a child process.
+func stormBaseline(ctx context.Context, o stormOpts, pushes []loadgen.StoredPush) (loadgen.StormResult, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return loadgen.StormResult{}, err
+	}
+	spec, err := os.CreateTemp("", "timd-storm-*.json")
+	if err != nil {
+		return loadgen.StormResult{}, err
+	}
+	defer os.Remove(spec.Name())
+	if err := loadgen.WriteStormSpec(spec, pushes, o.admin); err != nil {
+		spec.Close()
+		return loadgen.StormResult{}, err
+	}
+	if err := spec.Close(); err != nil {
+		return loadgen.StormResult{}, err
+	}
+	cmd := exec.CommandContext(ctx, self, "bench-baseline-storm", spec.Name())
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return loadgen.StormResult{}, err
+	}
+	if err := cmd.Start(); err != nil {
+		return loadgen.StormResult{}, err
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	addr, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		return loadgen.StormResult{}, fmt.Errorf("storm baseline server: %w", err)
+	}
+	return loadgen.StormBaseline(ctx, strings.TrimSpace(addr), o.n, pushes, o.spread, o.wait), nil
+}
+
+// benchBaselineStorm is the hidden child of `timd bench --storm N`: it
+// serves the storm baseline for the spec file args[0].
+func benchBaselineStorm(ctx context.Context, env Env, args []string) error {
+	if len(args) != 1 {
+		return errors.New("bench-baseline-storm SPECFILE")
+	}
+	f, err := os.Open(args[0])
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return loadgen.ServeStormBaseline(ctx, f, func(addr string) { fmt.Fprintln(env.Stdout, addr) })
 }

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -16,8 +15,7 @@ import (
 // it writes and while it fans a push out, and checks what survived; it
 // fails when any guarantee was broken.
 func runCrashTest(ctx context.Context, env Env, args []string) error {
-	fs := flag.NewFlagSet("crashtest", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	fs := newFlags("crashtest")
 	store := fs.String("store", "", "store directory (default: a fresh temporary one, removed after a pass)")
 	bin := fs.String("bin", "", "timd binary to run as the server (default: this one)")
 	accounts := fs.Int("accounts", 20_000, "account population")
@@ -26,11 +24,8 @@ func runCrashTest(ctx context.Context, env Env, args []string) error {
 	round := fs.Duration("duration-per-round", 2*time.Second, "longest write time before a kill (each round kills at a random moment from a tenth of it)")
 	live := fs.Int("live", 50, "live WebSocket clients during the fan-out kill")
 	seed := fs.Uint64("seed", 0, "workload seed (default: random; printed)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(env, fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	if *bin == "" {
 		self, err := os.Executable()

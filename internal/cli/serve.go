@@ -3,13 +3,16 @@ package cli
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,29 +31,42 @@ import (
 
 // serve runs the server until ctx is done, then shuts down in order:
 // stop accepting, drain requests, stop the push background work (progress
-// saved), write the index snapshot, close the store. It listens before it
-// opens the store: while the store opens and the audience index loads,
-// /healthz answers 503 with the progress and the API "server is starting".
+// saved), write the index snapshot, close the store. It serves as soon as
+// it listens: while the store opens and the audience index loads, /healthz
+// answers 503 with the progress and the API "server is starting".
 func serve(ctx context.Context, env Env, args []string) error {
 	cfg, err := config.Load(args, env.Getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		printHelp(env.Stdout, config.FlagSet())
+		return err
+	}
 	if err != nil {
+		return err
+	}
+	if err := cfg.CheckRates(httpapi.Commands()); err != nil {
 		return err
 	}
 	level, _ := cfg.Level()
 	log := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: level}))
-	log.Info("starting timd", "config", cfg.String())
+	log.Info("starting timd", "version", buildVersion(), "config", cfg.String())
 
-	progress := service.NewStartProgress()
-	gate := newStartGate(progress)
-	hs, err := listen(cfg, gate)
+	// The listener and the TLS files first: a taken port or a bad
+	// certificate fails before the store is opened (or created).
+	ln, tlsConfig, err := listen(cfg)
 	if err != nil {
 		return err
 	}
-	defer hs.close()
-	log.Info("accepting connections while starting", "addr", hs.ln.Addr().String())
+	defer ln.Close()
+	progress := service.NewStartProgress()
+	gate := newStartGate(progress)
+	hs := serveHTTP(cfg, ln, tlsConfig, gate)
+	defer hs.abandon()
+	log.Info("accepting connections while starting", "addr", ln.Addr().String())
 
+	setMemoryLimit(cfg.MemoryLimit)
 	progress.Phase("opening store", 0)
-	store, err := sqlite.Open(ctx, cfg.Store, log)
+	store, err := sqlite.OpenConfig(ctx, cfg.Store, log,
+		sqlite.Config{WriterCache: int64(cfg.StoreCache), ReaderCache: int64(cfg.StoreReadCache)})
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
@@ -59,7 +75,7 @@ func serve(ctx context.Context, env Env, args []string) error {
 	store.SetChangeSink(index)
 
 	apps := service.NewApps(store)
-	if err := ensureApps(ctx, env, cfg, apps); err != nil {
+	if err := ensureApps(ctx, env, cfg, baseURL(cfg, ln.Addr()), apps); err != nil {
 		return err
 	}
 	src := indexSource(cfg.Store, store, index, progress, log)
@@ -91,38 +107,73 @@ func serve(ctx context.Context, env Env, args []string) error {
 	push.start(context.WithoutCancel(ctx)) // stopped by push.stop, after the drain
 	defer push.stop()                      // after the HTTP drain below, before store.Close
 
-	rest := httpapi.New(svc, httpapi.Options{Limits: cfg.Limits, BodyLimit: cfg.BodyLimit, Rate: rateOverrides(cfg)},
-		log, httpapi.NewMetrics(reg))
-
-	mux := http.NewServeMux()
-	mux.Handle("/v4/", rest)
-	mux.Handle("/v1/", httpapi.NewClientAPI(auth, hub, service.NewInbox(store, index), service.NewDevices(store), log))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain")
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	gate.ready(mux)
-	log.Info("listening", "addr", hs.ln.Addr().String())
+	svc.Hub, svc.Inbox, svc.Devices = hub, service.NewInbox(store, index), service.NewDevices(store)
+	// One handler serves /v4, /v1, /healthz and /metrics, so that every
+	// other path, method or spelling answers the JSON envelope.
+	srv := httpapi.New(svc, httpapi.Options{Limits: cfg.Limits, BodyLimit: cfg.BodyLimit, Rate: rateOverrides(cfg),
+		Prometheus: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})}, log, httpapi.NewMetrics(reg))
+	gate.ready(srv)
+	log.Info("listening", "addr", ln.Addr().String(), "tls", cfg.TLS())
 	return hs.wait(ctx, log)
 }
 
-// httpServer is the listening HTTP server.
+// setMemoryLimit sets the Go runtime's soft memory limit when the
+// configuration has one; 0 leaves the runtime's (GOMEMLIMIT's) limit.
+func setMemoryLimit(limit config.Bytes) {
+	if limit > 0 {
+		debug.SetMemoryLimit(int64(limit))
+	}
+}
+
+// listen binds cfg.Listen and, with cfg.TLS, loads the certificate and
+// key into the TLS configuration (nil without TLS).
+func listen(cfg config.Config) (net.Listener, *tls.Config, error) {
+	var tcfg *tls.Config
+	if cfg.TLS() {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--tls-cert %s, --tls-key %s: %w", cfg.TLSCert, cfg.TLSKey, err)
+		}
+		tcfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen: %w", err)
+	}
+	return ln, tcfg, nil
+}
+
+// baseURL is the URL a client on this machine reaches the listener at:
+// its real port (also after --listen :0), and 127.0.0.1 for a wildcard
+// host.
+func baseURL(cfg config.Config, addr net.Addr) string {
+	scheme := "http"
+	if cfg.TLS() {
+		scheme = "https"
+	}
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return scheme + "://" + addr.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
+}
+
+// httpServer is the HTTP server on the listener.
 type httpServer struct {
-	ln   net.Listener
 	srv  *http.Server
 	errc chan error
 	shut bool
 }
 
-// listen serves h on cfg.Listen with cfg's time-outs, so that slow and
-// idle clients are disconnected.
-func listen(cfg config.Config, h http.Handler) (*httpServer, error) {
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return nil, err
-	}
-	hs := &httpServer{ln: ln, errc: make(chan error, 1), srv: &http.Server{
+// serveHTTP serves h on ln with cfg's time-outs, so that slow and idle
+// clients are disconnected. With tlsConfig it speaks only TLS: HTTPS, and
+// WSS on /v1/connect.
+func serveHTTP(cfg config.Config, ln net.Listener, tlsConfig *tls.Config, h http.Handler) *httpServer {
+	hs := &httpServer{errc: make(chan error, 1), srv: &http.Server{
+		TLSConfig:         tlsConfig,
 		Handler:           h,
 		ReadHeaderTimeout: time.Duration(cfg.ReadHeaderTimeout),
 		ReadTimeout:       time.Duration(cfg.ReadTimeout),
@@ -130,8 +181,14 @@ func listen(cfg config.Config, h http.Handler) (*httpServer, error) {
 		IdleTimeout:       time.Duration(cfg.IdleTimeout),
 		MaxHeaderBytes:    64 << 10,
 	}}
-	go func() { hs.errc <- hs.srv.Serve(ln) }()
-	return hs, nil
+	go func() {
+		if tlsConfig != nil {
+			hs.errc <- hs.srv.ServeTLS(ln, "", "") // the certificate is in TLSConfig
+			return
+		}
+		hs.errc <- hs.srv.Serve(ln)
+	}()
+	return hs
 }
 
 // wait serves until ctx is done, then drains the requests in flight.
@@ -151,8 +208,8 @@ func (hs *httpServer) wait(ctx context.Context, log *slog.Logger) error {
 	return nil
 }
 
-// close stops a server that start-up abandoned.
-func (hs *httpServer) close() {
+// abandon closes the server when start-up failed before wait.
+func (hs *httpServer) abandon() {
 	if !hs.shut {
 		_ = hs.srv.Close()
 	}
@@ -160,7 +217,7 @@ func (hs *httpServer) close() {
 
 // ensureApps stores the configured apps, or creates a development app on
 // the first start of an empty store with none configured.
-func ensureApps(ctx context.Context, env Env, cfg config.Config, apps *service.Apps) error {
+func ensureApps(ctx context.Context, env Env, cfg config.Config, base string, apps *service.Apps) error {
 	for _, a := range cfg.Apps {
 		app := im.App{SDKAppID: a.SDKAppID, SecretKey: a.SecretKey, Admins: a.Admins, CallbackURL: a.CallbackURL, CreatedAt: time.Now().Unix()}
 		if err := apps.Put(ctx, app); err != nil {
@@ -181,7 +238,7 @@ func ensureApps(ctx context.Context, env Env, cfg config.Config, apps *service.A
 	if err := apps.Put(ctx, app); err != nil {
 		return err
 	}
-	printDevApp(env, cfg, app)
+	printDevApp(env, cfg, base, app)
 	return nil
 }
 
@@ -203,18 +260,20 @@ func devApp() (im.App, error) {
 }
 
 // printDevApp shows the new development app once, on stdout, so that a
-// first-time user can call the API at once.
-func printDevApp(env Env, cfg config.Config, app im.App) {
+// first-time user can call the API at once at base, the server's real
+// address.
+func printDevApp(env Env, cfg config.Config, base string, app im.App) {
 	sig, _ := usersig.Gen(app.SDKAppID, app.SecretKey, app.Admins[0], defaultExpire, time.Now().Unix())
 	fmt.Fprintf(env.Stdout, `timd: created a development app (stored in %s; shown only this once)
   SDKAppID:  %d
   SecretKey: %s
   Admin:     %s
+  Listening: %s
 
 Try it:
-  curl -s -X POST 'http://%s/v4/im_open_login_svc/account_import?sdkappid=%d&identifier=%s&usersig=%s&random=1&contenttype=json' -d '{"UserID":"alice"}'
+  curl -s -X POST '%s/v4/im_open_login_svc/account_import?sdkappid=%d&identifier=%s&usersig=%s&random=1&contenttype=json' -d '{"UserID":"alice"}'
 
-`, cfg.Store, app.SDKAppID, app.SecretKey, app.Admins[0], cfg.Listen, app.SDKAppID, app.Admins[0], sig)
+`, cfg.Store, app.SDKAppID, app.SecretKey, app.Admins[0], base, base, app.SDKAppID, app.Admins[0], sig)
 }
 
 // rateOverrides returns the per-app rate overrides of the configuration.

@@ -26,8 +26,8 @@ const snapshotEvery = 5 * time.Minute
 
 // startGate is the handler of a server that listens before it is ready:
 // until ready is called, /healthz answers 503 with the start-up progress
-// as JSON, /v4 and /v1 the envelope "server is starting", and anything
-// else 503; afterwards every request goes to the real handler.
+// as JSON and every other request the envelope "server is starting";
+// afterwards every request goes to the real handler.
 type startGate struct {
 	h        atomic.Pointer[http.Handler]
 	progress *service.StartProgress
@@ -52,11 +52,7 @@ func (g *startGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write(append(b, '\n'))
 		return
 	}
-	if len(r.URL.Path) >= 4 && (r.URL.Path[:4] == "/v4/" || r.URL.Path[:4] == "/v1/") {
-		httpapi.Starting(w, r)
-		return
-	}
-	http.Error(w, "timd is starting", http.StatusServiceUnavailable)
+	httpapi.Starting(w, r)
 }
 
 // indexSource is the snapshot and replay wiring of a store directory.

@@ -1,15 +1,23 @@
 // Package config holds timd's configuration: defaults, loading (flags over
 // environment over file), validation, and a redacted printout.
+//
+// Every setting has one name, the name of its `timd serve` flag. The
+// environment variable is TIMD_ and the name in upper case with `-` as `_`
+// (TIMD_LOG_LEVEL), and the configuration file's key is the name itself
+// (`log-level`); in file keys `_` may stand for `-` (`log_level`, the
+// spelling of earlier timd versions). Apps, which no flag but --app sets,
+// are the file's `apps` list. Values are checked where they are read, and
+// an error names where the value came from (the file and key, the variable
+// or the flag) and why it was refused.
 package config
 
 import (
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
-	"os"
-	"sort"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,44 +25,78 @@ import (
 
 // Config is the configuration of `timd serve`.
 type Config struct {
-	Listen   string      `json:"listen"`
-	Store    string      `json:"store"`
-	Limits   bool        `json:"limits"`
-	LogLevel string      `json:"log_level"`
-	Apps     []AppConfig `json:"apps"`
+	Listen   string
+	Store    string
+	Limits   bool
+	LogLevel string
+	Apps     []AppConfig
 	// BodyLimit is the largest request body in bytes.
-	BodyLimit int64 `json:"body_limit"`
+	BodyLimit int64
 	// ReadHeaderTimeout bounds how long a client may take to send a
 	// request's header, ReadTimeout its whole request, WriteTimeout how
 	// long a response may take, and IdleTimeout how long an idle
 	// keep-alive connection stays open (http.Server's fields of the same
 	// names). Each must be positive.
-	ReadHeaderTimeout Duration `json:"read_header_timeout"`
-	ReadTimeout       Duration `json:"read_timeout"`
-	WriteTimeout      Duration `json:"write_timeout"`
-	IdleTimeout       Duration `json:"idle_timeout"`
+	ReadHeaderTimeout Duration
+	ReadTimeout       Duration
+	WriteTimeout      Duration
+	IdleTimeout       Duration
+	// TLSCert and TLSKey are the PEM certificate chain and private key
+	// files; with both set timd serves HTTPS (and WSS) only.
+	TLSCert string
+	TLSKey  string
+	// StoreCache is the SQLite page cache of the embedded store's writer
+	// connection, StoreReadCache that of each of its read connections
+	// (SQLite's cache_size). The store's other memory does not depend on
+	// them; they are the knobs that trade RSS for fewer disk reads.
+	StoreCache     Bytes
+	StoreReadCache Bytes
+	// MemoryLimit is the Go runtime's soft memory limit
+	// (runtime/debug.SetMemoryLimit); 0 leaves the runtime's own, which
+	// the GOMEMLIMIT environment variable sets. Near the limit the
+	// garbage collector runs more often instead of growing the heap.
+	MemoryLimit Bytes
+
+	// src records where each setting last came from, by flag name, for
+	// error messages: "config FILE: key \"name\"", "TIMD_X" or "--name".
+	src map[string]string
+}
+
+// Bytes is a size in bytes, written in JSON and flags as a number of
+// bytes or a string with a unit: "512KiB", "64MiB", "1GiB" (also "B",
+// "KB", "MB", "GB", taken as powers of 1024).
+type Bytes int64
+
+// ParseBytes parses a size such as "64MiB" or "1048576".
+func ParseBytes(s string) (Bytes, error) {
+	s = strings.TrimSpace(s)
+	num := strings.TrimRightFunc(s, func(r rune) bool { return r < '0' || r > '9' })
+	unit := strings.ToUpper(strings.TrimSpace(s[len(num):]))
+	mult := map[string]int64{"": 1, "B": 1, "K": 1 << 10, "KB": 1 << 10, "KIB": 1 << 10, "M": 1 << 20, "MB": 1 << 20,
+		"MIB": 1 << 20, "G": 1 << 30, "GB": 1 << 30, "GIB": 1 << 30}[unit]
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || mult == 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("size %q: want a number of bytes, optionally with KiB, MiB or GiB", s)
+	}
+	return Bytes(n * mult), nil
+}
+
+// String writes the size in the largest unit that divides it.
+func (b Bytes) String() string {
+	for _, u := range []struct {
+		name string
+		n    Bytes
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if b != 0 && b%u.n == 0 {
+			return strconv.FormatInt(int64(b/u.n), 10) + u.name
+		}
+	}
+	return strconv.FormatInt(int64(b), 10) + "B"
 }
 
 // Duration is a time.Duration written in JSON as a Go duration string
 // such as "10s" or "2m".
 type Duration time.Duration
-
-// UnmarshalJSON parses a duration string; null leaves d unchanged.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	if string(b) == "null" {
-		return nil
-	}
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return errors.New("a duration must be a string such as \"10s\"")
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("duration %q: want a number and a unit such as \"10s\"", s)
-	}
-	*d = Duration(v)
-	return nil
-}
 
 // MarshalJSON writes the duration string.
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
@@ -64,15 +106,47 @@ func (d Duration) String() string { return time.Duration(d).String() }
 
 // AppConfig configures one app. Rates overrides the per-command rate limits
 // (requests per second, keyed by "service/command"); Quotas overrides
-// other per-app numbers such as "push_per_day".
+// other per-app numbers, keyed by the names of Quotas (such as
+// "push_per_day").
 type AppConfig struct {
-	SDKAppID    uint64             `json:"sdkappid"`
-	SecretKey   string             `json:"secret_key"`
-	Admins      []string           `json:"admins"`
-	CallbackURL string             `json:"callback_url,omitempty"`
-	Rates       map[string]float64 `json:"rates,omitempty"`
-	Quotas      map[string]int64   `json:"quotas,omitempty"`
+	SDKAppID    uint64
+	SecretKey   string
+	Admins      []string
+	CallbackURL string
+	Rates       map[string]float64
+	Quotas      map[string]int64
+
+	// src names where the app was configured, for error messages.
+	src string
 }
+
+// Quota describes one per-app quota key of the configuration file.
+type Quota struct {
+	Name string // key in AppConfig.Quotas (and, with `-` for `_`, in the file)
+	Max  int64  // largest value; the least is 0, which disables the quota
+}
+
+// Quotas are the keys an app's "quotas" may hold. service.PushLimitsFrom
+// reads all but fanout_per_second, which paces the fan-out engine.
+var Quotas = []Quota{
+	{"push_interval_ms", 24 * 3600 * 1000},
+	{"push_per_day", 1 << 31},
+	{"legacy_push_per_day", 1 << 31},
+	{"batch_per_second", 1 << 31},
+	{"revoke_interval_ms", 24 * 3600 * 1000},
+	{"push_body_bytes", 64 << 20},
+	{"fanout_per_second", 1 << 31},
+}
+
+// Limits of the settings.
+const (
+	MinBodyLimit = 1 << 10
+	MaxBodyLimit = 64 << 20
+	MaxTimeout   = 24 * time.Hour
+	MaxAdmins    = 10
+	MaxAdminLen  = 32
+	MaxRate      = 1e6
+)
 
 // Default returns the defaults.
 func Default() Config {
@@ -87,125 +161,75 @@ func Default() Config {
 		ReadTimeout:       Duration(30 * time.Second),
 		WriteTimeout:      Duration(30 * time.Second),
 		IdleTimeout:       Duration(120 * time.Second),
+
+		StoreCache:     32 << 20,
+		StoreReadCache: 8 << 20,
 	}
 }
 
-// Load builds the configuration of `timd serve` from args, the TIMD_*
-// environment (read through getenv) and an optional --config file, with
-// flags taking precedence over the environment and the environment over
-// the file.
-func Load(args []string, getenv func(string) string) (Config, error) {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(new(strings.Builder))
-	file := fs.String("config", "", "JSON configuration file")
-	listen := fs.String("listen", "", "listen address (default 127.0.0.1:8080)")
-	store := fs.String("store", "", "embedded store directory (default ./timd-data)")
-	limits := fs.String("limits", "", "on|off: enforce rate limits and quotas (default on)")
-	logLevel := fs.String("log-level", "", "debug|info|warn|error (default info)")
-	var appArgs appFlags
-	fs.Var(&appArgs, "app", "SDKAPPID:SECRETKEY:ADMIN[,ADMIN...] (repeatable)")
-	if err := fs.Parse(args); err != nil {
-		return Config{}, err
-	}
-	if fs.NArg() > 0 {
-		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	cfg := Default()
-	if path := first(*file, getenv("TIMD_CONFIG")); path != "" {
-		if err := cfg.readFile(path); err != nil {
-			return Config{}, err
-		}
-	}
-	cfg.Listen = first(*listen, getenv("TIMD_LISTEN"), cfg.Listen)
-	cfg.Store = first(*store, getenv("TIMD_STORE"), cfg.Store)
-	cfg.LogLevel = first(*logLevel, getenv("TIMD_LOG_LEVEL"), cfg.LogLevel)
-	if v := first(*limits, getenv("TIMD_LIMITS")); v != "" {
-		on, err := parseOnOff(v)
-		if err != nil {
-			return Config{}, err
-		}
-		cfg.Limits = on
-	}
-	if len(appArgs) == 0 {
-		appArgs = strings.Fields(getenv("TIMD_APP"))
-	}
-	var apps []AppConfig
-	for _, s := range appArgs {
-		a, err := ParseApp(s)
-		if err != nil {
-			return Config{}, err
-		}
-		apps = append(apps, a)
-	}
-	// Merging keeps one app per SDKAppID: a duplicate within the file or
-	// within the flags is an error, not a silent overwrite.
-	if err := uniqueApps(cfg.Apps); err != nil {
-		return Config{}, err
-	}
-	if err := uniqueApps(apps); err != nil {
-		return Config{}, err
-	}
-	cfg.Apps = mergeApps(cfg.Apps, apps)
-	return cfg, cfg.Validate()
-}
-
-func (c *Config) readFile(path string) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("config: %w", err)
-	}
-	dec := json.NewDecoder(strings.NewReader(string(b)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(c); err != nil {
-		return fmt.Errorf("config %s: %w", path, err)
-	}
-	return nil
-}
-
-// Validate checks the configuration.
+// Validate checks what no single setting can: the TLS pair, and each app
+// as a whole once the file's and the flags' apps are merged. Each setting
+// was range-checked when it was read.
 func (c Config) Validate() error {
-	if c.Listen == "" {
-		return errors.New("config: listen address is empty")
-	}
-	if c.Store == "" {
-		return errors.New("config: store path is empty")
-	}
-	if _, err := c.Level(); err != nil {
-		return err
-	}
-	if c.BodyLimit < 1024 {
-		return errors.New("config: body_limit must be at least 1024 bytes")
-	}
-	for _, t := range []struct {
-		name string
-		d    Duration
-	}{{"read_header_timeout", c.ReadHeaderTimeout}, {"read_timeout", c.ReadTimeout},
-		{"write_timeout", c.WriteTimeout}, {"idle_timeout", c.IdleTimeout}} {
-		if t.d <= 0 {
-			return fmt.Errorf("config: %s must be positive", t.name)
-		}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return fmt.Errorf("%s: --tls-cert and --tls-key go together: give both or neither", c.source("tls-cert", "tls-key"))
 	}
 	if err := uniqueApps(c.Apps); err != nil {
 		return err
 	}
 	for _, a := range c.Apps {
-		if a.SDKAppID == 0 || a.SDKAppID > 1<<32-1 {
-			return fmt.Errorf("config: sdkappid %d out of range", a.SDKAppID)
+		if err := a.validate(); err != nil {
+			return err
 		}
-		if a.SecretKey == "" {
-			return fmt.Errorf("config: app %d has no secret key", a.SDKAppID)
+	}
+	return nil
+}
+
+// source names where the first of keys that was set came from.
+func (c Config) source(keys ...string) string {
+	for _, k := range keys {
+		if s, ok := c.src[k]; ok {
+			return s
 		}
-		if len(a.Admins) == 0 || len(a.Admins) > 10 {
-			return fmt.Errorf("config: app %d needs 1 to 10 admins", a.SDKAppID)
+	}
+	return "config"
+}
+
+// validate checks one merged app. Its errors never quote the secret key.
+func (a AppConfig) validate() error {
+	where := a.src
+	if where == "" {
+		where = fmt.Sprintf("app %d", a.SDKAppID)
+	}
+	switch {
+	case a.SDKAppID == 0 || a.SDKAppID > 1<<32-1:
+		return fmt.Errorf("%s: sdkappid %d out of range (1 to 4294967295)", where, a.SDKAppID)
+	case a.SecretKey == "":
+		return fmt.Errorf("%s: app %d has no secret key", where, a.SDKAppID)
+	case len(a.Admins) == 0 || len(a.Admins) > MaxAdmins:
+		return fmt.Errorf("%s: app %d needs 1 to %d admins, has %d", where, a.SDKAppID, MaxAdmins, len(a.Admins))
+	}
+	for _, adm := range a.Admins {
+		if adm == "" || len(adm) > MaxAdminLen {
+			return fmt.Errorf("%s: app %d: admin %q must be 1 to %d bytes", where, a.SDKAppID, adm, MaxAdminLen)
 		}
-		for _, adm := range a.Admins {
-			if adm == "" || len(adm) > 32 {
-				return fmt.Errorf("config: app %d: admin %q must be 1 to 32 bytes", a.SDKAppID, adm)
-			}
+	}
+	return nil
+}
+
+// CheckRates refuses a rate override for a command that is not one of
+// commands ("service/command"): a misspelt key would otherwise leave the
+// real command at its default rate without a word.
+func (c Config) CheckRates(commands []string) error {
+	for _, a := range c.Apps {
+		keys := make([]string, 0, len(a.Rates))
+		for k := range a.Rates {
+			keys = append(keys, k)
 		}
-		for k, r := range a.Rates {
-			if r < 0 {
-				return fmt.Errorf("config: app %d: rate %s is negative", a.SDKAppID, k)
+		slices.Sort(keys)
+		for _, k := range keys {
+			if !slices.Contains(commands, k) {
+				return fmt.Errorf("%s: rates: unknown command %q (want service/command, such as \"timpush/set_attr\")", a.src, k)
 			}
 		}
 	}
@@ -217,7 +241,7 @@ func uniqueApps(apps []AppConfig) error {
 	seen := map[uint64]bool{}
 	for _, a := range apps {
 		if seen[a.SDKAppID] {
-			return fmt.Errorf("config: app %d configured twice", a.SDKAppID)
+			return fmt.Errorf("%s: app %d configured twice", a.src, a.SDKAppID)
 		}
 		seen[a.SDKAppID] = true
 	}
@@ -225,89 +249,43 @@ func uniqueApps(apps []AppConfig) error {
 }
 
 // Level parses LogLevel.
-func (c Config) Level() (slog.Level, error) {
+func (c Config) Level() (slog.Level, error) { return parseLevel(c.LogLevel) }
+
+func parseLevel(s string) (slog.Level, error) {
 	var l slog.Level
-	if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {
-		return 0, fmt.Errorf("config: log level %q: want debug, info, warn or error", c.LogLevel)
+	switch strings.ToLower(s) {
+	case "debug", "info", "warn", "error":
+		if err := l.UnmarshalText([]byte(s)); err == nil {
+			return l, nil
+		}
 	}
-	return l, nil
+	return 0, errors.New("want debug, info, warn or error")
 }
+
+// TLS reports whether timd serves HTTPS.
+func (c Config) TLS() bool { return c.TLSCert != "" }
 
 // String prints the configuration with secret keys redacted.
 func (c Config) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "listen=%s store=%s limits=%t log_level=%s body_limit=%d", c.Listen, c.Store, c.Limits, c.LogLevel, c.BodyLimit)
-	fmt.Fprintf(&b, " read_header_timeout=%s read_timeout=%s write_timeout=%s idle_timeout=%s",
+	fmt.Fprintf(&b, "listen=%s store=%s limits=%t log-level=%s body-limit=%d", c.Listen, c.Store, c.Limits, c.LogLevel, c.BodyLimit)
+	fmt.Fprintf(&b, " read-header-timeout=%s read-timeout=%s write-timeout=%s idle-timeout=%s",
 		c.ReadHeaderTimeout, c.ReadTimeout, c.WriteTimeout, c.IdleTimeout)
+	fmt.Fprintf(&b, " store-cache=%s store-read-cache=%s memory-limit=%s", c.StoreCache, c.StoreReadCache, c.MemoryLimit)
+	if c.TLS() {
+		fmt.Fprintf(&b, " tls-cert=%s tls-key=%s", c.TLSCert, c.TLSKey)
+	}
 	for _, a := range c.Apps {
 		fmt.Fprintf(&b, " app=%d:[redacted]:%s", a.SDKAppID, strings.Join(a.Admins, ","))
 	}
 	return b.String()
 }
 
-// appFlags collects repeated --app flags unparsed: they are parsed after
-// the flag set, because the flag package quotes a rejected value in its
-// error, and an --app value holds a secret key.
-type appFlags []string
-
-func (f *appFlags) String() string { return fmt.Sprintf("%d apps", len(*f)) }
-
-func (f *appFlags) Set(s string) error {
-	*f = append(*f, s)
+// checkCallbackURL accepts an absolute http or https URL.
+func checkCallbackURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errors.New("want an absolute http:// or https:// URL")
+	}
 	return nil
-}
-
-// ParseApp parses SDKAPPID:SECRETKEY:ADMIN[,ADMIN...]. Its errors never
-// quote the secret key.
-func ParseApp(s string) (AppConfig, error) {
-	parts := strings.SplitN(s, ":", 3)
-	if len(parts) != 3 {
-		return AppConfig{}, errors.New("--app wants SDKAPPID:SECRETKEY:ADMIN[,ADMIN...]")
-	}
-	id, err := strconv.ParseUint(parts[0], 10, 32)
-	if err != nil || id == 0 {
-		return AppConfig{}, fmt.Errorf("--app: bad SDKAppID %q", parts[0])
-	}
-	admins := strings.Split(parts[2], ",")
-	return AppConfig{SDKAppID: id, SecretKey: parts[1], Admins: admins}, nil
-}
-
-// mergeApps overlays flag apps on file apps by SDKAppID, keeping file-only
-// settings (rates, quotas, callback) for apps given in both.
-func mergeApps(file []AppConfig, flags []AppConfig) []AppConfig {
-	byID := map[uint64]AppConfig{}
-	for _, a := range file {
-		byID[a.SDKAppID] = a
-	}
-	for _, a := range flags {
-		if old, ok := byID[a.SDKAppID]; ok {
-			a.Rates, a.Quotas, a.CallbackURL = old.Rates, old.Quotas, old.CallbackURL
-		}
-		byID[a.SDKAppID] = a
-	}
-	out := make([]AppConfig, 0, len(byID))
-	for _, a := range byID {
-		out = append(out, a)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].SDKAppID < out[j].SDKAppID })
-	return out
-}
-
-func parseOnOff(v string) (bool, error) {
-	switch strings.ToLower(v) {
-	case "on", "true", "1", "yes":
-		return true, nil
-	case "off", "false", "0", "no":
-		return false, nil
-	}
-	return false, fmt.Errorf("limits: want on or off, got %q", v)
-}
-
-func first(vs ...string) string {
-	for _, v := range vs {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }

@@ -38,7 +38,7 @@ func TestTimeouts(t *testing.T) {
 		c.WriteTimeout != Duration(2*time.Minute) || c.IdleTimeout != Duration(90*time.Minute) {
 		t.Fatalf("timeouts: %+v", c)
 	}
-	if s := c.String(); !strings.Contains(s, "read_header_timeout=250ms") || !strings.Contains(s, "idle_timeout=1h30m0s") {
+	if s := c.String(); !strings.Contains(s, "read-header-timeout=250ms") || !strings.Contains(s, "idle-timeout=1h30m0s") {
 		t.Fatalf("String() = %s", s)
 	}
 	// Only the fields given change; null keeps the default.
@@ -160,6 +160,63 @@ func TestErrorsHideKeys(t *testing.T) {
 		}
 		if strings.Contains(err.Error(), key) || strings.Contains(err.Error(), key[:16]) {
 			t.Fatalf("Load(%v, %v) error shows the key: %v", c.args, c.env, err)
+		}
+	}
+}
+
+// TestMemorySettings reads the store cache sizes and the memory limit from
+// the file, the environment and flags (in that precedence), in bytes or
+// with a unit, and rejects sizes that cannot work.
+func TestMemorySettings(t *testing.T) {
+	c, err := Load(nil, env(nil))
+	if err != nil || c.StoreCache != 32<<20 || c.StoreReadCache != 8<<20 || c.MemoryLimit != 0 {
+		t.Fatalf("defaults: %v %+v", err, c)
+	}
+	file := filepath.Join(t.TempDir(), "timd.json")
+	os.WriteFile(file, []byte(`{"store_cache":"64MiB","store_read_cache":2097152,"memory_limit":"1GiB"}`), 0o600)
+	c, err = Load([]string{"--config", file}, env(nil))
+	if err != nil || c.StoreCache != 64<<20 || c.StoreReadCache != 2<<20 || c.MemoryLimit != 1<<30 {
+		t.Fatalf("file: %v %+v", err, c)
+	}
+	if s := c.String(); !strings.Contains(s, "store-cache=64MiB store-read-cache=2MiB memory-limit=1GiB") {
+		t.Fatalf("String() = %s", s)
+	}
+	c, err = Load([]string{"--config", file, "--store-cache", "16mb", "--memory-limit", "512MiB"},
+		env(map[string]string{"TIMD_STORE_CACHE": "8MiB", "TIMD_STORE_READ_CACHE": "3MiB", "TIMD_MEMORY_LIMIT": "2GiB"}))
+	if err != nil || c.StoreCache != 16<<20 || c.StoreReadCache != 3<<20 || c.MemoryLimit != 512<<20 {
+		t.Fatalf("flags over env over file: %v %+v", err, c)
+	}
+	for _, args := range [][]string{
+		{"--store-cache", "1KiB"},          // below 1MiB
+		{"--store-read-cache", "0"},        // below 1MiB
+		{"--memory-limit", "1MiB"},         // below 64MiB
+		{"--memory-limit", "-5"},           // not a size
+		{"--store-cache", "12 parsecs"},    // unknown unit
+		{"--store-cache", "9999999999GiB"}, // overflows
+		{"--memory-limit", "MiB"},          // no number
+	} {
+		if _, err := Load(args, env(nil)); err == nil {
+			t.Errorf("%v: accepted", args)
+		}
+	}
+	os.WriteFile(file, []byte(`{"memory_limit":true}`), 0o600)
+	if _, err := Load([]string{"--config", file}, env(nil)); err == nil {
+		t.Error(`memory_limit true: accepted`)
+	}
+}
+
+func TestParseBytes(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Bytes
+	}{{"0", 0}, {"1024", 1024}, {"1B", 1}, {"1k", 1 << 10}, {"3KiB", 3 << 10}, {"5 MiB", 5 << 20}, {"2GB", 2 << 30}} {
+		if got, err := ParseBytes(tc.in); err != nil || got != tc.want {
+			t.Errorf("ParseBytes(%q) = %d, %v; want %d", tc.in, got, err, tc.want)
+		}
+	}
+	for _, b := range []Bytes{0, 1, 1023, 1 << 10, 3 << 20, 1 << 30, 1<<30 + 1} {
+		if got, err := ParseBytes(b.String()); err != nil || got != b {
+			t.Errorf("ParseBytes(%q) = %d, %v; want %d", b.String(), got, err, b)
 		}
 	}
 }

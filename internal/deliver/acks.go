@@ -3,11 +3,13 @@ package deliver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
 	"github.com/RoaringBitmap/roaring/v2"
 
+	"timd/internal/bitmap"
 	"timd/internal/im"
 )
 
@@ -33,9 +35,10 @@ func newAckBatcher(h *Hub) *ackBatcher {
 // note records an ack (or, with click, a click, which implies delivery)
 // of task id by c's account. It is ignored unless the task exists in c's
 // app and its audience contains c's ordinal: a client can acknowledge only
-// its own pushes.
+// its own pushes. The ack counts at once for catch-up (Hub.acked) and is
+// written with the next flush.
 func (b *ackBatcher) note(ctx context.Context, c *conn, id string, click bool) {
-	aud, err := b.h.audienceOf(ctx, c.app, id)
+	aud, err := b.h.aud.Get(ctx, c.app, id)
 	if err != nil {
 		if !errors.Is(err, im.ErrNotFound) && ctx.Err() == nil {
 			b.h.log.Warn("ack: cannot read task", "app", c.app, "task", id, "err", err)
@@ -45,30 +48,19 @@ func (b *ackBatcher) note(ctx context.Context, c *conn, id string, click bool) {
 	if !aud.Contains(c.ord) {
 		return
 	}
+	k := taskKey{c.app, id}
+	b.h.acked.add(k, c.ord)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	s := b.pending[taskKey{c.app, id}]
+	s := b.pending[k]
 	if s == nil {
 		s = &ackSet{delivered: roaring.New(), clicked: roaring.New()}
-		b.pending[taskKey{c.app, id}] = s
+		b.pending[k] = s
 	}
 	s.delivered.Add(c.ord)
 	if click {
 		s.clicked.Add(c.ord)
 	}
-}
-
-// audienceOf returns the decoded audience of a task of app, reading the
-// task when it is not cached. An unknown task is im.ErrNotFound.
-func (h *Hub) audienceOf(ctx context.Context, app uint64, id string) (*roaring.Bitmap, error) {
-	if bm, ok := h.aud.Lookup(app, id); ok {
-		return bm, nil
-	}
-	t, err := h.tasks.Task(ctx, app, id)
-	if err != nil {
-		return nil, err
-	}
-	return h.aud.Audience(&t)
 }
 
 // run flushes every AckInterval until ctx ends.
@@ -96,7 +88,7 @@ func (b *ackBatcher) flush(ctx context.Context, final bool) {
 		err := b.h.tasks.RecordAcks(ctx, k.app, k.id, s.delivered.ToArray(), s.clicked.ToArray())
 		if err == nil {
 			b.h.stats.acks.Add(s.delivered.GetCardinality() + s.clicked.GetCardinality())
-			b.h.delivered.forget(k)
+			b.h.acked.account(k)
 			continue
 		}
 		if final || errors.Is(err, im.ErrNotFound) {
@@ -110,14 +102,6 @@ func (b *ackBatcher) flush(ctx context.Context, final bool) {
 	}
 }
 
-// waiting reports whether ord's ack of a task is waiting to be written.
-func (b *ackBatcher) waiting(k taskKey, ord uint32) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	s := b.pending[k]
-	return s != nil && s.delivered.Contains(ord)
-}
-
 func (b *ackBatcher) requeue(k taskKey, s *ackSet) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -127,4 +111,106 @@ func (b *ackBatcher) requeue(k taskKey, s *ackSet) {
 		return
 	}
 	b.pending[k] = s
+}
+
+// ackCache is the acknowledgement state catch-up consults: per task, the
+// set of ordinals that acknowledged it, read from the store once per
+// process and kept current by every ack this hub takes (added as it
+// arrives, before it is written). So a reconnect storm reads each task's
+// delivered set once, not once per connection, and an ack flush does not
+// invalidate anything. Entries live in an LRU bounded in bytes; an evicted
+// task is read again when next needed.
+//
+// Acks taken by other nodes after the read are not seen: such a client may
+// get a push it already acknowledged once more, which delivery allows (at
+// least once), never one less.
+type ackCache struct {
+	src   im.TaskStore
+	lru   *lru[taskKey, *ackState]
+	loads *shared[taskKey, struct{}]
+}
+
+// ackState is one task's acknowledged ordinals. set holds the acks taken
+// here; once loaded it also holds the stored ones.
+type ackState struct {
+	mu     sync.RWMutex
+	set    *roaring.Bitmap
+	loaded bool
+}
+
+// ackEntryBytes is what an ackState costs before its bitmap is known.
+const ackEntryBytes = 256
+
+func newAckCache(src im.TaskStore, maxBytes int64) *ackCache {
+	return &ackCache{src: src, lru: newLRU[taskKey, *ackState](maxBytes),
+		loads: newShared[taskKey, struct{}](0, 1024, time.Now, nil, loadTimeout)}
+}
+
+func (a *ackCache) state(k taskKey) *ackState {
+	return a.lru.getOrPut(k, func() (*ackState, int64) { return &ackState{set: roaring.New()}, ackEntryBytes })
+}
+
+// add records that ord acknowledged k.
+func (a *ackCache) add(k taskKey, ord uint32) {
+	st := a.state(k)
+	st.mu.Lock()
+	st.set.Add(ord)
+	st.mu.Unlock()
+}
+
+// account updates the size the LRU charges for k's entry, which acks
+// added since it was last charged have grown.
+func (a *ackCache) account(k taskKey) {
+	st, ok := a.lru.get(k)
+	if !ok {
+		return
+	}
+	st.mu.RLock()
+	size := int64(st.set.GetSizeInBytes()) + ackEntryBytes
+	st.mu.RUnlock()
+	a.lru.resize(k, size)
+}
+
+// has reports whether ord acknowledged k, reading k's stored set first if
+// this process has not. A store failure is returned (the caller retries);
+// a corrupt stored set wraps errCorrupt.
+func (a *ackCache) has(ctx context.Context, k taskKey, ord uint32) (bool, error) {
+	st := a.state(k)
+	st.mu.RLock()
+	loaded, in := st.loaded, st.set.Contains(ord)
+	st.mu.RUnlock()
+	if in || loaded {
+		return in, nil
+	}
+	_, err := a.loads.get(ctx, k, 0, func(ctx context.Context) (struct{}, error) {
+		st := a.state(k) // the entry may have been evicted and replaced meanwhile
+		st.mu.RLock()
+		loaded := st.loaded
+		st.mu.RUnlock()
+		if loaded {
+			return struct{}{}, nil
+		}
+		d, _, err := a.src.AckSets(ctx, k.app, k.id)
+		if err != nil {
+			return struct{}{}, err
+		}
+		stored, err := bitmap.Decode(d)
+		if err != nil {
+			return struct{}{}, fmt.Errorf("task %s delivered set: %w: %v", k.id, errCorrupt, err)
+		}
+		st.mu.Lock()
+		st.set.Or(stored)
+		st.loaded = true
+		size := int64(st.set.GetSizeInBytes()) + ackEntryBytes
+		st.mu.Unlock()
+		a.lru.resize(k, size)
+		return struct{}{}, nil
+	})
+	if err != nil {
+		return false, err
+	}
+	st = a.state(k)
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	return st.set.Contains(ord), nil
 }

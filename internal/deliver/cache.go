@@ -3,6 +3,7 @@ package deliver
 import (
 	"container/list"
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -10,7 +11,6 @@ import (
 	"github.com/RoaringBitmap/roaring/v2"
 
 	"timd/internal/bitmap"
-	"timd/internal/im"
 )
 
 // taskKey names one push task.
@@ -19,109 +19,197 @@ type taskKey struct {
 	id  string
 }
 
-// AudienceCache decodes push task audiences (im.PushTask.Audience) and
-// keeps the decoded bitmaps in an LRU bounded by their size in bytes. A
-// task's audience never changes, so entries never go stale. Safe for
-// concurrent use; the bitmaps it returns must not be modified.
-type AudienceCache struct {
-	max int64
-
-	mu    sync.Mutex
-	size  int64
-	order *list.List // of *audEntry, most recently used first
-	m     map[taskKey]*list.Element
+// AudienceSource reads a task's serialized audience (im.TaskStore has it).
+type AudienceSource interface {
+	TaskAudience(ctx context.Context, app uint64, id string) ([]byte, error)
 }
 
-type audEntry struct {
-	key  taskKey
-	bm   *roaring.Bitmap
-	size int64
+// errCorrupt marks a stored bitmap that does not decode. Reading it again
+// does not help, so callers that retry store reads give up on it.
+var errCorrupt = errors.New("corrupt stored bitmap")
+
+// AudienceCache holds decoded push task audiences, reading each from its
+// source once: concurrent misses of one task share one read, and decoded
+// bitmaps stay in an LRU bounded by their size in bytes. A task's audience
+// never changes, so entries never go stale. Safe for concurrent use; the
+// bitmaps it returns must not be modified.
+type AudienceCache struct {
+	src   AudienceSource
+	lru   *lru[taskKey, *roaring.Bitmap]
+	loads *shared[taskKey, *roaring.Bitmap]
 }
 
 // DefaultCacheBytes is the default bound of an AudienceCache: about fifty
 // decoded audiences of 10M accounts each.
 const DefaultCacheBytes = 64 << 20
 
-// NewAudienceCache returns a cache holding at most maxBytes of decoded
-// bitmaps (DefaultCacheBytes when maxBytes <= 0). A single audience larger
-// than the bound is decoded for each use and not kept.
-func NewAudienceCache(maxBytes int64) *AudienceCache {
+// loadTimeout bounds one store read made on behalf of waiting callers. A
+// read that runs out is retried by the callers that still wait (see
+// Hub.retry); the bound only keeps a wedged read from holding a store
+// connection forever.
+const loadTimeout = time.Minute
+
+// NewAudienceCache returns a cache reading audiences from src and holding
+// at most maxBytes of decoded bitmaps (DefaultCacheBytes when maxBytes <=
+// 0). A single audience larger than the bound is read for each use and not
+// kept.
+func NewAudienceCache(src AudienceSource, maxBytes int64) *AudienceCache {
 	if maxBytes <= 0 {
 		maxBytes = DefaultCacheBytes
 	}
-	return &AudienceCache{max: maxBytes, order: list.New(), m: map[taskKey]*list.Element{}}
+	return &AudienceCache{src: src, lru: newLRU[taskKey, *roaring.Bitmap](maxBytes),
+		loads: newShared[taskKey, *roaring.Bitmap](0, 1024, time.Now, nil, loadTimeout)}
 }
 
-// Audience returns t's decoded audience. It fails only when the stored
-// bitmap is corrupt.
-func (c *AudienceCache) Audience(t *im.PushTask) (*roaring.Bitmap, error) {
-	k := taskKey{t.App, t.ID}
-	if bm, ok := c.Lookup(t.App, t.ID); ok {
+// Get returns the decoded audience of task id of app, reading it when it
+// is not cached. An unknown task is im.ErrNotFound; a corrupt stored
+// audience is an error that wraps errCorrupt.
+func (c *AudienceCache) Get(ctx context.Context, app uint64, id string) (*roaring.Bitmap, error) {
+	k := taskKey{app, id}
+	if bm, ok := c.lru.get(k); ok {
 		return bm, nil
 	}
-	bm, err := bitmap.Decode(t.Audience)
-	if err != nil {
-		return nil, fmt.Errorf("task %s audience: %w", t.ID, err)
-	}
-	c.put(k, bm)
-	return bm, nil
+	return c.loads.get(ctx, k, 0, func(ctx context.Context) (*roaring.Bitmap, error) {
+		if bm, ok := c.lru.get(k); ok { // loaded while this load waited its turn
+			return bm, nil
+		}
+		b, err := c.src.TaskAudience(ctx, app, id)
+		if err != nil {
+			return nil, err
+		}
+		bm, err := bitmap.Decode(b)
+		if err != nil {
+			return nil, fmt.Errorf("task %s audience: %w: %v", id, errCorrupt, err)
+		}
+		c.lru.put(k, bm, int64(bm.GetSizeInBytes())+int64(len(id))+64)
+		return bm, nil
+	})
 }
 
-// Contains reports whether ordinal ord is in t's audience.
-func (c *AudienceCache) Contains(t *im.PushTask, ord uint32) (bool, error) {
-	bm, err := c.Audience(t)
-	if err != nil {
-		return false, err
-	}
-	return bm.Contains(ord), nil
-}
-
-// Lookup returns the cached audience of a task, if present.
+// Lookup returns the cached audience of a task, if present; it never reads
+// the source.
 func (c *AudienceCache) Lookup(app uint64, id string) (*roaring.Bitmap, bool) {
+	return c.lru.get(taskKey{app, id})
+}
+
+// lru is a map bounded by the total size its callers assign to entries;
+// the least recently used entries go first. An entry larger than the bound
+// is not kept. Safe for concurrent use.
+type lru[K comparable, V any] struct {
+	max int64
+
+	mu    sync.Mutex
+	size  int64
+	order *list.List // of *lruEntry, most recently used first
+	m     map[K]*list.Element
+}
+
+type lruEntry[K comparable, V any] struct {
+	key  K
+	v    V
+	size int64
+}
+
+func newLRU[K comparable, V any](maxBytes int64) *lru[K, V] {
+	return &lru[K, V]{max: maxBytes, order: list.New(), m: map[K]*list.Element{}}
+}
+
+func (c *lru[K, V]) get(k K) (V, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	el, ok := c.m[taskKey{app, id}]
+	el, ok := c.m[k]
 	if !ok {
-		return nil, false
+		var zero V
+		return zero, false
 	}
 	c.order.MoveToFront(el)
-	return el.Value.(*audEntry).bm, true
+	return el.Value.(*lruEntry[K, V]).v, true
 }
 
-func (c *AudienceCache) put(k taskKey, bm *roaring.Bitmap) {
-	size := int64(bm.GetSizeInBytes()) + int64(len(k.id)) + 64
-	if size > c.max {
-		return
-	}
+// put adds or replaces k's entry and reports whether it is kept.
+func (c *lru[K, V]) put(k K, v V, size int64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.m[k]; ok {
-		return
+	if el, ok := c.m[k]; ok {
+		e := el.Value.(*lruEntry[K, V])
+		c.size -= e.size
+		c.order.Remove(el)
+		delete(c.m, k)
 	}
-	c.m[k] = c.order.PushFront(&audEntry{key: k, bm: bm, size: size})
+	if size > c.max {
+		return false
+	}
+	c.m[k] = c.order.PushFront(&lruEntry[K, V]{key: k, v: v, size: size})
 	c.size += size
 	for c.size > c.max {
 		last := c.order.Back()
-		e := last.Value.(*audEntry)
+		e := last.Value.(*lruEntry[K, V])
 		c.order.Remove(last)
 		delete(c.m, e.key)
 		c.size -= e.size
 	}
+	return true
 }
 
-// shared runs one load per key at a time and shares its result with every
-// caller that may use it: a result is usable while younger than ttl and, for
-// callers that pass a minimum epoch, only if its load started at or after
-// that epoch (see catchUp). Failed loads are not kept. At most max results
-// are kept.
+// getOrPut returns k's entry, adding the value and size mk returns when
+// there is none; the value is returned even if it could not be kept.
+func (c *lru[K, V]) getOrPut(k K, mk func() (V, int64)) V {
+	c.mu.Lock()
+	if el, ok := c.m[k]; ok {
+		c.order.MoveToFront(el)
+		v := el.Value.(*lruEntry[K, V]).v
+		c.mu.Unlock()
+		return v
+	}
+	c.mu.Unlock()
+	v, size := mk()
+	c.mu.Lock()
+	if el, ok := c.m[k]; ok { // another caller won
+		v = el.Value.(*lruEntry[K, V]).v
+		c.mu.Unlock()
+		return v
+	}
+	c.mu.Unlock()
+	c.put(k, v, size)
+	return v
+}
+
+// resize updates the size of k's entry, evicting others if needed.
+func (c *lru[K, V]) resize(k K, size int64) {
+	c.mu.Lock()
+	el, ok := c.m[k]
+	c.mu.Unlock()
+	if ok {
+		c.put(k, el.Value.(*lruEntry[K, V]).v, size)
+	}
+}
+
+// shared runs loads for callers that would otherwise each read the same
+// thing, one load per key at a time, and coalesces the rest: a caller joins
+// the running load when it may use its result, and otherwise the one load
+// queued behind it, which every later caller joins too. So however many
+// callers arrive, a key has at most one load running and one waiting.
+//
+// A result may answer a caller while younger than ttl (0: only while the
+// load runs) and, for callers that pass a minimum epoch, only if its load
+// started at or after that epoch (see catchUp). Failed loads are not kept.
+// Loads run on their own goroutine, detached from the callers' contexts
+// but bounded by timeout, so a caller that leaves does not fail the others.
 type shared[K comparable, V any] struct {
-	ttl   time.Duration
-	max   int
-	now   func() time.Time
-	epoch func() uint64
+	ttl     time.Duration
+	max     int
+	now     func() time.Time
+	epoch   func() uint64
+	timeout time.Duration
 
 	mu sync.Mutex
-	m  map[K]*flight[V]
+	m  map[K]*slot[V]
+}
+
+// slot is one key's loads: the last started (running or finished) and the
+// one queued behind it.
+type slot[V any] struct {
+	last, next *flight[V]
 }
 
 type flight[V any] struct {
@@ -132,33 +220,44 @@ type flight[V any] struct {
 	err   error
 }
 
-func newShared[K comparable, V any](ttl time.Duration, max int, now func() time.Time, epoch func() uint64) *shared[K, V] {
-	return &shared[K, V]{ttl: ttl, max: max, now: now, epoch: epoch, m: map[K]*flight[V]{}}
+func newShared[K comparable, V any](ttl time.Duration, max int, now func() time.Time, epoch func() uint64,
+	timeout time.Duration) *shared[K, V] {
+	if epoch == nil {
+		epoch = func() uint64 { return 0 }
+	}
+	return &shared[K, V]{ttl: ttl, max: max, now: now, epoch: epoch, timeout: timeout, m: map[K]*slot[V]{}}
 }
 
-// get returns the value for k, loading it unless a usable load exists or
-// is running. The load runs with a context detached from ctx's
-// cancellation (other callers wait for it) but bounded by timeout.
-func (s *shared[K, V]) get(ctx context.Context, k K, minEpoch uint64, timeout time.Duration,
+// get returns the value for k from a load it may use, starting or queueing
+// one when there is none. It returns early, with ctx's error, when ctx
+// ends.
+func (s *shared[K, V]) get(ctx context.Context, k K, minEpoch uint64,
 	load func(context.Context) (V, error)) (V, error) {
 	s.mu.Lock()
-	f := s.m[k]
-	if f == nil || !s.usable(f, minEpoch) {
-		f = &flight[V]{done: make(chan struct{}), epoch: s.epoch()}
+	sl := s.m[k]
+	if sl == nil {
 		s.prune()
-		s.m[k] = f
-		s.mu.Unlock()
-		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
-		v, err := load(lctx)
-		cancel()
-		s.mu.Lock()
-		f.v, f.err, f.at = v, err, s.now()
-		if err != nil && s.m[k] == f {
-			delete(s.m, k)
-		}
-		s.mu.Unlock()
-		close(f.done)
-		return v, err
+		sl = &slot[V]{}
+		s.m[k] = sl
+	}
+	var f *flight[V]
+	switch {
+	case sl.last != nil && s.usable(sl.last, minEpoch):
+		f = sl.last
+	case sl.next != nil:
+		f = sl.next
+	case sl.last != nil && sl.last.at.IsZero(): // running, but started too early for us
+		f = &flight[V]{done: make(chan struct{})}
+		sl.next = f
+		prev := sl.last
+		go func() {
+			<-prev.done
+			s.run(sl, f, load)
+		}()
+	default:
+		f = &flight[V]{done: make(chan struct{})}
+		sl.next = f
+		go s.run(sl, f, load)
 	}
 	s.mu.Unlock()
 	select {
@@ -170,12 +269,23 @@ func (s *shared[K, V]) get(ctx context.Context, k K, minEpoch uint64, timeout ti
 	}
 }
 
-// forget drops k's result or running load, so that the next get loads
-// it again.
-func (s *shared[K, V]) forget(k K) {
+// run starts f, sl's queued load: its epoch is taken now, after every
+// caller that joined it had registered.
+func (s *shared[K, V]) run(sl *slot[V], f *flight[V], load func(context.Context) (V, error)) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.m, k)
+	f.epoch = s.epoch()
+	sl.last, sl.next = f, nil
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	v, err := load(ctx)
+	cancel()
+	s.mu.Lock()
+	f.v, f.err, f.at = v, err, s.now()
+	if err != nil && sl.last == f {
+		sl.last = nil
+	}
+	s.mu.Unlock()
+	close(f.done)
 }
 
 // usable reports whether f may answer a caller; s.mu is held.
@@ -186,22 +296,29 @@ func (s *shared[K, V]) usable(f *flight[V], minEpoch uint64) bool {
 	return f.at.IsZero() || s.now().Sub(f.at) < s.ttl
 }
 
-// prune makes room for one more entry; s.mu is held.
+// idle reports whether sl has nothing running or queued and no usable
+// result; s.mu is held.
+func (s *shared[K, V]) idle(sl *slot[V]) bool {
+	return sl.next == nil && (sl.last == nil || (!sl.last.at.IsZero() && s.now().Sub(sl.last.at) >= s.ttl))
+}
+
+// prune makes room for one more key; s.mu is held. Keys with a load
+// running or queued are kept whatever the bound: there are at most as
+// many as callers waiting.
 func (s *shared[K, V]) prune() {
 	if len(s.m) < s.max {
 		return
 	}
-	now := s.now()
-	for k, f := range s.m {
-		if !f.at.IsZero() && now.Sub(f.at) >= s.ttl {
+	for k, sl := range s.m {
+		if s.idle(sl) {
 			delete(s.m, k)
 		}
 	}
 	if len(s.m) < s.max {
 		return
 	}
-	for k, f := range s.m { // still full of fresh results: drop the finished ones
-		if !f.at.IsZero() {
+	for k, sl := range s.m { // still full of fresh results: drop them
+		if sl.next == nil && (sl.last == nil || !sl.last.at.IsZero()) {
 			delete(s.m, k)
 		}
 	}

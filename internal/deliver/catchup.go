@@ -2,23 +2,24 @@ package deliver
 
 import (
 	"context"
+	"errors"
 	"time"
 
-	"github.com/RoaringBitmap/roaring/v2"
-	"github.com/coder/websocket"
-
-	"timd/internal/bitmap"
 	"timd/internal/im"
 )
 
-// pageKey names one catch-up read: the app's stored tasks after a Seq.
+// pageKey names one catch-up read: the app's stored task heads after a Seq.
 type pageKey struct {
 	app   uint64
 	after int64
 }
 
-// storeTimeout bounds one task-store read made for catch-up.
-const storeTimeout = 10 * time.Second
+// stored is one stored push as catch-up sends it: its head and its frame,
+// rendered once per process.
+type stored struct {
+	head  im.TaskHead
+	frame []byte
+}
 
 // catchUp sends c the app's stored, unexpired, unrevoked pushes after
 // since whose audience holds c's ordinal and that the account has not
@@ -28,41 +29,49 @@ const storeTimeout = 10 * time.Second
 // and one fanned out before was stored before — a read that starts after
 // the registration sees it.
 //
-// Reads are shared between connections (a restart reconnects everyone at
-// once, mostly with since=0): a read is reused only by connections
-// registered before it started (pages.get's epoch), and for at most a
-// second.
+// What it costs does not grow with audiences or connections: the store
+// reads task heads only, and those reads are shared — a read is reused
+// only by connections registered before it started (c.epoch), and while
+// one runs the connections that arrive later all wait for the one read
+// queued behind it. Each task's audience and acknowledgement set are read
+// once per process (AudienceCache, ackCache), and its frame is rendered
+// once.
 //
 // Frames are written directly, not through the live queue, so a long
-// catch-up is paced by the client instead of overflowing the queue. When a
-// store read fails the connection is closed with 1011 so that the client
-// reconnects and catches up again.
+// catch-up is paced by the client instead of overflowing the queue.
+//
+// When the store is slow, catch-up waits for it; when a read fails, it
+// retries with backoff (Hub.retry) for as long as the connection is open.
+// A connection is never closed because the store could not answer.
 func (c *conn) catchUp(ctx context.Context, since int64) {
 	h := c.h
 	after := since
 	for {
-		page, err := h.pages.get(ctx, pageKey{c.app, after}, c.epoch, storeTimeout,
-			func(ctx context.Context) ([]im.PushTask, error) {
-				return h.tasks.StoredTasks(ctx, c.app, after, h.opt.Now().Unix(), h.opt.CatchUpPage)
+		var page []stored
+		err := h.retry(ctx, "read stored task heads", c.app, func() (err error) {
+			page, err = h.pages.get(ctx, pageKey{c.app, after}, c.epoch, func(ctx context.Context) ([]stored, error) {
+				return h.storedAfter(ctx, c.app, after)
 			})
+			return err
+		})
 		if err != nil {
-			if ctx.Err() == nil {
-				h.log.Error("catch-up: reading stored tasks failed", "app", c.app, "err", err)
-				c.stop(websocket.StatusInternalError, "catch-up failed, reconnect")
-			}
-			return
+			return // c is closing
 		}
 		now := h.opt.Now().Unix()
 		for i := range page {
-			t := &page[i]
-			after = t.Seq
-			if t.ExpiresAt != 0 && t.ExpiresAt <= now {
+			p := &page[i]
+			after = p.head.Seq
+			if p.head.ExpiresAt != 0 && p.head.ExpiresAt <= now {
 				continue
 			}
-			if !h.unacked(ctx, t, c.ord) {
+			owed, err := h.owed(ctx, p, c.ord)
+			if err != nil {
+				return // c is closing
+			}
+			if !owed {
 				continue
 			}
-			if c.stopping() || c.write(ctx, PushFrame(t)) != nil {
+			if c.stopping() || c.write(ctx, p.frame) != nil {
 				return
 			}
 		}
@@ -72,27 +81,94 @@ func (c *conn) catchUp(ctx context.Context, since int64) {
 	}
 }
 
-// unacked reports whether t's audience holds ord and ord has not
-// acknowledged t: neither in the store's delivered set (cached until the
-// next flush of t's acks, at most 2 s) nor among the acks waiting to be
-// written. Should the delivered set be unreadable, the push counts as
-// unacknowledged: a repeat is harmless, a loss is not.
-func (h *Hub) unacked(ctx context.Context, t *im.PushTask, ord uint32) bool {
-	aud, err := h.aud.Audience(t)
+// storedAfter reads one page of the app's stored task heads after a Seq
+// and renders their frames, reusing those rendered before.
+func (h *Hub) storedAfter(ctx context.Context, app uint64, after int64) ([]stored, error) {
+	heads, err := h.tasks.StoredHeads(ctx, app, after, h.opt.Now().Unix(), h.opt.CatchUpPage)
 	if err != nil {
-		h.log.Error("catch-up: skipping task with a corrupt audience", "app", t.App, "task", t.ID, "err", err)
-		return false
+		return nil, err
 	}
-	if !aud.Contains(ord) || h.acks.waiting(taskKey{t.App, t.ID}, ord) {
-		return false
-	}
-	acked, err := h.delivered.get(ctx, taskKey{t.App, t.ID}, 0, storeTimeout,
-		func(ctx context.Context) (*roaring.Bitmap, error) {
-			delivered, _, err := h.tasks.AckSets(ctx, t.App, t.ID)
-			if err != nil {
-				return nil, err
-			}
-			return bitmap.Decode(delivered)
+	out := make([]stored, len(heads))
+	for i := range heads {
+		hd := &heads[i]
+		frame := h.frames.getOrPut(taskKey{app, hd.ID}, func() ([]byte, int64) {
+			f := PushFrame(hd)
+			return f, int64(len(f)+len(hd.ID)) + 64
 		})
-	return err != nil || !acked.Contains(ord)
+		out[i] = stored{head: *hd, frame: frame}
+	}
+	return out, nil
+}
+
+// owed reports whether p is owed to ord: its audience holds ord and ord
+// has not acknowledged it. A task whose stored audience or delivered set
+// is corrupt is skipped, respectively sent (a repeat is harmless, a loss
+// is not). The error is ctx's, once it ends.
+func (h *Hub) owed(ctx context.Context, p *stored, ord uint32) (bool, error) {
+	k := taskKey{p.head.App, p.head.ID}
+	var in bool
+	err := h.retry(ctx, "read task audience", k.app, func() error {
+		aud, err := h.aud.Get(ctx, k.app, k.id)
+		if err == nil {
+			in = aud.Contains(ord)
+		}
+		return err
+	})
+	switch {
+	case ctx.Err() != nil:
+		return false, ctx.Err()
+	case errors.Is(err, errCorrupt):
+		h.log.Error("catch-up: skipping task with a corrupt audience", "app", k.app, "task", k.id, "err", err)
+		return false, nil
+	case err != nil: // the task is gone: nothing is owed
+		return false, nil
+	case !in:
+		return false, nil
+	}
+	var acked bool
+	err = h.retry(ctx, "read task acknowledgements", k.app, func() (err error) {
+		acked, err = h.acked.has(ctx, k, ord)
+		return err
+	})
+	switch {
+	case ctx.Err() != nil:
+		return false, ctx.Err()
+	case err != nil: // corrupt or gone: send
+		return true, nil
+	}
+	return !acked, nil
+}
+
+// Retry backoff bounds for store reads made for catch-up.
+const (
+	retryFirst = 20 * time.Millisecond
+	retryMax   = 2 * time.Second
+)
+
+// retry runs read until it succeeds, fails for good (im.ErrNotFound, a
+// corrupt bitmap) or ctx ends, backing off between attempts from
+// retryFirst to retryMax. It returns read's last error, or ctx's.
+func (h *Hub) retry(ctx context.Context, what string, app uint64, read func() error) error {
+	wait := retryFirst
+	for attempt := 0; ; attempt++ {
+		err := read()
+		if err == nil || errors.Is(err, im.ErrNotFound) || errors.Is(err, errCorrupt) {
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		h.stats.retries.Add(1)
+		if attempt == 0 {
+			h.log.Warn("catch-up: store read failed; the client waits and it is retried", "what", what, "app", app, "err", err)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		wait = min(2*wait, retryMax)
+	}
 }

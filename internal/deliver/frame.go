@@ -46,7 +46,7 @@ type pushFrame struct {
 // The raw JSON fields are passed through verbatim (compacted); should one of
 // them not be valid JSON, which the push service never stores, it is
 // dropped rather than producing an invalid frame.
-func PushFrame(t *im.PushTask) []byte {
+func PushFrame(t *im.TaskHead) []byte {
 	f := pushFrame{Type: TypePush, TaskID: t.ID, Seq: t.Seq, From: t.From, MsgBody: t.MsgBody,
 		OfflinePushInfo: t.Offline, DataID: t.DataID, CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt}
 	if b, err := json.Marshal(f); err == nil {

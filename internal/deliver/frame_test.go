@@ -13,17 +13,17 @@ import (
 func TestPushFrame(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		task im.PushTask
+		task im.TaskHead
 		want string
 	}{
-		{"message", im.PushTask{ID: "t1", Seq: 7, From: "ops", CreatedAt: 100, ExpiresAt: 200,
+		{"message", im.TaskHead{ID: "t1", Seq: 7, From: "ops", CreatedAt: 100, ExpiresAt: 200,
 			MsgBody: json.RawMessage(`[ {"MsgType":"TIMTextElem","MsgContent":{"Text":"hi"}} ]`),
 			Offline: json.RawMessage(`{"Title":"T"}`), DataID: "d1"},
 			`{"Type":"push","TaskId":"t1","Seq":7,"From_Account":"ops","MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"hi"}}],"OfflinePushInfo":{"Title":"T"},"DataId":"d1","CreatedAt":100,"ExpiresAt":200}`},
-		{"notification only", im.PushTask{ID: "t2", Seq: 8, From: "ops", CreatedAt: 100, OnlineOnly: true,
+		{"notification only", im.TaskHead{ID: "t2", Seq: 8, From: "ops", CreatedAt: 100,
 			Offline: json.RawMessage(`{"PushFlag":0,"Desc":"d"}`)},
 			`{"Type":"push","TaskId":"t2","Seq":8,"From_Account":"ops","OfflinePushInfo":{"PushFlag":0,"Desc":"d"},"CreatedAt":100}`},
-		{"invalid raw JSON is dropped", im.PushTask{ID: "t3", Seq: 9, From: "ops", CreatedAt: 1,
+		{"invalid raw JSON is dropped", im.TaskHead{ID: "t3", Seq: 9, From: "ops", CreatedAt: 1,
 			MsgBody: json.RawMessage(`[{`), Offline: json.RawMessage(`{"Title":"ok"}`)},
 			`{"Type":"push","TaskId":"t3","Seq":9,"From_Account":"ops","OfflinePushInfo":{"Title":"ok"},"CreatedAt":1}`},
 	} {

@@ -41,7 +41,8 @@ type Options struct {
 	AckInterval time.Duration
 	// CatchUpPage is how many stored tasks one catch-up read fetches [100].
 	CatchUpPage int
-	// CacheBytes bounds the decoded audiences kept [DefaultCacheBytes].
+	// CacheBytes bounds the decoded audiences kept [DefaultCacheBytes],
+	// and, separately, the acknowledgement sets kept for catch-up.
 	CacheBytes int64
 	// OriginPatterns, when set, restricts the browser origins allowed to
 	// connect (websocket.AcceptOptions). When empty every origin may
@@ -91,10 +92,11 @@ type Hub struct {
 	opt   Options
 	log   *slog.Logger
 
-	aud       *AudienceCache
-	delivered *shared[taskKey, *roaring.Bitmap] // decoded delivered sets, 2 s
-	pages     *shared[pageKey, []im.PushTask]   // shared catch-up reads, 1 s
-	acks      *ackBatcher
+	aud    *AudienceCache
+	acked  *ackCache
+	frames *lru[taskKey, []byte]      // rendered push frames of stored tasks
+	pages  *shared[pageKey, []stored] // shared catch-up reads, 1 s
+	acks   *ackBatcher
 
 	base   context.Context // parent of every connection's context
 	cancel context.CancelFunc
@@ -135,18 +137,26 @@ func NewHub(tasks im.TaskStore, index *audience.Index, opt Options, log *slog.Lo
 	}
 	base, cancel := context.WithCancel(context.Background())
 	h := &Hub{tasks: tasks, opt: opt, log: log,
-		aud: NewAudienceCache(opt.CacheBytes), base: base, cancel: cancel,
-		apps: map[uint64]*appConns{}, kicks: map[userKey]int64{}}
-	// Both caches keep few entries: catch-ups mostly read the same recent
-	// tasks, and a page of tasks carries their serialized audiences.
-	h.delivered = newShared[taskKey, *roaring.Bitmap](2*time.Second, 256, opt.Now, func() uint64 { return 0 })
-	h.pages = newShared[pageKey, []im.PushTask](time.Second, 64, opt.Now, h.epoch.Load)
+		aud: NewAudienceCache(tasks, opt.CacheBytes), acked: newAckCache(tasks, opt.CacheBytes),
+		frames: newLRU[taskKey, []byte](frameCacheBytes),
+		base:   base, cancel: cancel, apps: map[uint64]*appConns{}, kicks: map[userKey]int64{}}
+	// Catch-ups mostly read the same few pages (most clients reconnect
+	// with since=0 or a recent Seq), so few are kept.
+	h.pages = newShared[pageKey, []stored](time.Second, 64, opt.Now, h.epoch.Load, loadTimeout)
 	h.acks = newAckBatcher(h)
 	if opt.Registerer != nil {
 		h.stats.register(opt.Registerer)
 	}
 	return h
 }
+
+// frameCacheBytes bounds the rendered frames of stored pushes a hub keeps:
+// a thousand pushes of the largest body.
+const frameCacheBytes = 12 << 20
+
+// Audiences returns the hub's audience cache, for other readers of stored
+// pushes in the process (the inbox) to share.
+func (h *Hub) Audiences() *AudienceCache { return h.aud }
 
 // Start runs the ack flusher until ctx ends or Stop is called.
 // Heartbeats run per connection from Accept.
@@ -200,7 +210,8 @@ func (h *Hub) Deliver(t *im.PushTask, aud *roaring.Bitmap) int {
 	if a == nil || aud == nil {
 		return 0
 	}
-	return a.each(aud, PushFrame(t))
+	head := t.Head()
+	return a.each(aud, PushFrame(&head))
 }
 
 // Connected returns a snapshot of app's ordinals that have at least one

@@ -13,6 +13,7 @@ type Stats struct {
 	SlowDrops         uint64 // connections closed because their queue was full
 	HeartbeatTimeouts uint64 // connections closed for not answering a ping
 	AcksRecorded      uint64 // ack and click ordinals written to the task store
+	CatchUpRetries    uint64 // catch-up store reads that failed and were retried
 }
 
 type stats struct {
@@ -21,6 +22,7 @@ type stats struct {
 	slow       atomic.Uint64
 	heartbeats atomic.Uint64
 	acks       atomic.Uint64
+	retries    atomic.Uint64
 }
 
 // Stats returns the hub's counters.
@@ -31,6 +33,7 @@ func (h *Hub) Stats() Stats {
 		SlowDrops:         h.stats.slow.Load(),
 		HeartbeatTimeouts: h.stats.heartbeats.Load(),
 		AcksRecorded:      h.stats.acks.Load(),
+		CatchUpRetries:    h.stats.retries.Load(),
 	}
 }
 
@@ -49,5 +52,6 @@ func (s *stats) register(reg prometheus.Registerer) {
 		counter("timd_deliver_slow_consumer_drops_total", "Connections closed because their send queue was full.", &s.slow),
 		counter("timd_deliver_heartbeat_timeouts_total", "Connections closed for not answering a ping in time.", &s.heartbeats),
 		counter("timd_deliver_acks_recorded_total", "Ack and click ordinals written to the task store.", &s.acks),
+		counter("timd_deliver_catchup_retries_total", "Catch-up store reads that failed and were retried.", &s.retries),
 	)
 }

@@ -152,9 +152,10 @@ func TestClientKickedAndDeletedUsers(t *testing.T) {
 }
 
 // TestThrottleSharedByV4AndV1: /v4 and /v1 share one authenticator, so
-// 20 failed verifications of an identity on either throttle it (70050)
-// on both, while other identities, and the same name in another app, are
-// served.
+// 20 failed verifications of an identity from one address on either make
+// that address's further failures answer 70050 on both. Valid sigs of the
+// identity still pass everywhere; other identities, and the same name in
+// another app, are untouched.
 func TestThrottleSharedByV4AndV1(t *testing.T) {
 	e := newClientEnv(t)
 	now := time.Now().Unix()
@@ -163,30 +164,38 @@ func TestThrottleSharedByV4AndV1(t *testing.T) {
 		return s
 	}
 	syncURL := func(app im.App, id, s string) string { return e.v1("/v1/sync", app, id, s, nil) }
+	v4URL := func(app im.App, id, s string) string { return e.url("im_open_login_svc/account_check", app, id, s) }
+	const check = `{"CheckItem":[{"UserID":"a"}]}`
 
-	// 20 bad sigs for alice on /v4 throttle her on /v1.
+	// 20 bad sigs for alice on /v4 throttle her bad sigs on /v1; her good
+	// sig is served.
 	for range 20 {
 		wantCode(t, e.do(http.MethodPost, e.url("timpush/get_attr_name", appA, "alice", wrong(appA, "alice")), `{}`), im.CodeSigMismatch)
 	}
-	wantCode(t, e.do(http.MethodGet, syncURL(appA, "alice", sig(t, appA, "alice")), ""), im.CodeSigThrottled)
-	wantCode(t, getEnvelope(t, e.v1("/v1/connect", appA, "alice", sig(t, appA, "alice"), nil), true), im.CodeSigThrottled)
+	wantCode(t, e.do(http.MethodGet, syncURL(appA, "alice", wrong(appA, "alice")), ""), im.CodeSigThrottled)
+	wantCode(t, getEnvelope(t, e.v1("/v1/connect", appA, "alice", wrong(appA, "alice"), nil), true), im.CodeSigThrottled)
+	wantCode(t, e.do(http.MethodGet, syncURL(appA, "alice", sig(t, appA, "alice")), ""), 0)
 	wantCode(t, e.do(http.MethodGet, syncURL(appA, "bob", sig(t, appA, "bob")), ""), 0)
-	wantCode(t, e.do(http.MethodGet, syncURL(appB, "alice", sig(t, appB, "alice")), ""), 0)
+	wantCode(t, e.do(http.MethodGet, syncURL(appB, "alice", wrong(appB, "alice")), ""), im.CodeSigMismatch)
 
-	// 20 bad sigs for carol on /v1 throttle her on /v4 (70050 comes
-	// before the admin check's 70403).
+	// 20 bad sigs for carol on /v1 throttle her bad sigs on /v4 (70050
+	// comes before the admin check's 70403); her good sig reaches the
+	// admin check.
 	for range 20 {
 		wantCode(t, e.do(http.MethodGet, syncURL(appA, "carol", wrong(appA, "carol")), ""), im.CodeSigMismatch)
 	}
-	wantCode(t, e.callAs(appA, "carol", "im_open_login_svc/account_check", `{"CheckItem":[{"UserID":"a"}]}`), im.CodeSigThrottled)
+	wantCode(t, e.do(http.MethodPost, v4URL(appA, "carol", wrong(appA, "carol")), check), im.CodeSigThrottled)
+	wantCode(t, e.callAs(appA, "carol", "im_open_login_svc/account_check", check), im.CodeAccountNotAdmin)
 
-	// The admin's name on /v1 (it is no account there, but the sig is
-	// verified first): 20 failures lock the admin out of /v4; the second
-	// admin and app B's admin are served.
+	// The admin's name on /v1: 20 failures from one address throttle that
+	// address's bad admin sigs on /v4, never the admin's good sig, from
+	// that address or another.
 	for range 20 {
 		wantCode(t, getEnvelope(t, e.v1("/v1/connect", appA, "administrator", wrong(appA, "administrator"), nil), true), im.CodeSigMismatch)
 	}
-	wantCode(t, e.call("im_open_login_svc/account_check", `{"CheckItem":[{"UserID":"a"}]}`), im.CodeSigThrottled)
-	wantCode(t, e.callAs(appA, "ops", "im_open_login_svc/account_check", `{"CheckItem":[{"UserID":"a"}]}`), 0)
-	wantCode(t, e.callAs(appB, "boss", "im_open_login_svc/account_check", `{"CheckItem":[{"UserID":"a"}]}`), 0)
+	wantCode(t, e.do(http.MethodPost, v4URL(appA, "administrator", wrong(appA, "administrator")), check), im.CodeSigThrottled)
+	wantCode(t, e.doFrom("127.0.0.2", http.MethodPost, v4URL(appA, "administrator", wrong(appA, "administrator")), check), im.CodeSigMismatch)
+	wantCode(t, e.call("im_open_login_svc/account_check", check), 0)
+	wantCode(t, e.doFrom("127.0.0.2", http.MethodPost, v4URL(appA, "administrator", sig(t, appA, "administrator")), check), 0)
+	wantCode(t, e.callAs(appB, "boss", "im_open_login_svc/account_check", check), 0)
 }

@@ -27,7 +27,7 @@ import (
 	"timd/internal/usersig"
 )
 
-// clientEnv serves /v4 and /v1 from one mux over the real SQLite account
+// clientEnv serves /v4 and /v1 from one server over the real SQLite account
 // store, the in-memory task store and a real hub, as cli/serve wires them.
 type clientEnv struct {
 	*env
@@ -44,15 +44,15 @@ func newClientEnv(t *testing.T) *clientEnv {
 	hub := deliver.NewHub(tasks, idx, deliver.Options{AckInterval: 10 * time.Millisecond}, log)
 	hub.Start(ctx)
 	auth := service.NewAuth(apps, st, nil)
-	rest := httpapi.New(httpapi.Services{
+	h := httpapi.New(httpapi.Services{
 		Auth:     auth,
 		Accounts: service.NewAccounts(st, auth, hub),
 		Audience: service.NewAudience(st, nil),
+		Hub:      hub,
+		Inbox:    service.NewInbox(tasks, idx),
+		Devices:  service.NewDevices(st),
 	}, httpapi.Options{BodyLimit: 64 << 10}, log, httpapi.NewMetrics(prometheus.NewRegistry()))
-	mux := http.NewServeMux()
-	mux.Handle("/v4/", rest)
-	mux.Handle("/v1/", httpapi.NewClientAPI(auth, hub, service.NewInbox(tasks, idx), service.NewDevices(st), log))
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewServer(h)
 	t.Cleanup(func() {
 		srv.Close()
 		hub.Stop()
@@ -246,7 +246,10 @@ func TestConnectAuthFailuresAnswerEnvelopes(t *testing.T) {
 		for range 20 {
 			wantCode(t, getEnvelope(t, bad, true), im.CodeSigMismatch)
 		}
-		wantCode(t, getEnvelope(t, e.v1("/v1/connect", appA, "carol", sig(t, appA, "carol"), nil), true), im.CodeSigThrottled)
+		wantCode(t, getEnvelope(t, bad, true), im.CodeSigThrottled)
+		// carol's own valid sig still connects.
+		e.connect("carol", nil).pingPong()
+		wantCode(t, getEnvelope(t, bad, true), im.CodeSigThrottled)
 	})
 	t.Run("method and path", func(t *testing.T) {
 		wantCode(t, e.do(http.MethodPost, e.v1("/v1/connect", appA, "alice", good, nil), ""), im.CodeBadURL)

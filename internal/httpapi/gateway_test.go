@@ -152,17 +152,30 @@ func TestRateLimits(t *testing.T) {
 	}
 }
 
-// TestBadSignatureThrottle checks code 70050 after repeated failures.
+// TestBadSignatureThrottle: 20 failed verifications of one identity from
+// one address make that address's further failures answer 70050, but a
+// valid sig of that identity always passes, from that address or any
+// other: junk sent in the admin's name never locks the admin out (issue 8,
+// point 2). Failures are counted per address: another address's bad sigs
+// get their own codes.
 func TestBadSignatureThrottle(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	bad, _ := usersig.Gen(appA.SDKAppID, "wrong-key", "administrator", 86400, time.Now().Unix())
 	u := e.url("timpush/get_attr_name", appA, "administrator", bad)
+	const attacker, admin = "127.0.0.2", "127.0.0.1"
 	for i := 0; i < 20; i++ {
-		wantCode(t, e.do(http.MethodPost, u, `{}`), im.CodeSigMismatch)
+		wantCode(t, e.doFrom(attacker, http.MethodPost, u, `{}`), im.CodeSigMismatch)
 	}
-	wantCode(t, e.do(http.MethodPost, u, `{}`), im.CodeSigThrottled)
-	// Even a good sig of that identity waits out the window.
-	wantCode(t, e.call("timpush/get_attr_name", `{}`), im.CodeSigThrottled)
+	for i := 0; i < 5; i++ {
+		wantCode(t, e.doFrom(attacker, http.MethodPost, u, `{}`), im.CodeSigThrottled)
+	}
+	good := e.url("timpush/get_attr_name", appA, "administrator", sig(t, appA, "administrator"))
+	wantCode(t, e.doFrom(admin, http.MethodPost, good, `{}`), 0)
+	wantCode(t, e.doFrom(attacker, http.MethodPost, good, `{}`), 0)
+	// The failing caller is still throttled, and only for its failures.
+	wantCode(t, e.doFrom(attacker, http.MethodPost, u, `{}`), im.CodeSigThrottled)
+	wantCode(t, e.doFrom(admin, http.MethodPost, u, `{}`), im.CodeSigMismatch)
+	wantCode(t, e.doFrom(admin, http.MethodPost, good, `{}`), 0)
 	// Other identities are unaffected.
 	wantCode(t, e.callAs(appA, "ops", "timpush/get_attr_name", `{}`), 0)
 }

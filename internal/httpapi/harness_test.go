@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -216,11 +217,26 @@ func (e *env) callAs(app im.App, admin, cmd, body string) reply {
 // JSON envelope with ActionStatus consistent with ErrorCode.
 func (e *env) do(method, u, body string) reply {
 	e.t.Helper()
+	return e.doWith(http.DefaultClient, method, u, body)
+}
+
+// doFrom is do from the loopback address ip (127.0.0.2, …), so that tests
+// can tell callers apart by address.
+func (e *env) doFrom(ip, method, u, body string) reply {
+	e.t.Helper()
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	c := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+	defer c.CloseIdleConnections()
+	return e.doWith(c, method, u, body)
+}
+
+func (e *env) doWith(c *http.Client, method, u, body string) reply {
+	e.t.Helper()
 	req, err := http.NewRequest(method, u, strings.NewReader(body))
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
 		e.t.Fatal(err)
 	}

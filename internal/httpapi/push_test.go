@@ -373,9 +373,9 @@ func TestRevoke(t *testing.T) {
 	if !e.live.wasRevoked(stored) || !e.live.wasRevoked(note) {
 		t.Error("live clients were not told of the revoke")
 	}
-	ts, err := e.store.StoredTasks(ctx, appA.SDKAppID, 0, e.clock.Now().Unix()-24*3600, 10)
+	ts, err := e.store.StoredHeads(ctx, appA.SDKAppID, 0, e.clock.Now().Unix()-24*3600, 10)
 	if err != nil || len(ts) != 0 {
-		t.Errorf("StoredTasks after revoke = %d tasks, %v; want none", len(ts), err)
+		t.Errorf("StoredHeads after revoke = %d tasks, %v; want none", len(ts), err)
 	}
 }
 

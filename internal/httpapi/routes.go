@@ -1,5 +1,7 @@
 package httpapi
 
+import "net/http"
+
 // route is one REST command. rate is the documented per-app limit in
 // requests per second (0: none at this layer).
 type route struct {
@@ -10,7 +12,8 @@ type route struct {
 	handle  func(*Server, *request) (any, error)
 }
 
-// routes is the one table of /v4/{service}/{command} endpoints.
+// routes is the one table of /v4/{service}/{command} endpoints: POST, an
+// app admin's UserSig and the REST API's common query (spec §1.1).
 var routes = []route{
 	{"im_open_login_svc", "account_import", famAccount, 200, (*Server).accountImport},
 	{"im_open_login_svc", "multiaccount_import", famAccount, 100, (*Server).multiAccountImport},
@@ -60,3 +63,68 @@ var routes = []route{
 
 // routeKey is "service/command".
 func routeKey(service, command string) string { return service + "/" + command }
+
+// clientRoute is one endpoint of timd's own client API (docs/client-api.md):
+// an imported account's own UserSig and the client query (sdkappid,
+// identifier, usersig). bodyLimit is the largest accepted body; 0 means
+// the body is not read.
+type clientRoute struct {
+	path      string
+	method    string
+	bodyLimit int64
+	handle    func(*Server, *request) (any, error)
+}
+
+// clientBodyLimit bounds a /v1 request body (a device registration).
+const clientBodyLimit = 4 << 10
+
+// clientRoutes is the one table of /v1 endpoints.
+var clientRoutes = []clientRoute{
+	{"/v1/connect", http.MethodGet, 0, (*Server).connect},
+	{"/v1/sync", http.MethodGet, 0, (*Server).sync},
+	{"/v1/device/register", http.MethodPost, clientBodyLimit, (*Server).registerDevice},
+}
+
+// callerKind says who may call an endpoint and which query it takes.
+type callerKind int
+
+const (
+	callerNone  callerKind = iota // no authentication (health, metrics)
+	callerAdmin                   // an app admin; the REST query (spec §1.1)
+	callerUser                    // an imported account; the client query
+)
+
+// endpoint is one served path, from either table, as the one dispatcher
+// (Server.dispatch) sees it.
+type endpoint struct {
+	name      string // "service/command" or the /v1 path: the metrics label and rate-limit key
+	method    string
+	family    family
+	caller    callerKind
+	rate      float64
+	bodyLimit int64 // 0: the body is not read
+	handle    func(*Server, *request) (any, error)
+}
+
+// endpoints builds the path → endpoint table of s: every /v4 route, the
+// /v1 routes when the client services are configured, GET /healthz, and
+// GET /metrics when a Prometheus handler is.
+func (s *Server) endpoints() map[string]*endpoint {
+	t := map[string]*endpoint{}
+	for _, r := range routes {
+		name := routeKey(r.service, r.command)
+		t["/v4/"+name] = &endpoint{name: name, method: http.MethodPost, family: r.family, caller: callerAdmin,
+			rate: r.rate, bodyLimit: s.opt.BodyLimit, handle: r.handle}
+	}
+	if s.svc.Hub != nil && s.svc.Inbox != nil && s.svc.Devices != nil {
+		for _, r := range clientRoutes {
+			t[r.path] = &endpoint{name: r.path, method: r.method, family: famAccount, caller: callerUser,
+				bodyLimit: r.bodyLimit, handle: r.handle}
+		}
+	}
+	t["/healthz"] = &endpoint{name: "/healthz", method: http.MethodGet, family: famGateway, handle: (*Server).healthz}
+	if s.opt.Prometheus != nil {
+		t["/metrics"] = &endpoint{name: "/metrics", method: http.MethodGet, family: famGateway, handle: (*Server).prometheus}
+	}
+	return t
+}

@@ -1,6 +1,7 @@
-// Package httpapi serves Tencent Cloud Chat's REST API: the /v4 routes
-// table, request decoding, authentication before dispatch, rate limits,
-// metrics, and the one envelope writer.
+// Package httpapi serves Tencent Cloud Chat's REST API and timd's own
+// client API: the /v4 and /v1 routes tables, one authentication and one
+// dispatcher for both, request decoding, rate limits, metrics, and the one
+// envelope writer.
 package httpapi
 
 import (
@@ -9,14 +10,13 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
 
+	"timd/internal/deliver"
 	"timd/internal/im"
 	"timd/internal/service"
 )
@@ -25,10 +25,12 @@ import (
 type Options struct {
 	// Limits enables rate limits; false disables them (benchmarks).
 	Limits bool
-	// BodyLimit is the largest accepted body in bytes.
+	// BodyLimit is the largest accepted /v4 body in bytes.
 	BodyLimit int64
 	// Rate returns an app's override of a command's rate ("service/command").
 	Rate func(app uint64, key string) (float64, bool)
+	// Prometheus, when set, is served at GET /metrics.
+	Prometheus http.Handler
 }
 
 // Services are the business services the routes call.
@@ -41,15 +43,25 @@ type Services struct {
 	Push  *service.Push
 	Sched *service.Sched
 	Stats *service.Stats
+	// Hub, Inbox and Devices serve the /v1 client API; when any is nil,
+	// /v1 is not served (60009).
+	Hub     *deliver.Hub
+	Inbox   *service.Inbox
+	Devices *service.Devices
 }
 
-// Server is the /v4 REST handler.
+// Server is timd's one HTTP handler: the /v4 REST API, the /v1 client API,
+// GET /healthz and GET /metrics. Every request goes through one dispatcher
+// (authenticate, rate limit, read, handle, one envelope writer, metrics),
+// and every answer other than a WebSocket upgrade, the health check and
+// the metrics is the Tencent envelope with HTTP 200, including unknown or
+// unclean paths (60009) and wrong methods (60002).
 type Server struct {
 	svc     Services
 	opt     Options
 	log     *slog.Logger
 	metrics *Metrics
-	table   map[string]*route
+	table   map[string]*endpoint
 
 	mu       sync.Mutex
 	limiters map[limiterKey]*rate.Limiter
@@ -60,43 +72,50 @@ type limiterKey struct {
 	key string
 }
 
-// request is what a handler sees: the authenticated app and caller, and
-// the raw body.
+// request is what a handler sees: the authenticated app and caller, the
+// query and the body. The raw exchange is there for the handlers that
+// answer outside the envelope (the WebSocket upgrade, health, metrics).
 type request struct {
 	ctx        context.Context
 	app        im.App
 	identifier string
 	body       []byte
+	acct       im.Account        // the caller's account (/v1)
+	query      map[string]string // the query string, first value of each key
+	w          http.ResponseWriter
+	http       *http.Request
 }
 
-// New returns the REST server.
+// errAnswered is returned by a handler that wrote its own answer (a
+// WebSocket upgrade, the health check, the metrics).
+var errAnswered = errors.New("answered by the handler")
+
+// New returns the server.
 func New(svc Services, opt Options, log *slog.Logger, metrics *Metrics) *Server {
 	if opt.BodyLimit <= 0 {
 		opt.BodyLimit = 1 << 20
 	}
-	s := &Server{svc: svc, opt: opt, log: log, metrics: metrics,
-		table: map[string]*route{}, limiters: map[limiterKey]*rate.Limiter{}}
-	for i := range routes {
-		r := &routes[i]
-		s.table[routeKey(r.service, r.command)] = r
-	}
+	s := &Server{svc: svc, opt: opt, log: log, metrics: metrics, limiters: map[limiterKey]*rate.Limiter{}}
+	s.table = s.endpoints()
 	return s
 }
 
-// ServeHTTP answers POST /v4/{service}/{command}.
+// ServeHTTP dispatches one request and records its metrics. The path is
+// looked up exactly as sent: no cleaning, no redirects, no case folding.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	rt, code := s.serve(w, r)
-	name := "unknown"
-	if rt != nil {
-		name = routeKey(rt.service, rt.command)
+	ep, code := s.dispatch(w, r)
+	switch {
+	case ep == nil:
+		s.metrics.observe("unknown", code, time.Since(start))
+	case ep.caller != callerNone:
+		s.metrics.observe(ep.name, code, time.Since(start))
 	}
-	s.metrics.observe(name, code, time.Since(start))
 }
 
-// serve handles one request and returns the route (nil if unknown) and the
-// code answered.
-func (s *Server) serve(w http.ResponseWriter, r *http.Request) (rt *route, code int) {
+// dispatch handles one request and returns its endpoint (nil if unknown)
+// and the code answered.
+func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) (ep *endpoint, code int) {
 	f := famGateway
 	defer func() {
 		if p := recover(); p != nil {
@@ -105,38 +124,35 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) (rt *route, code 
 			writeEnvelope(w, code, "internal error, please retry", nil)
 		}
 	}()
-	rt = s.lookup(r.URL.Path)
-	if rt == nil {
-		return nil, s.fail(w, f, im.Errorf(im.CodeUnknownCommand, "unknown service or command %q", r.URL.Path), nil)
+	ep = s.table[r.URL.Path]
+	if ep == nil {
+		return nil, s.fail(w, f, im.Errorf(im.CodeUnknownCommand, "unknown service, command or path %q", r.URL.Path), nil)
 	}
-	f = rt.family
-	if r.Method != http.MethodPost {
-		return rt, s.fail(w, f, im.Errorf(im.CodeBadURL, "method %s not allowed, use POST", r.Method), nil)
+	f = ep.family
+	if r.Method != ep.method {
+		return ep, s.fail(w, f, im.Errorf(im.CodeBadURL, "method %s not allowed, use %s", r.Method, ep.method), nil)
 	}
-	q, err := parseQuery(r.URL.RawQuery)
+	req, err := s.authenticate(w, r, ep)
 	if err != nil {
-		return rt, s.fail(w, f, err, nil)
+		return ep, s.fail(w, f, err, nil)
 	}
-	app, err := s.svc.Auth.Admin(r.Context(), q.sdkappid, q.identifier, q.usersig)
-	if err != nil {
-		return rt, s.fail(w, f, err, nil)
+	if !s.allow(req.app.SDKAppID, ep) {
+		return ep, s.fail(w, f, im.KindErrorf(im.KindRate, "%s over its rate limit", ep.name), nil)
 	}
-	if !app.IsAdmin(q.identifier) {
-		return rt, s.fail(w, f, im.KindErrorf(im.KindNotAdmin, "request requires app admin"), nil)
+	if ep.bodyLimit > 0 {
+		if req.body, err = readBody(r, ep.bodyLimit); err != nil {
+			return ep, s.fail(w, f, err, nil)
+		}
 	}
-	if !s.allow(app.SDKAppID, rt) {
-		return rt, s.fail(w, f, im.KindErrorf(im.KindRate, "%s over its rate limit", routeKey(rt.service, rt.command)), nil)
-	}
-	body, err := s.readBody(r)
-	if err != nil {
-		return rt, s.fail(w, f, err, nil)
-	}
-	payload, err := rt.handle(s, &request{ctx: r.Context(), app: app, identifier: q.identifier, body: body})
-	if err != nil {
-		return rt, s.fail(w, f, err, payload)
+	payload, err := ep.handle(s, req)
+	switch {
+	case err == errAnswered:
+		return ep, 0
+	case err != nil:
+		return ep, s.fail(w, f, err, payload)
 	}
 	writeEnvelope(w, 0, "", payload)
-	return rt, 0
+	return ep, 0
 }
 
 // fail writes err's envelope and returns its code. Unexpected errors are
@@ -154,99 +170,28 @@ func (s *Server) fail(w http.ResponseWriter, f family, err error, payload any) i
 	return code
 }
 
-func (s *Server) lookup(path string) *route {
-	rest, ok := strings.CutPrefix(path, "/v4/")
-	if !ok {
-		return nil
-	}
-	svc, cmd, ok := strings.Cut(rest, "/")
-	if !ok || strings.Contains(cmd, "/") {
-		return nil
-	}
-	return s.table[routeKey(svc, cmd)]
+// healthz answers GET /healthz with "ok".
+func (s *Server) healthz(r *request) (any, error) {
+	r.w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = r.w.Write([]byte("ok\n"))
+	return nil, errAnswered
 }
 
-// query is the validated common query string (spec §1.1).
-type query struct {
-	sdkappid   uint64
-	identifier string
-	usersig    string
-	random     uint32
+// prometheus serves GET /metrics.
+func (s *Server) prometheus(r *request) (any, error) {
+	s.opt.Prometheus.ServeHTTP(r.w, r.http)
+	return nil, errAnswered
 }
 
-// parseQuery validates the common parameters: 60012 when sdkappid is
-// missing, 60025 when it or another parameter is malformed or missing,
-// 70002 when usersig is empty.
-func parseQuery(raw string) (query, error) {
-	var q query
-	vals, err := parseValues(raw)
-	if err != nil {
-		return q, im.Errorf(im.CodeBadURL, "malformed query string")
-	}
-	sid := vals["sdkappid"]
-	if sid == "" {
-		return q, im.Errorf(im.CodeNoSDKAppID, "sdkappid is missing")
-	}
-	id, err := strconv.ParseUint(sid, 10, 32)
-	if err != nil || id == 0 {
-		return q, im.Errorf(im.CodeBadURLParam, "sdkappid %q is not a valid SDKAppID", sid)
-	}
-	q.sdkappid = id
-	q.identifier = vals["identifier"]
-	if q.identifier == "" || len(q.identifier) > im.MaxUserIDLen {
-		return q, im.Errorf(im.CodeBadURLParam, "identifier is missing or longer than 32 bytes")
-	}
-	if vals["contenttype"] != "json" {
-		return q, im.Errorf(im.CodeBadURLParam, "contenttype must be json")
-	}
-	rnd, err := strconv.ParseUint(vals["random"], 10, 32)
-	if err != nil {
-		return q, im.Errorf(im.CodeBadURLParam, "random must be an integer from 0 to 4294967295")
-	}
-	q.random = uint32(rnd)
-	q.usersig = vals["usersig"]
-	if q.usersig == "" {
-		return q, im.Errorf(im.CodeSigEmpty, "usersig is empty")
-	}
-	return q, nil
-}
-
-// parseValues decodes a query string keeping the first value of each key.
-// UserSigs use '*', '-' and '_' which need no escaping; a literal '+' is
-// kept as '+' only when percent-encoded, as net/url does.
-func parseValues(raw string) (map[string]string, error) {
-	vals := map[string]string{}
-	for raw != "" {
-		var kv string
-		kv, raw, _ = strings.Cut(raw, "&")
-		if kv == "" {
-			continue
-		}
-		k, v, _ := strings.Cut(kv, "=")
-		k, err := url.QueryUnescape(k)
-		if err != nil {
-			return nil, err
-		}
-		v, err = url.QueryUnescape(v)
-		if err != nil {
-			return nil, err
-		}
-		if _, dup := vals[k]; !dup {
-			vals[k] = v
-		}
-	}
-	return vals, nil
-}
-
-// readBody reads at most BodyLimit bytes: 60008 when larger, the family's
+// readBody reads at most limit bytes: 60008 when larger, the family's
 // bad-JSON code when empty.
-func (s *Server) readBody(r *http.Request) ([]byte, error) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, s.opt.BodyLimit+1))
+func readBody(r *http.Request, limit int64) ([]byte, error) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
 		return nil, im.Errorf(im.CodeBadHTTP, "could not read request body")
 	}
-	if int64(len(body)) > s.opt.BodyLimit {
-		return nil, im.Errorf(im.CodeBadHTTP, "request body larger than %d bytes", s.opt.BodyLimit)
+	if int64(len(body)) > limit {
+		return nil, im.Errorf(im.CodeBadHTTP, "request body larger than %d bytes", limit)
 	}
 	if len(strings.TrimSpace(string(body))) == 0 {
 		return nil, im.KindErrorf(im.KindBadJSON, "request body is empty, send {} when there are no fields")
@@ -255,14 +200,13 @@ func (s *Server) readBody(r *http.Request) ([]byte, error) {
 }
 
 // allow applies the per-app, per-command rate limit.
-func (s *Server) allow(app uint64, rt *route) bool {
-	if !s.opt.Limits {
+func (s *Server) allow(app uint64, ep *endpoint) bool {
+	if !s.opt.Limits || ep.caller == callerNone {
 		return true
 	}
-	key := routeKey(rt.service, rt.command)
-	perSec := rt.rate
+	perSec := ep.rate
 	if s.opt.Rate != nil {
-		if v, ok := s.opt.Rate(app, key); ok {
+		if v, ok := s.opt.Rate(app, ep.name); ok {
 			perSec = v
 		}
 	}
@@ -270,10 +214,10 @@ func (s *Server) allow(app uint64, rt *route) bool {
 		return true
 	}
 	s.mu.Lock()
-	l := s.limiters[limiterKey{app, key}]
+	l := s.limiters[limiterKey{app, ep.name}]
 	if l == nil {
 		l = rate.NewLimiter(rate.Limit(perSec), max(1, int(perSec)))
-		s.limiters[limiterKey{app, key}] = l
+		s.limiters[limiterKey{app, ep.name}] = l
 	}
 	s.mu.Unlock()
 	return l.Allow()

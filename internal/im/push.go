@@ -99,6 +99,29 @@ type PushTask struct {
 	HookState  HookState
 }
 
+// TaskHead is what a recipient reads of a stored push: its identity, its
+// place in the app's order, its content and its lifetime. It is fixed when
+// the task is created, so readers may cache it (or anything rendered from
+// it) for as long as they like; revocation and expiry are decided by the
+// store call that lists heads, not by the head.
+type TaskHead struct {
+	App       uint64
+	ID        string
+	Seq       int64
+	From      string
+	MsgBody   json.RawMessage
+	Offline   json.RawMessage
+	DataID    string
+	CreatedAt int64
+	ExpiresAt int64 // 0: never
+}
+
+// Head returns t's head.
+func (t *PushTask) Head() TaskHead {
+	return TaskHead{App: t.App, ID: t.ID, Seq: t.Seq, From: t.From, MsgBody: t.MsgBody, Offline: t.Offline,
+		DataID: t.DataID, CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt}
+}
+
 // Stored reports whether recipients keep a copy in their inbox.
 func (t *PushTask) Stored() bool { return !t.OnlineOnly }
 
@@ -137,9 +160,14 @@ type TaskStore interface {
 	SaveProgress(ctx context.Context, app uint64, id string, cursor int64, state TaskState, c TaskCounts) error
 	// RevokeTask marks a task Revoked: 90049 unknown, 90050 already revoked.
 	RevokeTask(ctx context.Context, app uint64, id string, at int64, info json.RawMessage) error
-	// StoredTasks returns the app's stored, unrevoked tasks with Seq >
-	// afterSeq that have not expired at now, in Seq order, at most limit.
-	StoredTasks(ctx context.Context, app uint64, afterSeq, now int64, limit int) ([]PushTask, error)
+	// StoredHeads returns the heads of the app's stored, unrevoked tasks
+	// with Seq > afterSeq that have not expired at now, in Seq order, at
+	// most limit. It reads no audience, so its cost does not grow with
+	// audience sizes.
+	StoredHeads(ctx context.Context, app uint64, afterSeq, now int64, limit int) ([]TaskHead, error)
+	// TaskAudience returns a task's audience exactly as created (see
+	// PushTask.Audience), or ErrNotFound.
+	TaskAudience(ctx context.Context, app uint64, id string) ([]byte, error)
 	// CountTasks counts the app's tasks created at or after since.
 	CountTasks(ctx context.Context, app uint64, since int64) (int, error)
 	// Counts returns a task's statistics.

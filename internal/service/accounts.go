@@ -116,7 +116,7 @@ func (s *Accounts) Kick(ctx context.Context, app uint64, id string) error {
 	if err := im.ValidUserID(id); err != nil {
 		return im.Errorf(im.CodeAccountBadParam, "%v", err)
 	}
-	at := s.now().Unix()
+	at := s.auth.kickTime(app, id, s.now().Unix())
 	if err := s.store.Kick(ctx, app, id, at); err != nil {
 		if errors.Is(err, im.ErrNotFound) {
 			return im.Errorf(im.CodeAccountNotFound, "account %s was never imported", id)

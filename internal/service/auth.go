@@ -2,7 +2,7 @@ package service
 
 import (
 	"context"
-	"errors"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -10,9 +10,11 @@ import (
 	"timd/internal/usersig"
 )
 
-// Bad-signature throttling (spec code 70050): after failLimit failures for
-// one (app, identifier) within failWindow, further attempts are refused
-// until the window has passed.
+// Bad-signature throttling (spec code 70050): after failLimit failed
+// verifications of one (app, identifier) from one caller address within
+// failWindow, that caller's further failures answer 70050 until the window
+// has passed. Only failures are throttled: a valid sig always passes, so
+// nobody can lock an admin or a user out by sending junk in their name.
 const (
 	failLimit  = 20
 	failWindow = time.Minute
@@ -26,10 +28,15 @@ type Auth struct {
 	apps     *Apps
 	accounts im.AccountStore
 	now      func() time.Time
+	maxSkew  int64 // seconds a sig's TLS.time may lie ahead of now
 
 	mu    sync.Mutex
 	kicks map[kickKey]int64 // cached KickedAt per account; 0 = never kicked
-	fails map[kickKey]*failCount
+	fails map[failKey]*failCount
+	// latest is the newest TLS.time accepted per identity since the last
+	// kick: a kick must refuse every sig accepted before it, including one
+	// dated up to maxSkew ahead of the kick.
+	latest map[kickKey]int64
 	// good caches verified sigs: a REST client reuses one sig until it
 	// expires (spec §3.5), so verification (zlib + HMAC, ~50 µs) runs once
 	// per sig rather than once per request.
@@ -54,30 +61,76 @@ type kickKey struct {
 	id  string
 }
 
+// failKey is one identity as tried from one caller address.
+type failKey struct {
+	kickKey
+	from netip.Addr
+}
+
 type failCount struct {
 	n     int
 	start time.Time
 }
 
-// NewAuth returns an authenticator. now may be nil for time.Now.
+// Credential is what a request presents: the query's sdkappid, identifier
+// and usersig, and the network address it came from (the zero Addr when
+// unknown), which keys the failure throttle.
+type Credential struct {
+	SDKAppID   uint64
+	Identifier string
+	Sig        string
+	From       netip.Addr
+}
+
+// CallerAddr returns the address that keys the failure throttle for a
+// request from remoteAddr ("host:port", as net/http reports it): the IP,
+// with an IPv6 address cut to its /64, the block one host usually holds.
+// It returns the zero Addr when remoteAddr cannot be parsed.
+func CallerAddr(remoteAddr string) netip.Addr {
+	ap, err := netip.ParseAddrPort(remoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	addr := ap.Addr().Unmap()
+	if addr.Is6() {
+		if p, err := addr.Prefix(64); err == nil {
+			return p.Addr()
+		}
+	}
+	return addr
+}
+
+// NewAuth returns an authenticator that accepts sigs dated at most
+// usersig.DefaultMaxSkew seconds ahead. now may be nil for time.Now.
 func NewAuth(apps *Apps, accounts im.AccountStore, now func() time.Time) *Auth {
 	if now == nil {
 		now = time.Now
 	}
-	return &Auth{apps: apps, accounts: accounts, now: now, kicks: map[kickKey]int64{}, fails: map[kickKey]*failCount{}, good: map[goodKey]goodSig{}}
+	return &Auth{apps: apps, accounts: accounts, now: now, maxSkew: usersig.DefaultMaxSkew,
+		kicks: map[kickKey]int64{}, fails: map[failKey]*failCount{}, latest: map[kickKey]int64{}, good: map[goodKey]goodSig{}}
+}
+
+// SetMaxSkew sets how far ahead of this server's clock a sig's TLS.time
+// may lie (at least 0; sub-second parts are dropped). Call it before
+// serving.
+func (a *Auth) SetMaxSkew(d time.Duration) {
+	a.mu.Lock()
+	a.maxSkew = max(0, int64(d/time.Second))
+	a.mu.Unlock()
 }
 
 // Admin authenticates a REST caller: the app must exist (70020), the sig
-// must verify for identifier (70001, 70002, 70003, 70009, 70013, 70014,
-// 70016), must postdate a kick (70052), and the caller must not be
-// throttled for repeated failures (70050). The admin check is separate
-// (IsAdmin) because its code depends on the service.
-func (a *Auth) Admin(ctx context.Context, sdkappid uint64, identifier, sig string) (im.App, error) {
-	app, err := a.apps.Get(ctx, sdkappid)
+// must verify for the identifier (70001, 70002, 70003, 70009, 70013,
+// 70014, 70016; 70003 too for a sig dated more than the allowed skew
+// ahead), must postdate a kick (70052), and a caller whose failures are
+// throttled gets 70050 instead of the failure's own code. The admin check
+// is separate (IsAdmin) because its code depends on the service.
+func (a *Auth) Admin(ctx context.Context, c Credential) (im.App, error) {
+	app, err := a.apps.Get(ctx, c.SDKAppID)
 	if err != nil {
 		return im.App{}, err
 	}
-	if err := a.verify(ctx, app, identifier, sig); err != nil {
+	if err := a.verify(ctx, app, c); err != nil {
 		return im.App{}, err
 	}
 	return app, nil
@@ -85,37 +138,36 @@ func (a *Auth) Admin(ctx context.Context, sdkappid uint64, identifier, sig strin
 
 // User authenticates an end user of app (for the /v1 client API): like
 // Admin, and the account must exist (70107).
-func (a *Auth) User(ctx context.Context, sdkappid uint64, identifier, sig string) (im.App, im.Account, error) {
-	app, err := a.apps.Get(ctx, sdkappid)
+func (a *Auth) User(ctx context.Context, c Credential) (im.App, im.Account, error) {
+	app, err := a.apps.Get(ctx, c.SDKAppID)
 	if err != nil {
 		return im.App{}, im.Account{}, err
 	}
-	if err := a.verify(ctx, app, identifier, sig); err != nil {
+	if err := a.verify(ctx, app, c); err != nil {
 		return im.App{}, im.Account{}, err
 	}
-	accts, err := a.accounts.Accounts(ctx, app.SDKAppID, []string{identifier})
+	accts, err := a.accounts.Accounts(ctx, app.SDKAppID, []string{c.Identifier})
 	if err != nil {
 		return im.App{}, im.Account{}, err
 	}
-	acct, ok := accts[identifier]
+	acct, ok := accts[c.Identifier]
 	if !ok || acct.Type != im.AcctUserID {
-		return im.App{}, im.Account{}, im.Errorf(im.CodeAccountNotFound, "account %s was never imported", identifier)
+		return im.App{}, im.Account{}, im.Errorf(im.CodeAccountNotFound, "account %s was never imported", c.Identifier)
 	}
 	return app, acct, nil
 }
 
-func (a *Auth) verify(ctx context.Context, app im.App, identifier, sig string) error {
+func (a *Auth) verify(ctx context.Context, app im.App, c Credential) error {
 	if app.SecretKey == "" {
 		return im.Errorf(im.CodeSigNoKey, "sdkappid %d has no secret key", app.SDKAppID)
 	}
-	key := kickKey{app.SDKAppID, identifier}
+	key := kickKey{app.SDKAppID, c.Identifier}
 	now := a.now()
-	if a.throttled(key, now) {
-		return im.Errorf(im.CodeSigThrottled, "too many failed verifications, retry after 1 minute")
-	}
-	issued, err := a.verifySig(app, identifier, sig, now.Unix())
+	issued, err := a.verifySig(app, c.Identifier, c.Sig, now.Unix())
 	if err != nil {
-		a.fail(key, now)
+		if a.fail(failKey{key, c.From}, now) {
+			return im.Errorf(im.CodeSigThrottled, "too many failed verifications, retry after 1 minute")
+		}
 		return err
 	}
 	kicked, err := a.kickedAt(ctx, key)
@@ -125,30 +177,35 @@ func (a *Auth) verify(ctx context.Context, app im.App, identifier, sig string) e
 	if kicked > 0 && issued <= kicked {
 		return im.Errorf(im.CodeSigKicked, "usersig was invalidated by kick, generate a new one")
 	}
+	a.accepted(key, issued)
 	return nil
 }
 
 // verifySig verifies sig, through the cache, and returns its issue time.
 // Apps' keys do not change while the server runs, so a sig verified once
-// stays good until it expires.
+// stays good until it expires. A sig dated too far ahead is never cached;
+// once accepted, it only grows older.
 func (a *Auth) verifySig(app im.App, identifier, sig string, now int64) (int64, error) {
 	gk := goodKey{app.SDKAppID, identifier, sig}
 	a.mu.Lock()
 	g, ok := a.good[gk]
+	skew := a.maxSkew
 	a.mu.Unlock()
 	if ok && now <= g.expires {
 		return g.issued, nil
 	}
-	if err := usersig.Verify(sig, app.SDKAppID, identifier, app.SecretKey, now); err != nil {
-		var se *usersig.Error
-		if errors.As(err, &se) {
-			return 0, im.Errorf(se.Code, "%s", se.Info)
-		}
-		return 0, im.Errorf(im.CodeSigInvalid, "invalid usersig")
-	}
 	d, err := usersig.Decode(sig)
+	if err == nil {
+		err = d.Verify(app.SDKAppID, identifier, app.SecretKey, now)
+	}
+	if err == nil {
+		err = d.CheckIssued(now, skew)
+	}
 	if err != nil {
-		return 0, im.Errorf(im.CodeSigInvalid, "invalid usersig")
+		if im.CodeOf(err) == 0 {
+			return 0, im.Errorf(im.CodeSigInvalid, "invalid usersig")
+		}
+		return 0, err
 	}
 	a.mu.Lock()
 	if len(a.good) >= maxGoodSigs {
@@ -159,39 +216,52 @@ func (a *Auth) verifySig(app im.App, identifier, sig string, now int64) (int64, 
 	return d.Time, nil
 }
 
-func (a *Auth) throttled(key kickKey, now time.Time) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	f := a.fails[key]
-	if f == nil {
-		return false
-	}
-	if now.Sub(f.start) > failWindow {
-		delete(a.fails, key)
-		return false
-	}
-	return f.n >= failLimit
-}
-
-func (a *Auth) fail(key kickKey, now time.Time) {
+// fail counts a failed verification by k and reports whether k is now
+// over the limit for the current window.
+func (a *Auth) fail(k failKey, now time.Time) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if len(a.fails) > maxFailEntries { // bound memory under a spray of identities
-		for k, f := range a.fails {
+		for fk, f := range a.fails {
 			if now.Sub(f.start) > failWindow {
-				delete(a.fails, k)
+				delete(a.fails, fk)
 			}
 		}
 		if len(a.fails) > maxFailEntries {
 			clear(a.fails) // still a spray: forget, rather than grow without bound
 		}
 	}
-	f := a.fails[key]
+	f := a.fails[k]
 	if f == nil || now.Sub(f.start) > failWindow {
 		f = &failCount{start: now}
-		a.fails[key] = f
+		a.fails[k] = f
 	}
 	f.n++
+	return f.n > failLimit
+}
+
+// accepted records that a sig of key issued at issued was accepted.
+func (a *Auth) accepted(key kickKey, issued int64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if issued <= a.latest[key] {
+		return
+	}
+	if len(a.latest) > 1_000_000 {
+		clear(a.latest)
+	}
+	a.latest[key] = issued
+}
+
+// kickTime returns the not-before time for a kick of (app, id) at now:
+// now, or later when a sig dated ahead (within the skew) was accepted
+// before the kick, so that every sig accepted so far is refused after it.
+// A sig dated ahead that was never presented before the kick is
+// indistinguishable from one made after it, and is accepted.
+func (a *Auth) kickTime(app uint64, id string, now int64) int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return max(now, a.latest[kickKey{app, id}])
 }
 
 func (a *Auth) kickedAt(ctx context.Context, key kickKey) (int64, error) {

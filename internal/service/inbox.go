@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"timd/internal/audience"
@@ -33,16 +34,17 @@ type Inbox struct {
 // ordinal comes from Auth.User) and may be nil.
 func NewInbox(tasks im.TaskStore, index *audience.Index) *Inbox {
 	_ = index
-	return &Inbox{tasks: tasks, aud: deliver.NewAudienceCache(0), now: time.Now}
+	return &Inbox{tasks: tasks, aud: deliver.NewAudienceCache(tasks, 0), now: time.Now}
 }
 
 // Sync returns up to limit (1..200; 0 means 50, more is capped at 200) of
 // acct's stored pushes with Seq > cursor, the cursor to continue from, and
-// whether no stored task of the app follows it. The cursor advances past
+// whether no stored task of the app follows it. It reads task heads, and
+// each task's audience once per process (deliver.AudienceCache). The cursor advances past
 // tasks addressed to others too, so paging ends. Errors: 70402 for a
 // negative cursor or limit; otherwise only store failures.
 func (s *Inbox) Sync(ctx context.Context, app im.App, acct im.Account, cursor int64, limit int) (
-	pushes []im.PushTask, next int64, complete bool, err error) {
+	pushes []im.TaskHead, next int64, complete bool, err error) {
 	if cursor < 0 || limit < 0 {
 		return nil, cursor, false, im.Errorf(im.CodeAccountBadParam, "cursor and limit must not be negative")
 	}
@@ -54,7 +56,7 @@ func (s *Inbox) Sync(ctx context.Context, app im.App, acct im.Account, cursor in
 	fetch := max(limit, DefaultSyncLimit) // a small limit still reads in useful pages
 	next = cursor
 	for scanned := 0; scanned < maxSyncScan; {
-		page, err := s.tasks.StoredTasks(ctx, app.SDKAppID, next, now, fetch)
+		page, err := s.tasks.StoredHeads(ctx, app.SDKAppID, next, now, fetch)
 		if err != nil {
 			return nil, cursor, false, err
 		}
@@ -62,11 +64,14 @@ func (s *Inbox) Sync(ctx context.Context, app im.App, acct im.Account, cursor in
 			t := &page[i]
 			next = t.Seq
 			scanned++
-			ok, err := s.aud.Contains(t, acct.Ordinal)
+			aud, err := s.aud.Get(ctx, app.SDKAppID, t.ID)
+			if errors.Is(err, im.ErrNotFound) { // listed, then gone
+				continue
+			}
 			if err != nil {
 				return nil, cursor, false, err
 			}
-			if !ok {
+			if !aud.Contains(acct.Ordinal) {
 				continue
 			}
 			pushes = append(pushes, *t)

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"io"
 	"strings"
+
+	"timd/internal/im"
 )
 
 // Size caps: a real UserSig inflates to a few hundred bytes. The inflated
@@ -48,14 +50,14 @@ type wireSig struct {
 }
 
 // Decode unpacks token without verifying it. It returns *Error with
-// CodeEmpty (70002) for an empty token and CodeInvalid (70003) when the
+// im.CodeSigEmpty (70002) for an empty token and im.CodeSigInvalid (70003) when the
 // token is not base64, zlib or JSON, is longer than 128 KiB or inflates
 // past 64 KiB, lacks one of TLS.identifier/sdkappid/expire/time/sig, has a
 // TLS.ver other than "2.0", or has a negative TLS.time or TLS.expire.
 // It never panics.
 func Decode(token string) (Sig, error) {
 	if token == "" {
-		return Sig{}, fail(CodeEmpty, "usersig is empty")
+		return Sig{}, fail(im.CodeSigEmpty, "usersig is empty")
 	}
 	js, err := unpack(token)
 	if err != nil {
@@ -63,7 +65,7 @@ func Decode(token string) (Sig, error) {
 	}
 	var w wireSig
 	if json.Unmarshal(js, &w) != nil {
-		return Sig{}, fail(CodeInvalid, "usersig JSON is malformed")
+		return Sig{}, fail(im.CodeSigInvalid, "usersig JSON is malformed")
 	}
 	return w.sig()
 }
@@ -71,36 +73,36 @@ func Decode(token string) (Sig, error) {
 // unpack reverses the base64 variant and zlib, capping the inflated size.
 func unpack(token string) ([]byte, error) {
 	if len(token) > maxToken {
-		return nil, fail(CodeInvalid, "usersig is too long")
+		return nil, fail(im.CodeSigInvalid, "usersig is too long")
 	}
 	z, err := base64.StdEncoding.DecodeString(tokenReplacer.Replace(token))
 	if err != nil {
-		return nil, fail(CodeInvalid, "usersig is not base64")
+		return nil, fail(im.CodeSigInvalid, "usersig is not base64")
 	}
 	zr, err := zlib.NewReader(bytes.NewReader(z))
 	if err != nil {
-		return nil, fail(CodeInvalid, "usersig is not zlib")
+		return nil, fail(im.CodeSigInvalid, "usersig is not zlib")
 	}
 	defer zr.Close()
 	js, err := io.ReadAll(io.LimitReader(zr, maxInflated+1))
 	if err != nil {
-		return nil, fail(CodeInvalid, "usersig is not zlib")
+		return nil, fail(im.CodeSigInvalid, "usersig is not zlib")
 	}
 	if len(js) > maxInflated {
-		return nil, fail(CodeInvalid, "usersig is too large")
+		return nil, fail(im.CodeSigInvalid, "usersig is too large")
 	}
 	return js, nil
 }
 
 func (w wireSig) sig() (Sig, error) {
 	if w.Identifier == nil || w.SDKAppID == nil || w.Expire == nil || w.Time == nil || len(w.Sig) == 0 {
-		return Sig{}, fail(CodeInvalid, "usersig lacks a required field")
+		return Sig{}, fail(im.CodeSigInvalid, "usersig lacks a required field")
 	}
 	if w.Ver != nil && *w.Ver != "2.0" {
-		return Sig{}, fail(CodeInvalid, "usersig version is not 2.0")
+		return Sig{}, fail(im.CodeSigInvalid, "usersig version is not 2.0")
 	}
 	if *w.Expire < 0 || *w.Time < 0 {
-		return Sig{}, fail(CodeInvalid, "usersig time or expire is negative")
+		return Sig{}, fail(im.CodeSigInvalid, "usersig time or expire is negative")
 	}
 	s := Sig{
 		Identifier: *w.Identifier,

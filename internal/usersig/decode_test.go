@@ -67,46 +67,46 @@ func TestDecodeEdges(t *testing.T) {
 		officialOK bool
 	}{
 		{"valid", validTok, 0, true},
-		{"empty", "", CodeEmpty, false},
-		{"not base64", "%%%%", CodeInvalid, false},
-		{"bad padding", validTok[:len(validTok)-1], CodeInvalid, false},
-		{"not zlib", tokenEncoding.EncodeToString([]byte("plain text here")), CodeInvalid, false},
-		{"truncated zlib", tokenEncoding.EncodeToString(z[:len(z)-6]), CodeInvalid, false},
-		{"bad checksum", tokenEncoding.EncodeToString(badSum), CodeInvalid, false},
+		{"empty", "", im.CodeSigEmpty, false},
+		{"not base64", "%%%%", im.CodeSigInvalid, false},
+		{"bad padding", validTok[:len(validTok)-1], im.CodeSigInvalid, false},
+		{"not zlib", tokenEncoding.EncodeToString([]byte("plain text here")), im.CodeSigInvalid, false},
+		{"truncated zlib", tokenEncoding.EncodeToString(z[:len(z)-6]), im.CodeSigInvalid, false},
+		{"bad checksum", tokenEncoding.EncodeToString(badSum), im.CodeSigInvalid, false},
 		{"trailing bytes after zlib", tokenEncoding.EncodeToString(append(bytes.Clone(z), "junk"...)), 0, true},
 		{"standard alphabet", base64.StdEncoding.EncodeToString(z), 0, true},
 		{"level 0", pack(t, valid, zlib.NoCompression), 0, true},
-		{"JSON garbage", pack(t, []byte(`{"TLS.ver":`), 9), CodeInvalid, false},
-		{"JSON null", pack(t, []byte(`null`), 9), CodeInvalid, false},
-		{"JSON array", pack(t, []byte(`[1]`), 9), CodeInvalid, false},
+		{"JSON garbage", pack(t, []byte(`{"TLS.ver":`), 9), im.CodeSigInvalid, false},
+		{"JSON null", pack(t, []byte(`null`), 9), im.CodeSigInvalid, false},
+		{"JSON array", pack(t, []byte(`[1]`), 9), im.CodeSigInvalid, false},
 		{"no ver", pack(t, doc(`{"TLS.identifier":"u","TLS.sdkappid":1,"TLS.expire":60,"TLS.time":1000,"TLS.sig":"%s"}`), 9), 0, true},
 		{"key order and spaces", pack(t, doc(" {\n \"TLS.sig\" : \"%s\", \"TLS.time\":1000,\"TLS.expire\":60,\"TLS.sdkappid\":1,\"TLS.identifier\":\"u\", \"x\":[{}]}\n"), 9), 0, true},
 		{"keys match case-insensitively like encoding/json", pack(t, doc(`{"tls.IDENTIFIER":"u","TLS.SdkAppID":1,"TLS.expire":60,"TLS.time":1000,"TLS.sig":"%s"}`), 9), 0, true},
 		{"expire -0", pack(t, []byte(fmt.Sprintf(`{"TLS.identifier":"u","TLS.sdkappid":1,"TLS.expire":-0,"TLS.time":1030,"TLS.sig":"%s"}`, mac("u", 1, 1030, 0))), 9), 0, true},
-		{"ver 3.0", pack(t, doc(`{"TLS.ver":"3.0","TLS.identifier":"u","TLS.sdkappid":1,"TLS.expire":60,"TLS.time":1000,"TLS.sig":"%s"}`), 9), CodeInvalid, true},
-		{"ver number", pack(t, doc(`{"TLS.ver":2.0,"TLS.identifier":"u","TLS.sdkappid":1,"TLS.expire":60,"TLS.time":1000,"TLS.sig":"%s"}`), 9), CodeInvalid, false},
-		{"no identifier", pack(t, doc(`{"TLS.sdkappid":1,"TLS.expire":60,"TLS.time":1000,"TLS.sig":"%s"}`), 9), CodeInvalid, false},
-		{"null identifier", pack(t, doc(`{"TLS.identifier":null,"TLS.sdkappid":1,"TLS.expire":60,"TLS.time":1000,"TLS.sig":"%s"}`), 9), CodeInvalid, false},
-		{"no sdkappid", pack(t, doc(`{"TLS.identifier":"u","TLS.expire":60,"TLS.time":1000,"TLS.sig":"%s"}`), 9), CodeInvalid, false},
-		{"no expire", pack(t, doc(`{"TLS.identifier":"u","TLS.sdkappid":1,"TLS.time":1000,"TLS.sig":"%s"}`), 9), CodeInvalid, false},
-		{"no time", pack(t, doc(`{"TLS.identifier":"u","TLS.sdkappid":1,"TLS.expire":60,"TLS.sig":"%s"}`), 9), CodeInvalid, false},
-		{"no sig", pack(t, []byte(`{"TLS.identifier":"u","TLS.sdkappid":1,"TLS.expire":60,"TLS.time":1000}`), 9), CodeInvalid, false},
-		{"empty sig", pack(t, []byte(`{"TLS.identifier":"u","TLS.sdkappid":1,"TLS.expire":60,"TLS.time":1000,"TLS.sig":""}`), 9), CodeInvalid, false},
-		{"sig not base64", pack(t, []byte(`{"TLS.identifier":"u","TLS.sdkappid":1,"TLS.expire":60,"TLS.time":1000,"TLS.sig":"!!"}`), 9), CodeInvalid, false},
-		{"short sig", pack(t, []byte(`{"TLS.identifier":"u","TLS.sdkappid":1,"TLS.expire":60,"TLS.time":1000,"TLS.sig":"AAAA"}`), 9), CodeMismatch, false},
-		{"quoted sdkappid", pack(t, doc(`{"TLS.identifier":"u","TLS.sdkappid":"1","TLS.expire":60,"TLS.time":1000,"TLS.sig":"%s"}`), 9), CodeInvalid, false},
-		{"negative sdkappid", pack(t, doc(`{"TLS.identifier":"u","TLS.sdkappid":-1,"TLS.expire":60,"TLS.time":1000,"TLS.sig":"%s"}`), 9), CodeInvalid, false},
-		{"fractional sdkappid", pack(t, doc(`{"TLS.identifier":"u","TLS.sdkappid":1.0,"TLS.expire":60,"TLS.time":1000,"TLS.sig":"%s"}`), 9), CodeInvalid, false},
-		{"exponent expire", pack(t, doc(`{"TLS.identifier":"u","TLS.sdkappid":1,"TLS.expire":6e1,"TLS.time":1000,"TLS.sig":"%s"}`), 9), CodeInvalid, false},
-		{"huge sdkappid", pack(t, doc(`{"TLS.identifier":"u","TLS.sdkappid":18446744073709551617,"TLS.expire":60,"TLS.time":1000,"TLS.sig":"%s"}`), 9), CodeInvalid, false},
-		{"negative expire", pack(t, []byte(fmt.Sprintf(`{"TLS.identifier":"u","TLS.sdkappid":1,"TLS.expire":-10,"TLS.time":1100,"TLS.sig":"%s"}`, mac("u", 1, 1100, -10))), 9), CodeInvalid, true},
-		{"negative time", pack(t, []byte(fmt.Sprintf(`{"TLS.identifier":"u","TLS.sdkappid":1,"TLS.expire":2000,"TLS.time":-1,"TLS.sig":"%s"}`, mac("u", 1, -1, 2000))), 9), CodeInvalid, true},
-		{"time+expire overflows", pack(t, []byte(fmt.Sprintf(`{"TLS.identifier":"u","TLS.sdkappid":1,"TLS.expire":%d,"TLS.time":1000,"TLS.sig":"%s"}`, int64(math.MaxInt64), mac("u", 1, 1000, math.MaxInt64))), 9), CodeExpired, false},
+		{"ver 3.0", pack(t, doc(`{"TLS.ver":"3.0","TLS.identifier":"u","TLS.sdkappid":1,"TLS.expire":60,"TLS.time":1000,"TLS.sig":"%s"}`), 9), im.CodeSigInvalid, true},
+		{"ver number", pack(t, doc(`{"TLS.ver":2.0,"TLS.identifier":"u","TLS.sdkappid":1,"TLS.expire":60,"TLS.time":1000,"TLS.sig":"%s"}`), 9), im.CodeSigInvalid, false},
+		{"no identifier", pack(t, doc(`{"TLS.sdkappid":1,"TLS.expire":60,"TLS.time":1000,"TLS.sig":"%s"}`), 9), im.CodeSigInvalid, false},
+		{"null identifier", pack(t, doc(`{"TLS.identifier":null,"TLS.sdkappid":1,"TLS.expire":60,"TLS.time":1000,"TLS.sig":"%s"}`), 9), im.CodeSigInvalid, false},
+		{"no sdkappid", pack(t, doc(`{"TLS.identifier":"u","TLS.expire":60,"TLS.time":1000,"TLS.sig":"%s"}`), 9), im.CodeSigInvalid, false},
+		{"no expire", pack(t, doc(`{"TLS.identifier":"u","TLS.sdkappid":1,"TLS.time":1000,"TLS.sig":"%s"}`), 9), im.CodeSigInvalid, false},
+		{"no time", pack(t, doc(`{"TLS.identifier":"u","TLS.sdkappid":1,"TLS.expire":60,"TLS.sig":"%s"}`), 9), im.CodeSigInvalid, false},
+		{"no sig", pack(t, []byte(`{"TLS.identifier":"u","TLS.sdkappid":1,"TLS.expire":60,"TLS.time":1000}`), 9), im.CodeSigInvalid, false},
+		{"empty sig", pack(t, []byte(`{"TLS.identifier":"u","TLS.sdkappid":1,"TLS.expire":60,"TLS.time":1000,"TLS.sig":""}`), 9), im.CodeSigInvalid, false},
+		{"sig not base64", pack(t, []byte(`{"TLS.identifier":"u","TLS.sdkappid":1,"TLS.expire":60,"TLS.time":1000,"TLS.sig":"!!"}`), 9), im.CodeSigInvalid, false},
+		{"short sig", pack(t, []byte(`{"TLS.identifier":"u","TLS.sdkappid":1,"TLS.expire":60,"TLS.time":1000,"TLS.sig":"AAAA"}`), 9), im.CodeSigMismatch, false},
+		{"quoted sdkappid", pack(t, doc(`{"TLS.identifier":"u","TLS.sdkappid":"1","TLS.expire":60,"TLS.time":1000,"TLS.sig":"%s"}`), 9), im.CodeSigInvalid, false},
+		{"negative sdkappid", pack(t, doc(`{"TLS.identifier":"u","TLS.sdkappid":-1,"TLS.expire":60,"TLS.time":1000,"TLS.sig":"%s"}`), 9), im.CodeSigInvalid, false},
+		{"fractional sdkappid", pack(t, doc(`{"TLS.identifier":"u","TLS.sdkappid":1.0,"TLS.expire":60,"TLS.time":1000,"TLS.sig":"%s"}`), 9), im.CodeSigInvalid, false},
+		{"exponent expire", pack(t, doc(`{"TLS.identifier":"u","TLS.sdkappid":1,"TLS.expire":6e1,"TLS.time":1000,"TLS.sig":"%s"}`), 9), im.CodeSigInvalid, false},
+		{"huge sdkappid", pack(t, doc(`{"TLS.identifier":"u","TLS.sdkappid":18446744073709551617,"TLS.expire":60,"TLS.time":1000,"TLS.sig":"%s"}`), 9), im.CodeSigInvalid, false},
+		{"negative expire", pack(t, []byte(fmt.Sprintf(`{"TLS.identifier":"u","TLS.sdkappid":1,"TLS.expire":-10,"TLS.time":1100,"TLS.sig":"%s"}`, mac("u", 1, 1100, -10))), 9), im.CodeSigInvalid, true},
+		{"negative time", pack(t, []byte(fmt.Sprintf(`{"TLS.identifier":"u","TLS.sdkappid":1,"TLS.expire":2000,"TLS.time":-1,"TLS.sig":"%s"}`, mac("u", 1, -1, 2000))), 9), im.CodeSigInvalid, true},
+		{"time+expire overflows", pack(t, []byte(fmt.Sprintf(`{"TLS.identifier":"u","TLS.sdkappid":1,"TLS.expire":%d,"TLS.time":1000,"TLS.sig":"%s"}`, int64(math.MaxInt64), mac("u", 1, 1000, math.MaxInt64))), 9), im.CodeSigExpired, false},
 		{"userbuf null is absent", pack(t, doc(`{"TLS.identifier":"u","TLS.sdkappid":1,"TLS.expire":60,"TLS.time":1000,"TLS.userbuf":null,"TLS.sig":"%s"}`), 9), 0, true},
-		{"userbuf empty is present", pack(t, doc(`{"TLS.identifier":"u","TLS.sdkappid":1,"TLS.expire":60,"TLS.time":1000,"TLS.userbuf":"","TLS.sig":"%s"}`), 9), CodeInvalid, false},
+		{"userbuf empty is present", pack(t, doc(`{"TLS.identifier":"u","TLS.sdkappid":1,"TLS.expire":60,"TLS.time":1000,"TLS.userbuf":"","TLS.sig":"%s"}`), 9), im.CodeSigInvalid, false},
 		{"60 KiB document", pack(t, bigPad(60<<10), 9), 0, true},
-		{"zlib bomb", pack(t, bigPad(1<<20), 9), CodeInvalid, true},
-		{"token too long", strings.Repeat("A", maxToken+4), CodeInvalid, false},
+		{"zlib bomb", pack(t, bigPad(1<<20), 9), im.CodeSigInvalid, true},
+		{"token too long", strings.Repeat("A", maxToken+4), im.CodeSigInvalid, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -132,8 +132,8 @@ func TestOfficialOmitsZeroFields(t *testing.T) {
 	if !officialOK(tok, 1, "", "k", 0, nil) {
 		t.Error("official verifier rejects its own token")
 	}
-	if got := codeOf(Verify(tok, 1, "", "k", 0)); got != CodeInvalid {
-		t.Errorf("Verify = %d, want %d", got, CodeInvalid)
+	if got := codeOf(Verify(tok, 1, "", "k", 0)); got != im.CodeSigInvalid {
+		t.Errorf("Verify = %d, want %d", got, im.CodeSigInvalid)
 	}
 }
 
@@ -145,15 +145,31 @@ func TestDecodeNeverPanics(t *testing.T) {
 	}
 }
 
-// TestCodesMatchIM keeps this package's codes in step with timd's table.
-func TestCodesMatchIM(t *testing.T) {
-	pairs := [][2]int{
-		{CodeExpired, im.CodeSigExpired}, {CodeEmpty, im.CodeSigEmpty}, {CodeInvalid, im.CodeSigInvalid},
-		{CodeMismatch, im.CodeSigMismatch}, {CodeIdentifier, im.CodeSigIdentifier}, {CodeSDKAppID, im.CodeSigSDKAppID},
-	}
-	for _, p := range pairs {
-		if p[0] != p[1] {
-			t.Errorf("usersig code %d != im code %d", p[0], p[1])
+// TestCheckIssued: a token dated more than maxSkew seconds ahead of now
+// is 70003; at or within the skew, or in the past, it passes.
+func TestCheckIssued(t *testing.T) {
+	const now = 1_700_000_000
+	for _, c := range []struct {
+		time, skew int64
+		code       int
+	}{
+		{now, DefaultMaxSkew, 0},
+		{now - 86400, DefaultMaxSkew, 0},
+		{now + DefaultMaxSkew, DefaultMaxSkew, 0},
+		{now + DefaultMaxSkew + 1, DefaultMaxSkew, im.CodeSigInvalid},
+		{now + 365*86400, DefaultMaxSkew, im.CodeSigInvalid},
+		{math.MaxInt64, DefaultMaxSkew, im.CodeSigInvalid},
+		{now + 1, 0, im.CodeSigInvalid},
+		{now, 0, 0},
+		{now + 1, -5, im.CodeSigInvalid}, // a negative skew counts as 0
+		{now + 3600, 3600, 0},
+	} {
+		s := Sig{Time: c.time}
+		if got := im.CodeOf(s.CheckIssued(now, c.skew)); got != c.code {
+			t.Errorf("TLS.time now%+d, skew %d: code %d, want %d", c.time-now, c.skew, got, c.code)
 		}
+	}
+	if DefaultMaxSkew != 300 {
+		t.Errorf("DefaultMaxSkew = %d, documented as five minutes", DefaultMaxSkew)
 	}
 }

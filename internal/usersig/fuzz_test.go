@@ -4,12 +4,14 @@ import (
 	"math"
 	"slices"
 	"testing"
+
+	"timd/internal/im"
 )
 
 // Seeds beyond the corpus in testdata/fuzz.
 var fuzzSeeds = []string{vecA, vecB, vecC, "", "eJ", "not a usersig", "eAEA____"}
 
-var knownCodes = []int{0, CodeExpired, CodeEmpty, CodeInvalid, CodeMismatch, CodeIdentifier, CodeSDKAppID}
+var knownCodes = []int{0, im.CodeSigExpired, im.CodeSigEmpty, im.CodeSigInvalid, im.CodeSigMismatch, im.CodeSigIdentifier, im.CodeSigSDKAppID}
 
 // officialSafe bounds the inputs handed to the official verifier, which
 // inflates without a cap.
@@ -22,7 +24,7 @@ func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, token string) {
 		s, err := Decode(token)
 		if err != nil {
-			if c := codeOf(err); c != CodeEmpty && c != CodeInvalid {
+			if c := codeOf(err); c != im.CodeSigEmpty && c != im.CodeSigInvalid {
 				t.Fatalf("Decode error code %d: %v", c, err)
 			}
 			return
@@ -47,7 +49,7 @@ func checkSelfVerify(t *testing.T, token string, s Sig) {
 	err := VerifyWithUserBuf(token, s.SDKAppID, s.Identifier, vecKey, s.Time, s.UserBuf)
 	overflow := s.Time > math.MaxInt64-s.Expire
 	switch c := codeOf(err); {
-	case c == CodeExpired && overflow, c == CodeMismatch && !overflow:
+	case c == im.CodeSigExpired && overflow, c == im.CodeSigMismatch && !overflow:
 	case c == 0 && !overflow:
 		if err := VerifyWithUserBuf(token, s.SDKAppID, s.Identifier, vecKey, s.Time, s.UserBuf); err != nil {
 			t.Fatalf("second Verify: %v", err)
@@ -105,7 +107,7 @@ func FuzzVerify(f *testing.F) {
 			if err == nil && !off {
 				t.Fatal("we accept a token the official verifier rejects")
 			}
-			if off && err != nil && code != CodeInvalid {
+			if off && err != nil && code != im.CodeSigInvalid {
 				t.Fatalf("official verifier accepts; we answer %v (only 70003 strictness is expected)", err)
 			}
 		}

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/tencentyun/tls-sig-api-v2-golang/tencentyun"
+
+	"timd/internal/im"
 )
 
 var propSeed = flag.Uint64("usersig.seed", 0, "seed for TestPropertyMatchesOfficial (0 picks one from the clock)")
@@ -73,17 +75,17 @@ func refSign(key string, d tdoc) []byte {
 func oracle(d tdoc, v verifyArgs) int {
 	switch {
 	case d.sdkappid != v.sdkappid:
-		return CodeSDKAppID
+		return im.CodeSigSDKAppID
 	case d.identifier != v.identifier:
-		return CodeIdentifier
+		return im.CodeSigIdentifier
 	case d.time > math.MaxInt64-d.expire || v.now > d.time+d.expire:
-		return CodeExpired
+		return im.CodeSigExpired
 	case (d.userbuf != nil) != (v.userbuf != nil):
-		return CodeInvalid
+		return im.CodeSigInvalid
 	case v.userbuf != nil && !bytes.Equal(d.userbuf, v.userbuf):
-		return CodeMismatch
+		return im.CodeSigMismatch
 	case !hmac.Equal(refSign(v.key, d), d.mac):
-		return CodeMismatch
+		return im.CodeSigMismatch
 	}
 	return 0
 }
@@ -141,7 +143,7 @@ func newPropCase(t *testing.T, r *rand.Rand) propCase {
 		c.token = flipChar(r, token)
 		c.what = append(c.what, "flip")
 		mutateArgs(r, &c)
-		c.want = []int{CodeInvalid, oracle(d, c.v)}
+		c.want = []int{im.CodeSigInvalid, oracle(d, c.v)}
 		return c
 	case 2, 3, 4:
 		c.token = repack(t, r, &c, &d, key)

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"timd/internal/im"
 )
 
 // Random inputs for TestPropertyMatchesOfficial.
@@ -191,7 +193,7 @@ func dropField(r *rand.Rand, c *propCase, d tdoc) []kv {
 			continue
 		}
 		c.what = append(c.what, "repack/drop "+kvs[i].k)
-		c.want = []int{CodeInvalid}
+		c.want = []int{im.CodeSigInvalid}
 		if r.IntN(2) == 0 {
 			kvs[i].v = "null"
 			return kvs
@@ -217,7 +219,7 @@ func badType(r *rand.Rand, c *propCase, d tdoc) []kv {
 	vals := bad[kvs[i].k]
 	kvs[i].v = vals[r.IntN(len(vals))]
 	c.what = append(c.what, "repack/type "+kvs[i].k+"="+kvs[i].v)
-	c.want = []int{CodeInvalid}
+	c.want = []int{im.CodeSigInvalid}
 	return kvs
 }
 

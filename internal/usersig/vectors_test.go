@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"compress/zlib"
 	"encoding/base64"
-	"errors"
 	"testing"
 	"time"
 
 	"github.com/tencentyun/tls-sig-api-v2-golang/tencentyun"
+
+	"timd/internal/im"
 )
 
 // Spec §3.6 test vectors.
@@ -21,13 +22,13 @@ const (
 	vecC     = "eNqrVgrxCdYrSy1SslIy0jNQ0gHzM1NS80oy0zLBwhWZiflZpXlQqeKU7MSCgswUJStDEwMogMikVhRkFqUCxU1NTY3goiWZuSAxc1S1pcWpRUmlaUDTI8O9smBGZ6YDBQKzQowMDCsCsiOy9RN9DVO1Kw3KErOjkgy8jTIDitxKU7W1DYpNK82S3HxtlWoB78I32g__"
 )
 
-// codeOf returns 0 for nil, the Code of an *Error, or -1 for any other error.
+// codeOf returns 0 for nil, the Tencent code of an *im.Error, or -1 for
+// any other error.
 func codeOf(err error) int {
 	if err == nil {
 		return 0
 	}
-	var e *Error
-	if errors.As(err, &e) {
+	if e, ok := im.AsError(err); ok && e.Kind == im.KindCode {
 		return e.Code
 	}
 	return -1
@@ -91,26 +92,26 @@ func TestVerifyVectors(t *testing.T) {
 		{"A at issue", vecA, vecAppID, "xiaojun", vecKey, vecTime, nil, 0},
 		{"A before issue", vecA, vecAppID, "xiaojun", vecKey, vecTime - 3600, nil, 0},
 		{"A last valid second", vecA, vecAppID, "xiaojun", vecKey, 1715552000, nil, 0},
-		{"A expired", vecA, vecAppID, "xiaojun", vecKey, 1715552001, nil, CodeExpired},
-		{"A identifier", vecA, vecAppID, "admin", vecKey, 1700000100, nil, CodeIdentifier},
-		{"A identifier case", vecA, vecAppID, "XiaoJun", vecKey, 1700000100, nil, CodeIdentifier},
-		{"A sdkappid", vecA, 1400000001, "xiaojun", vecKey, 1700000100, nil, CodeSDKAppID},
-		{"A key", vecA, vecAppID, "xiaojun", "x", 1700000100, nil, CodeMismatch},
-		{"A sdkappid before identifier", vecA, 1400000001, "admin", "x", 1715552001, nil, CodeSDKAppID},
-		{"A identifier before expiry", vecA, vecAppID, "admin", "x", 1715552001, nil, CodeIdentifier},
-		{"A expiry before key", vecA, vecAppID, "xiaojun", "x", 1715552001, nil, CodeExpired},
-		{"A unexpected userbuf", vecA, vecAppID, "xiaojun", vecKey, 1700000100, []byte("abc"), CodeInvalid},
+		{"A expired", vecA, vecAppID, "xiaojun", vecKey, 1715552001, nil, im.CodeSigExpired},
+		{"A identifier", vecA, vecAppID, "admin", vecKey, 1700000100, nil, im.CodeSigIdentifier},
+		{"A identifier case", vecA, vecAppID, "XiaoJun", vecKey, 1700000100, nil, im.CodeSigIdentifier},
+		{"A sdkappid", vecA, 1400000001, "xiaojun", vecKey, 1700000100, nil, im.CodeSigSDKAppID},
+		{"A key", vecA, vecAppID, "xiaojun", "x", 1700000100, nil, im.CodeSigMismatch},
+		{"A sdkappid before identifier", vecA, 1400000001, "admin", "x", 1715552001, nil, im.CodeSigSDKAppID},
+		{"A identifier before expiry", vecA, vecAppID, "admin", "x", 1715552001, nil, im.CodeSigIdentifier},
+		{"A expiry before key", vecA, vecAppID, "xiaojun", "x", 1715552001, nil, im.CodeSigExpired},
+		{"A unexpected userbuf", vecA, vecAppID, "xiaojun", vecKey, 1700000100, []byte("abc"), im.CodeSigInvalid},
 		{"B valid", vecB, vecAppID, "administrator", vecKey, 1700000100, nil, 0},
 		{"B last valid second", vecB, vecAppID, "administrator", vecKey, vecTime + 86400, nil, 0},
-		{"B expired", vecB, vecAppID, "administrator", vecKey, vecTime + 86401, nil, CodeExpired},
-		{"B identifier", vecB, vecAppID, "xiaojun", vecKey, 1700000100, nil, CodeIdentifier},
-		{"B key", vecB, vecAppID, "administrator", vecKey[1:], 1700000100, nil, CodeMismatch},
-		{"C plain verify", vecC, vecAppID, "xiaojun", vecKey, 1700000100, nil, CodeInvalid},
+		{"B expired", vecB, vecAppID, "administrator", vecKey, vecTime + 86401, nil, im.CodeSigExpired},
+		{"B identifier", vecB, vecAppID, "xiaojun", vecKey, 1700000100, nil, im.CodeSigIdentifier},
+		{"B key", vecB, vecAppID, "administrator", vecKey[1:], 1700000100, nil, im.CodeSigMismatch},
+		{"C plain verify", vecC, vecAppID, "xiaojun", vecKey, 1700000100, nil, im.CodeSigInvalid},
 		{"C with userbuf", vecC, vecAppID, "xiaojun", vecKey, 1700000100, []byte("abc"), 0},
-		{"C other userbuf", vecC, vecAppID, "xiaojun", vecKey, 1700000100, []byte("abd"), CodeMismatch},
-		{"C empty userbuf", vecC, vecAppID, "xiaojun", vecKey, 1700000100, []byte{}, CodeMismatch},
-		{"C expired", vecC, vecAppID, "xiaojun", vecKey, 1715552001, []byte("abc"), CodeExpired},
-		{"C key", vecC, vecAppID, "xiaojun", "x", 1700000100, []byte("abc"), CodeMismatch},
+		{"C other userbuf", vecC, vecAppID, "xiaojun", vecKey, 1700000100, []byte("abd"), im.CodeSigMismatch},
+		{"C empty userbuf", vecC, vecAppID, "xiaojun", vecKey, 1700000100, []byte{}, im.CodeSigMismatch},
+		{"C expired", vecC, vecAppID, "xiaojun", vecKey, 1715552001, []byte("abc"), im.CodeSigExpired},
+		{"C key", vecC, vecAppID, "xiaojun", "x", 1700000100, []byte("abc"), im.CodeSigMismatch},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -183,8 +184,8 @@ func TestGenEmptyUserBuf(t *testing.T) {
 	if err := VerifyWithUserBuf(tok, vecAppID, "u", vecKey, vecTime, []byte{}); err != nil {
 		t.Errorf("VerifyWithUserBuf(empty): %v", err)
 	}
-	if got := codeOf(Verify(tok, vecAppID, "u", vecKey, vecTime)); got != CodeInvalid {
-		t.Errorf("Verify = %d, want %d", got, CodeInvalid)
+	if got := codeOf(Verify(tok, vecAppID, "u", vecKey, vecTime)); got != im.CodeSigInvalid {
+		t.Errorf("Verify = %d, want %d", got, im.CodeSigInvalid)
 	}
 	if !officialOK(tok, vecAppID, "u", vecKey, vecTime, []byte{}) {
 		t.Error("official verifier rejects an empty userbuf")
@@ -229,7 +230,7 @@ func TestGenLevels(t *testing.T) {
 
 func TestErrorString(t *testing.T) {
 	err := Verify("", vecAppID, "xiaojun", vecKey, vecTime)
-	if got, want := err.Error(), "usersig 70002: usersig is empty"; got != want {
+	if got, want := err.Error(), "70002: usersig is empty"; got != want {
 		t.Errorf("Error() = %q, want %q", got, want)
 	}
 }

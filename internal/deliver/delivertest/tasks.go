@@ -183,28 +183,43 @@ func (s *Tasks) RevokeTask(_ context.Context, app uint64, id string, at int64, i
 	return nil
 }
 
-// StoredTasks implements im.TaskStore. A task with ExpiresAt 0 does not
+// StoredHeads implements im.TaskStore. A task with ExpiresAt 0 does not
 // expire; otherwise it is readable while now < ExpiresAt.
-func (s *Tasks) StoredTasks(_ context.Context, app uint64, afterSeq, now int64, limit int) ([]im.PushTask, error) {
+func (s *Tasks) StoredHeads(_ context.Context, app uint64, afterSeq, now int64, limit int) ([]im.TaskHead, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.fail != nil {
 		return nil, s.fail
 	}
-	var out []im.PushTask
+	var out []im.TaskHead
 	for _, k := range s.order {
 		t := s.tasks[k].t
 		if k.app != app || t.Seq <= afterSeq || !t.Stored() || t.State == im.TaskRevoked ||
 			(t.ExpiresAt != 0 && t.ExpiresAt <= now) {
 			continue
 		}
-		out = append(out, clone(t))
+		t = clone(t)
+		out = append(out, t.Head())
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
 	if len(out) > limit {
 		out = out[:limit]
 	}
 	return out, nil
+}
+
+// TaskAudience implements im.TaskStore.
+func (s *Tasks) TaskAudience(_ context.Context, app uint64, id string) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fail != nil {
+		return nil, s.fail
+	}
+	e, ok := s.tasks[key{app, id}]
+	if !ok {
+		return nil, fmt.Errorf("task %s: %w", id, im.ErrNotFound)
+	}
+	return append([]byte{}, e.t.Audience...), nil
 }
 
 // CountTasks implements im.TaskStore.

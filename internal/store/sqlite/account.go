@@ -77,7 +77,7 @@ func (s *Store) DeleteAccounts(ctx context.Context, app uint64, ids []string) ([
 			if !found {
 				continue
 			}
-			if err := t.remove(app, r); err != nil {
+			if err := t.remove(r); err != nil {
 				return nil, err
 			}
 			if err := t.releaseTags(app, r.st.tags); err != nil {

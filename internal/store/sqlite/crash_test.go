@@ -33,9 +33,9 @@ const (
 func crashOptions(mode string) options {
 	opt := defaultOptions()
 	if mode == "eager-fold" {
-		// Fold often, in small chunks, and keep the overlay tiny so that
-		// evictions race the writes too.
-		opt.foldLogBytes, opt.foldChunk, opt.maxOverlay = 16<<10, 50, 64
+		// Fold often, in small chunks, so that evictions race the writes
+		// too.
+		opt.foldLogBytes, opt.foldChunk = 16<<10, 50
 	}
 	return opt
 }

@@ -72,6 +72,11 @@ func (w *writer) foldStep() {
 	f.cycle = f.cycle[n:]
 	if last {
 		f.trimmed, f.upto = f.upto, 0
+		if f.trimmed == f.lastSeq {
+			// account_log is empty now, and SQLite numbers the next row
+			// 1 again (seq is a plain rowid).
+			f.trimmed, f.lastSeq = 0, 0
+		}
 	}
 }
 
@@ -106,27 +111,20 @@ func (w *writer) foldTx(chunk []int64, trim bool) error {
 	return err
 }
 
-// evict drops just-folded accounts from the overlay while it is over its
-// bound. It runs on the writer between groups, so no edit is pending; an
-// account is dropped only if it is not dirty again, so its accounts row
-// (committed by the fold step) holds its latest state. A reader that then
-// misses the overlay reads that row.
+// evict drops just-folded accounts from the overlay. It runs on the writer
+// between groups, so no edit is pending; an account is dropped only if it
+// is not dirty again, so its accounts row (committed by the fold step)
+// holds its latest state. A reader that then misses the overlay reads that
+// row.
 func (w *writer) evict(folded []int64) {
-	ov := w.tx.ov
-	ov.mu.Lock()
-	defer ov.mu.Unlock()
-	if len(ov.m) <= w.opt.maxOverlay {
-		return
-	}
-	ov.gen.Add(1) // before any entry goes: see overlay.gen
+	keys := w.evicting[:0]
 	for _, key := range folded {
-		if len(ov.m) <= w.opt.maxOverlay {
-			return
-		}
 		if _, dirty := w.fold.dirty[key]; !dirty {
-			delete(ov.m, key)
+			keys = append(keys, key)
 		}
 	}
+	w.evicting = keys
+	w.tx.ov.evict(keys)
 }
 
 // foldAll folds everything; Close calls it so that a cleanly closed store

@@ -113,12 +113,42 @@ func (s *Store) PendingHooks(ctx context.Context, now int64, limit int) ([]im.Pu
 		ORDER BY key LIMIT ?`, now, limit)
 }
 
-// StoredTasks returns the app's stored, unrevoked, unexpired tasks after
-// afterSeq in Seq order. A task with ExpiresAt 0 never expires.
-func (s *Store) StoredTasks(ctx context.Context, app uint64, afterSeq, now int64, limit int) ([]im.PushTask, error) {
-	return s.tasks(ctx, `SELECT `+taskColumns+` FROM push_tasks
+// StoredHeads returns the heads of the app's stored, unrevoked, unexpired
+// tasks after afterSeq in Seq order. A task with ExpiresAt 0 never expires.
+// It walks the (app, seq) index and reads neither blob.
+func (s *Store) StoredHeads(ctx context.Context, app uint64, afterSeq, now int64, limit int) ([]im.TaskHead, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT `+headColumns+` FROM push_tasks
 		WHERE app = ? AND seq > ? AND online_only = 0 AND state != 4 AND (expires_at = 0 OR expires_at > ?)
 		ORDER BY seq LIMIT ?`, int64(app), afterSeq, now, limit)
+	if err != nil {
+		return nil, dbErr("read task heads", err)
+	}
+	defer rows.Close()
+	var out []im.TaskHead
+	for rows.Next() {
+		h := im.TaskHead{App: app}
+		var body, offline sql.NullString
+		if err := rows.Scan(&h.ID, &h.Seq, &h.From, &body, &offline, &h.DataID, &h.CreatedAt, &h.ExpiresAt); err != nil {
+			return nil, dbErr("read task heads", err)
+		}
+		h.MsgBody, h.Offline = rawJSON(body), rawJSON(offline)
+		out = append(out, h)
+	}
+	return out, dbErr("read task heads", rows.Err())
+}
+
+// headColumns are the columns of an im.TaskHead but its app.
+const headColumns = `id, seq, from_account, msg_body, offline, data_id, created_at, expires_at`
+
+// TaskAudience returns a task's serialized audience, or im.ErrNotFound.
+func (s *Store) TaskAudience(ctx context.Context, app uint64, id string) ([]byte, error) {
+	var b []byte
+	err := s.rdb.QueryRowContext(ctx, `SELECT audience FROM push_tasks WHERE app = ? AND id = ?`,
+		int64(app), id).Scan(&b)
+	if err != nil {
+		return nil, dbErr("read task audience", err)
+	}
+	return nonNil(b), nil
 }
 
 func (s *Store) tasks(ctx context.Context, query string, args ...any) ([]im.PushTask, error) {

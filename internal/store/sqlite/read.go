@@ -60,9 +60,10 @@ type scanner interface {
 // scanProfile reads accountColumns. Attributes and tags come from the
 // overlay when it has the account (the row may lag behind it), else from
 // the row; withAudience false skips them. g0 is the overlay's eviction
-// generation from before the row's read began: if it has moved, the row
-// may predate a fold whose newer state was then evicted, so the profile is
-// reported suspect and must be settled (after the read transaction ends).
+// generation from before the row's read began: if the account may have
+// been evicted since, the row may predate a fold whose newer state was
+// then evicted, so the profile is reported suspect and must be settled
+// (after the read transaction ends).
 func (s *Store) scanProfile(sc scanner, withAudience bool, g0 uint64) (p im.Profile, key int64, suspect bool, err error) {
 	var ordinal, typ int64
 	var attrs, tags sql.NullString
@@ -75,7 +76,8 @@ func (s *Store) scanProfile(sc scanner, withAudience bool, g0 uint64) (p im.Prof
 	if !withAudience {
 		return p, key, false, nil
 	}
-	if st := s.ov.get(key); st != nil {
+	st, suspect := s.ov.lookup(key, g0)
+	if st != nil {
 		p.Attrs, p.Tags = st.attrs, slices.Clone(st.tags)
 		return p, key, false, nil
 	}
@@ -83,7 +85,7 @@ func (s *Store) scanProfile(sc scanner, withAudience bool, g0 uint64) (p im.Prof
 		return p, key, false, err
 	}
 	p.Tags, err = decodeStrings(tags)
-	return p, key, s.ov.gen.Load() != g0, err
+	return p, key, suspect, err
 }
 
 // maxSettle bounds the re-reads of one account racing evictions.

@@ -73,10 +73,9 @@ type options struct {
 	foldMaxDirty int
 	foldIdle     time.Duration
 	foldChunk    int // accounts written per fold transaction
-	// maxOverlay bounds the overlay: once it holds more accounts, the ones
-	// a fold step has just written to accounts are dropped from it (their
-	// row is current, so readers and the writer read it from there).
-	maxOverlay int
+	// writerCache and readerCache are the SQLite page caches of the
+	// writer's connection and of each read connection, in bytes.
+	writerCache, readerCache int64
 	// noCloseFold leaves account_log unfolded at Close, as a crash would;
 	// tests use it to exercise replay.
 	noCloseFold bool
@@ -90,8 +89,39 @@ func defaultOptions() options {
 		foldMaxDirty:  1 << 20,
 		foldIdle:      time.Second,
 		foldChunk:     2000,
-		maxOverlay:    1 << 18,
+		writerCache:   DefaultWriterCache,
+		readerCache:   DefaultReaderCache,
 	}
+}
+
+// Default page cache sizes (see Config).
+const (
+	DefaultWriterCache = 32 << 20
+	DefaultReaderCache = 8 << 20
+)
+
+// Config tunes a Store's memory. A zero field takes its default.
+type Config struct {
+	// WriterCache is the SQLite page cache, in bytes, of the one
+	// read-write connection: the accounts pages the writer and the fold
+	// touch. Default DefaultWriterCache.
+	WriterCache int64
+	// ReaderCache is the page cache of each read-only connection (there
+	// are max(4, 2×GOMAXPROCS) of them, and 2 more for settle). Default
+	// DefaultReaderCache.
+	ReaderCache int64
+}
+
+// OpenConfig is Open with the memory settings of cfg.
+func OpenConfig(ctx context.Context, dir string, logger *slog.Logger, cfg Config) (*Store, error) {
+	opt := defaultOptions()
+	if cfg.WriterCache > 0 {
+		opt.writerCache = cfg.WriterCache
+	}
+	if cfg.ReaderCache > 0 {
+		opt.readerCache = cfg.ReaderCache
+	}
+	return open(ctx, dir, logger, opt)
 }
 
 // Open opens (creating if needed) the store in dir: the directory, the
@@ -128,7 +158,7 @@ func open(ctx context.Context, dir string, logger *slog.Logger, opt options) (_ 
 			}
 		}
 	}()
-	if s.wdb, err = openDB(path, false, 1); err != nil {
+	if s.wdb, err = openDB(path, false, 1, opt.writerCache); err != nil {
 		return nil, err
 	}
 	if conn, err = s.wdb.Conn(ctx); err != nil {
@@ -145,7 +175,7 @@ func open(ctx context.Context, dir string, logger *slog.Logger, opt options) (_ 
 	if s.w, err = newWriter(ctx, conn, s, s.ov, opt); err != nil {
 		return nil, err
 	}
-	if s.rdb, err = openDB(path, true, max(4, 2*runtime.GOMAXPROCS(0))); err != nil {
+	if s.rdb, err = openDB(path, true, max(4, 2*runtime.GOMAXPROCS(0)), opt.readerCache); err != nil {
 		return nil, err
 	}
 	if err := s.r.prepare(ctx, s.rdb); err != nil {
@@ -154,7 +184,7 @@ func open(ctx context.Context, dir string, logger *slog.Logger, opt options) (_ 
 	// A separate small pool serves settle's single-row re-reads, which run
 	// while a scan holds a read connection: never waiting on the read
 	// pool, they cannot deadlock it.
-	if s.sdb, err = openDB(path, true, 2); err != nil {
+	if s.sdb, err = openDB(path, true, 2, opt.readerCache); err != nil {
 		return nil, err
 	}
 	if s.settleStmt, err = s.sdb.PrepareContext(ctx, `SELECT attrs, tags FROM accounts WHERE key = ?`); err != nil {
@@ -164,20 +194,20 @@ func open(ctx context.Context, dir string, logger *slog.Logger, opt options) (_ 
 	return s, nil
 }
 
-// openDB opens a pool of at most n connections to the database at path.
-// Every connection waits up to 5 s for a lock; read-only pools refuse
-// writes. WAL mode is persistent in the file, set by the writer's pool.
-func openDB(path string, readOnly bool, n int) (*sql.DB, error) {
+// openDB opens a pool of at most n connections to the database at path,
+// each with a page cache of cache bytes. Every connection waits up to 5 s
+// for a lock; read-only pools refuse writes. WAL mode is persistent in the
+// file, set by the writer's pool.
+func openDB(path string, readOnly bool, n int, cache int64) (*sql.DB, error) {
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(5000)")
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", fmt.Sprintf("cache_size(%d)", -max(cache>>10, 64))) // negative: KiB
 	if readOnly {
 		q.Add("_pragma", "query_only(1)")
-		q.Add("_pragma", "cache_size(-16384)") // 16 MiB per reader
 	} else {
 		q.Add("_pragma", "journal_mode(WAL)")
-		q.Add("_pragma", "cache_size(-131072)")          // 128 MiB: keep the hot accounts in memory
 		q.Add("_pragma", "temp_store(MEMORY)")           // savepoint journals in memory, not a temp file
 		q.Add("_pragma", "journal_size_limit(67108864)") // shrink the WAL to 64 MiB after a fold
 	}

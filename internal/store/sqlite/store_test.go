@@ -49,15 +49,6 @@ func TestConformanceEagerFold(t *testing.T) {
 	storetest.Run(t, openWith(opt))
 }
 
-// TestConformanceTinyOverlay folds eagerly and keeps at most one account
-// in the overlay, so that nearly every edit and read goes back to the
-// accounts table after an eviction.
-func TestConformanceTinyOverlay(t *testing.T) {
-	opt := defaultOptions()
-	opt.foldLogBytes, opt.foldChunk, opt.maxOverlay = 1, 3, 1
-	storetest.Run(t, openWith(opt))
-}
-
 // TestConformanceReplay never folds, not even at Close, so that every
 // reopen replays account_log.
 func TestConformanceReplay(t *testing.T) {
@@ -148,5 +139,42 @@ func TestFoldEmptiesLog(t *testing.T) {
 	}
 	if attrs != `["x","","z\"\\\u0001"]` || tags != `["t1","t\"2"]` {
 		t.Errorf("accounts row after fold: attrs %s tags %s", attrs, tags)
+	}
+}
+
+// TestCacheSizes checks that Config sets the page cache of the writer's
+// connection and of the read connections, and that zero keeps the
+// defaults.
+func TestCacheSizes(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		cfg            Config
+		writer, reader int64 // PRAGMA cache_size: negative KiB
+	}{
+		{Config{}, -DefaultWriterCache >> 10, -DefaultReaderCache >> 10},
+		{Config{WriterCache: 3 << 20, ReaderCache: 1 << 20}, -3072, -1024},
+		{Config{ReaderCache: 100 << 20}, -DefaultWriterCache >> 10, -102400},
+	} {
+		s, err := OpenConfig(ctx, t.TempDir(), nil, tc.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var w, r, st int64
+		err = s.w.do(ctx, 1, func(t *wtx) ([]im.Change, error) {
+			return nil, t.queryRow(`PRAGMA cache_size`).Scan(&w)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.rdb.QueryRow(`PRAGMA cache_size`).Scan(&r); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.sdb.QueryRow(`PRAGMA cache_size`).Scan(&st); err != nil {
+			t.Fatal(err)
+		}
+		if w != tc.writer || r != tc.reader || st != tc.reader {
+			t.Errorf("%+v: cache_size writer %d, reader %d, settle %d; want %d, %d, %d", tc.cfg, w, r, st, tc.writer, tc.reader, tc.reader)
+		}
+		s.Close()
 	}
 }

@@ -55,6 +55,8 @@ type writer struct {
 	fold folder
 	seqs changeSeqs // change positions (changes.go)
 	buf  []byte     // account_log images being encoded
+	// evicting is the scratch list of keys a fold step drops.
+	evicting []int64
 
 	// Counters for benchmarks.
 	commits    atomic.Int64 // transactions committed
@@ -255,15 +257,17 @@ func (w *writer) appendLog() (int64, error) {
 	return seq, dbErr("append account log", err)
 }
 
-// publish makes the committed group's states visible to readers and marks
-// the logged ones for folding.
+// publish makes the committed group's changed states visible to readers
+// and marks them for folding. States the group only read stay out of the
+// overlay: their accounts row is current.
 func (w *writer) publish(seq int64) {
 	ov := w.tx.ov
 	ov.mu.Lock()
 	for key, p := range w.tx.pending {
-		if p.st == nil {
+		switch {
+		case p.st == nil:
 			delete(ov.m, key)
-		} else {
+		case p.modified:
 			ov.m[key] = p.st
 		}
 	}

@@ -45,10 +45,6 @@ type wtx struct {
 	// running job fails.
 	pending map[int64]pendingState
 	undo    []undoState
-	// res caches To_Account resolution: (app, id) → accounts.key. Entries
-	// for an id are dropped when an account with that id is created or
-	// deleted.
-	res map[resKey]int64
 	// schemas caches attribute schemas by app.
 	schemas map[uint64]*im.AttrSchema
 }
@@ -64,11 +60,6 @@ type undoState struct {
 	had  bool
 }
 
-type resKey struct {
-	app uint64
-	id  string
-}
-
 // Queries shared by the writer and the readers.
 const (
 	accountColumns = `key, ordinal, type, id, nick, face_url, kicked_at, owner, platform, token, attrs, tags`
@@ -78,7 +69,6 @@ const (
 func (t *wtx) prepare(ctx context.Context, conn *sql.Conn) error {
 	t.conn = conn
 	t.pending = map[int64]pendingState{}
-	t.res = map[resKey]int64{}
 	t.schemas = map[uint64]*im.AttrSchema{}
 	for _, p := range []struct {
 		dst **sql.Stmt
@@ -166,7 +156,6 @@ func (t *wtx) jobFailed() {
 		}
 	}
 	t.undo = t.undo[:0]
-	clear(t.res)
 	clear(t.schemas)
 }
 
@@ -174,7 +163,6 @@ func (t *wtx) jobFailed() {
 func (t *wtx) groupFailed() {
 	clear(t.pending)
 	t.undo = t.undo[:0]
-	clear(t.res)
 	clear(t.schemas)
 }
 
@@ -196,14 +184,11 @@ func (t *wtx) loadState(key int64, ordinal, typ int64, attrs, tags sql.NullStrin
 	return st, nil
 }
 
-// resolveID finds an account by To_Account, RegistrationIDs first.
+// resolveID finds an account by To_Account, RegistrationIDs first. It
+// asks the accounts table every time: the (app, id, type) index answers
+// in a few microseconds, and a cache of every id ever resolved would grow
+// with the app.
 func (t *wtx) resolveID(app uint64, id string) (int64, *acctState, error) {
-	rk := resKey{app, id}
-	if key, ok := t.res[rk]; ok {
-		if st, _ := t.state(key); st != nil {
-			return key, st, nil
-		}
-	}
 	var key, ordinal, typ int64
 	var attrs, tags sql.NullString
 	err := t.resolve.QueryRow(int64(app), id).Scan(&key, &ordinal, &typ, &attrs, &tags)
@@ -217,7 +202,6 @@ func (t *wtx) resolveID(app uint64, id string) (int64, *acctState, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	t.res[rk] = key
 	return key, st, nil
 }
 
@@ -267,17 +251,15 @@ func (t *wtx) create(app uint64, a im.Account) (im.Account, error) {
 	if err != nil {
 		return a, dbErr("insert account", err)
 	}
-	delete(t.res, resKey{app, a.ID})
 	t.setState(key, &acctState{ordinal: a.Ordinal, typ: a.Type}, false)
 	return a, nil
 }
 
 // remove deletes the account r.
-func (t *wtx) remove(app uint64, r row) error {
+func (t *wtx) remove(r row) error {
 	if _, err := t.deleteRow.Exec(r.key); err != nil {
 		return dbErr("delete account", err)
 	}
-	delete(t.res, resKey{app, r.ID})
 	t.setState(r.key, nil, true)
 	return nil
 }

@@ -258,18 +258,19 @@ func (h harness) testPushProgress(t *testing.T) {
 	}
 }
 
-func (h harness) testStoredTasks(t *testing.T) {
+func (h harness) testStoredHeads(t *testing.T) {
 	f := h.fresh(t)
 	n := uint32(0)
-	mk := func(id string, mutate func(*im.PushTask)) {
+	mk := func(id string, mutate func(*im.PushTask)) im.PushTask {
 		n++
 		x := pushTask(testApp, id, n, 100, 1)
 		mutate(&x)
-		f.create(x, 0)
+		got, _ := f.create(x, 0)
+		return got
 	}
-	mk("s1", func(*im.PushTask) {})
+	s1 := mk("s1", func(*im.PushTask) {})
 	mk("online", func(x *im.PushTask) { x.OnlineOnly = true })
-	mk("s2", func(x *im.PushTask) { x.ExpiresAt = 0 }) // never expires
+	mk("s2", func(x *im.PushTask) { x.ExpiresAt = 0; x.MsgBody, x.Offline, x.DataID = nil, nil, "" }) // never expires; a bare notification
 	mk("expired", func(x *im.PushTask) { x.ExpiresAt = 150 })
 	mk("revoked", func(*im.PushTask) {})
 	mk("s3", func(*im.PushTask) {})
@@ -277,31 +278,79 @@ func (h harness) testStoredTasks(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.create(pushTask(otherApp, "x", 1, 100, 1), 0)
-	ids := func(after, now int64, limit int) []string {
-		ts, err := f.s.StoredTasks(f.ctx, testApp, after, now, limit)
+	heads := func(after, now int64, limit int) []im.TaskHead {
+		hs, err := f.s.StoredHeads(f.ctx, testApp, after, now, limit)
 		if err != nil {
-			t.Fatalf("StoredTasks: %v", err)
+			t.Fatalf("StoredHeads: %v", err)
 		}
+		return hs
+	}
+	ids := func(after, now int64, limit int) []string {
 		var out []string
-		for i, x := range ts {
-			if i > 0 && ts[i-1].Seq >= x.Seq {
-				t.Errorf("StoredTasks not in Seq order")
+		hs := heads(after, now, limit)
+		for i, x := range hs {
+			if i > 0 && hs[i-1].Seq >= x.Seq {
+				t.Errorf("StoredHeads not in Seq order")
 			}
 			out = append(out, x.ID)
 		}
 		return out
 	}
 	if got := ids(0, 160, 10); !slices.Equal(got, []string{"s1", "s2", "s3"}) {
-		t.Errorf("StoredTasks = %v, want [s1 s2 s3]", got)
+		t.Errorf("StoredHeads = %v, want [s1 s2 s3]", got)
 	}
 	if got := ids(0, 140, 2); !slices.Equal(got, []string{"s1", "s2"}) {
-		t.Errorf("StoredTasks limit 2 = %v", got)
+		t.Errorf("StoredHeads limit 2 = %v", got)
 	}
 	if got := ids(1, 140, 10); !slices.Equal(got, []string{"s2", "expired", "s3"}) {
-		t.Errorf("StoredTasks after seq 1 at 140 = %v", got)
+		t.Errorf("StoredHeads after seq 1 at 140 = %v", got)
 	}
 	if got := ids(0, 5000, 10); !slices.Equal(got, []string{"s2"}) {
-		t.Errorf("StoredTasks once expired = %v, want [s2]", got)
+		t.Errorf("StoredHeads once expired = %v, want [s2]", got)
+	}
+	// A head is the task's head, byte for byte.
+	hs := heads(0, 140, 2)
+	if want := s1.Head(); !sameHead(hs[0], want) {
+		t.Errorf("head = %+v\nwant %+v", hs[0], want)
+	}
+	if hs[1].ID != "s2" || hs[1].MsgBody != nil || hs[1].Offline != nil || hs[1].DataID != "" || hs[1].ExpiresAt != 0 {
+		t.Errorf("bare notification head = %+v", hs[1])
+	}
+}
+
+func sameHead(a, b im.TaskHead) bool {
+	return a.App == b.App && a.ID == b.ID && a.Seq == b.Seq && a.From == b.From &&
+		string(a.MsgBody) == string(b.MsgBody) && string(a.Offline) == string(b.Offline) &&
+		a.DataID == b.DataID && a.CreatedAt == b.CreatedAt && a.ExpiresAt == b.ExpiresAt
+}
+
+func (h harness) testTaskAudience(t *testing.T) {
+	f := h.fresh(t)
+	big := roaring.New()
+	big.AddRange(1, 300_000)
+	big.Add(1 << 30)
+	big.RunOptimize()
+	bb, err := big.ToBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := pushTask(testApp, "big", 1, 100)
+	x.Audience = bb
+	f.create(x, 0)
+	f.create(pushTask(testApp, "empty", 2, 100), 0)
+	if got, err := f.s.TaskAudience(f.ctx, testApp, "big"); err != nil || string(got) != string(bb) {
+		t.Errorf("TaskAudience(big) = %d bytes, %v; want %d bytes as created", len(got), err, len(bb))
+	}
+	if got, err := f.s.TaskAudience(f.ctx, testApp, "empty"); err != nil || len(ordsOf(t, got)) != 0 {
+		t.Errorf("TaskAudience(empty) = %v, %v", got, err)
+	}
+	_, err = f.s.TaskAudience(f.ctx, testApp, "nope")
+	wantNotFound(t, "TaskAudience of unknown task", err)
+	_, err = f.s.TaskAudience(f.ctx, otherApp, "big")
+	wantNotFound(t, "TaskAudience of another app's task", err)
+	f.reopen()
+	if got, err := f.s.TaskAudience(f.ctx, testApp, "big"); err != nil || string(got) != string(bb) {
+		t.Errorf("TaskAudience(big) after reopen = %d bytes, %v", len(got), err)
 	}
 }
 
