@@ -65,6 +65,11 @@ func serve(ctx context.Context, env Env, args []string) error {
 
 	setMemoryLimit(cfg.MemoryLimit)
 	progress.Phase("opening store", 0)
+	unlock, err := sqlite.Lock(cfg.Store) // refuses a store that `timd import` is loading
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	defer unlock()
 	store, err := sqlite.OpenConfig(ctx, cfg.Store, log,
 		sqlite.Config{WriterCache: int64(cfg.StoreCache), ReaderCache: int64(cfg.StoreReadCache)})
 	if err != nil {

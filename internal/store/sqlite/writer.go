@@ -54,6 +54,7 @@ type writer struct {
 	tx   wtx
 	fold folder
 	seqs changeSeqs // change positions (changes.go)
+	bulk bulkStmts  // bulk loading (bulk.go)
 	buf  []byte     // account_log images being encoded
 	// evicting is the scratch list of keys a fold step drops.
 	evicting []int64
@@ -314,5 +315,5 @@ func (w *writer) stop() {
 // close releases the writer's statements and connection; call it after
 // stop, or instead of it when run was never started.
 func (w *writer) close() error {
-	return errors.Join(w.tx.close(), w.seqs.close(), w.conn.Close())
+	return errors.Join(w.tx.close(), w.seqs.close(), w.bulk.close(), w.conn.Close())
 }
