@@ -227,7 +227,8 @@ func TestE2EDeliverySequence(t *testing.T) {
 	t.Logf("killed with %v of 20,000 sent", sent)
 
 	p = start(t, store, flags...)
-	waitFor(t, "the fan-out to finish", func() bool { return p.stats(t3)["SentCount"] == 20_000.0 })
+	// Everyone is the 20,000 accounts and the admin (an account, spec §4).
+	waitFor(t, "the fan-out to finish", func() bool { return p.stats(t3)["SentCount"] == 20_001.0 })
 	// Every live client reconnects and receives the push at least once.
 	for i := range clients {
 		c := p.connect(fmt.Sprint("u", i))

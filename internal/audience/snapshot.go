@@ -34,6 +34,7 @@ import (
 //	         per slot 0..9: value count · (value string · bitmap)...
 //	         tag count · (tag string · bitmap)...
 //	         ID count · ID bytes · (ordinal delta · ID string)...   ascending ordinals
+//	         owned · owner count · (device ordinal delta · owner ordinal)...
 //	CRC-32C of everything before it (uint32 LE)
 //
 // A string is its length and bytes; a bitmap is its length and Roaring's
@@ -79,7 +80,7 @@ func (x *Index) Snapshot(storeID string) *Snapshot {
 
 func (a *appIndex) clone() *appIndex {
 	c := &appIndex{all: a.all.Clone(), byType: [2]*roaring.Bitmap{a.byType[0].Clone(), a.byType[1].Clone()},
-		tags: cloneSets(a.tags), pos: a.pos}
+		tags: cloneSets(a.tags), owned: a.owned.Clone(), owner: maps.Clone(a.owner), pos: a.pos}
 	for s := range a.attrs {
 		c.attrs[s] = cloneSets(a.attrs[s])
 	}
@@ -172,14 +173,17 @@ func (x *Index) Refresh(app uint64, ords []uint32, profiles []im.Profile, pos ui
 		andNotSets(a.attrs[s], drop)
 	}
 	andNotSets(a.tags, drop)
+	a.owned.AndNot(drop)
 	it := drop.Iterator()
 	for it.HasNext() {
-		a.dict.del(it.Next())
+		o := it.Next()
+		a.dict.del(o)
+		delete(a.owner, o)
 	}
 	for i := range profiles {
 		p := &profiles[i]
 		a.upsert(&im.Change{App: app, Op: im.ChangeUpsert, ID: p.Account.ID, Type: p.Account.Type,
-			Ordinal: p.Account.Ordinal, NewAttrs: p.Attrs, NewTags: p.Tags})
+			Ordinal: p.Account.Ordinal, Owner: p.Account.Owner, NewAttrs: p.Attrs, NewTags: p.Tags})
 	}
 	a.pos = max(a.pos, pos)
 }
@@ -275,6 +279,15 @@ func (s *Snapshot) WriteTo(out io.Writer) (int64, error) {
 			w.uvarint(uint64(o) - prev)
 			prev = uint64(o)
 			w.bytes(a.dict.raw(uint32(o)))
+		}
+		w.bitmap(a.owned)
+		devs := slices.Sorted(maps.Keys(a.owner))
+		w.uvarint(uint64(len(devs)))
+		prev = 0
+		for _, d := range devs {
+			w.uvarint(uint64(d) - prev)
+			prev = uint64(d)
+			w.uvarint(uint64(a.owner[d]))
 		}
 	}
 	if w.err == nil {
@@ -506,5 +519,33 @@ func (r *snapReader) app() *appIndex {
 		}
 		a.dict.load(uint32(ord), id)
 	}
+	r.owners(a)
 	return a
+}
+
+// owners reads the device ownership of a.
+func (r *snapReader) owners(a *appIndex) {
+	a.owned = r.bitmap()
+	n := r.uvarint()
+	if r.err != nil {
+		return
+	}
+	if n != a.owned.GetCardinality() || roaring.AndNot(a.owned, a.byType[im.AcctRegistrationID]).GetCardinality() != 0 {
+		r.fail("owned devices that are not RegistrationIDs, or owners for %d of %d", n, a.owned.GetCardinality())
+		return
+	}
+	a.owner = make(map[uint32]uint32, n)
+	d := uint64(0)
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		d += r.uvarint()
+		u := r.uvarint()
+		if d > uint64(^uint32(0)) || u > uint64(^uint32(0)) || !a.owned.Contains(uint32(d)) {
+			r.fail("owner of %d that is not an owned device", d)
+			return
+		}
+		a.owner[uint32(d)] = uint32(u)
+	}
+	if uint64(len(a.owner)) != n {
+		r.fail("device owned twice")
+	}
 }

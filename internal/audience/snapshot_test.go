@@ -195,3 +195,44 @@ func TestRefresh(t *testing.T) {
 		})
 	}
 }
+
+// TestSnapshotKeepsOwners checks that device ownership (Recipients)
+// survives a snapshot, and that Refresh re-derives it from profiles.
+func TestSnapshotKeepsOwners(t *testing.T) {
+	const app = 7
+	x := New()
+	user := func(id string, ord uint32) im.Change {
+		return im.Change{App: app, Op: im.ChangeUpsert, ID: id, Type: im.AcctUserID, Ordinal: ord}
+	}
+	dev := func(id, owner string, ord uint32) im.Change {
+		return im.Change{App: app, Op: im.ChangeUpsert, ID: id, Type: im.AcctRegistrationID, Ordinal: ord, Owner: owner, NewTags: []string{"ios"}}
+	}
+	x.Apply([]im.Change{user("alice", 1), user("bob", 2), dev("a1", "alice", 3), dev("a2", "alice", 4), dev("b1", "bob", 5), dev("anon", "", 6)})
+	var buf bytes.Buffer
+	if _, err := x.Snapshot("s").WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	s, err := ReadSnapshot(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	y := New()
+	y.Install(s, app)
+	var schema im.AttrSchema
+	recips := func(x *Index) []uint32 {
+		aud, err := x.Evaluate(app, &schema, &im.Condition{TagsOr: []string{"ios"}}, DefaultOptions())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return x.Recipients(app, aud).ToArray()
+	}
+	if got := recips(y); !slices.Equal(got, []uint32{1, 2, 6}) {
+		t.Fatalf("recipients after load %v, want [1 2 6]", got)
+	}
+	// b1 changes hands to alice: a refresh from its profile re-derives it.
+	y.Refresh(app, []uint32{5}, []im.Profile{{Account: im.Account{ID: "b1", Type: im.AcctRegistrationID, Ordinal: 5, Owner: "alice"},
+		Tags: []string{"ios"}}}, 9)
+	if got := recips(y); !slices.Equal(got, []uint32{1, 6}) {
+		t.Fatalf("recipients after refresh %v, want [1 6]", got)
+	}
+}

@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"fmt"
+
 	"timd/internal/im"
 	"timd/internal/service"
 )
@@ -78,10 +80,13 @@ func (s *Server) setAttrs(r *request, legacy bool) (any, error) {
 	if err := decode(r.body, &req); err != nil {
 		return nil, err
 	}
+	if req.UserAttrs == nil {
+		return nil, required("UserAttrs")
+	}
 	items := make([]service.UserAttrs, len(req.UserAttrs))
 	for i, it := range req.UserAttrs {
-		if it.ToAccount == nil {
-			return nil, im.KindErrorf(im.KindBadParam, "UserAttrs[%d] has no To_Account", i)
+		if err := requireItem("UserAttrs", i, it.ToAccount, it.Attrs == nil, "Attrs"); err != nil {
+			return nil, err
 		}
 		items[i] = service.UserAttrs{Account: *it.ToAccount, Attrs: it.Attrs}
 	}
@@ -102,10 +107,13 @@ func (s *Server) removeAttrs(r *request, legacy bool) (any, error) {
 	if err := decode(r.body, &req); err != nil {
 		return nil, err
 	}
+	if req.UserAttrs == nil {
+		return nil, required("UserAttrs")
+	}
 	items := make([]service.UserAttrNames, len(req.UserAttrs))
 	for i, it := range req.UserAttrs {
-		if it.ToAccount == nil {
-			return nil, im.KindErrorf(im.KindBadParam, "UserAttrs[%d] has no To_Account", i)
+		if err := requireItem("UserAttrs", i, it.ToAccount, it.Attrs == nil, "Attrs"); err != nil {
+			return nil, err
 		}
 		items[i] = service.UserAttrNames{Account: *it.ToAccount, Names: it.Attrs}
 	}
@@ -138,6 +146,9 @@ func (s *Server) readProfiles(r *request, legacy bool, each func(service.Profile
 	if err := decode(r.body, &req); err != nil {
 		return nil, err
 	}
+	if req.ToAccount == nil {
+		return nil, required("To_Account")
+	}
 	profiles, err := s.svc.Audience.Profiles(r.ctx, r.app.SDKAppID, req.ToAccount)
 	if err != nil {
 		return nil, err
@@ -155,6 +166,24 @@ func (s *Server) readProfiles(r *request, legacy bool, each func(service.Profile
 
 type accountsReq struct {
 	ToAccount []string `json:"To_Account"`
+}
+
+// required is the error of a missing or null required field (90001 in
+// the push family).
+func required(path string) error {
+	return im.KindErrorf(im.KindBadParam, "%s is required", path)
+}
+
+// requireItem checks an item of a per-account list: its To_Account and
+// its field named what are required (missing reports the latter absent).
+func requireItem(list string, i int, to *string, missing bool, what string) error {
+	if to == nil {
+		return required(fmt.Sprintf("%s[%d].To_Account", list, i))
+	}
+	if missing {
+		return required(fmt.Sprintf("%s[%d].%s", list, i, what))
+	}
+	return nil
 }
 
 func notImported(id string) itemError {

@@ -41,7 +41,8 @@ func newClientEnv(t *testing.T) *clientEnv {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	st, idx, apps := openStore(t, log)
 	tasks := delivertest.NewTasks()
-	hub := deliver.NewHub(tasks, idx, deliver.Options{AckInterval: 10 * time.Millisecond}, log)
+	audiences := deliver.NewAudienceCache(tasks, 0) // one cache, as serve wires it
+	hub := deliver.NewHub(tasks, audiences, deliver.Options{AckInterval: 10 * time.Millisecond}, log)
 	hub.Start(ctx)
 	auth := service.NewAuth(apps, st, nil)
 	h := httpapi.New(httpapi.Services{
@@ -49,8 +50,8 @@ func newClientEnv(t *testing.T) *clientEnv {
 		Accounts: service.NewAccounts(st, auth, hub),
 		Audience: service.NewAudience(st, nil),
 		Hub:      hub,
-		Inbox:    service.NewInbox(tasks, idx),
-		Devices:  service.NewDevices(st),
+		Inbox:    service.NewInbox(tasks, audiences),
+		Devices:  service.NewDevices(st, nil),
 	}, httpapi.Options{BodyLimit: 64 << 10}, log, httpapi.NewMetrics(prometheus.NewRegistry()))
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() {

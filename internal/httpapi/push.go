@@ -18,9 +18,6 @@ var errNoPush = im.Errorf(im.CodePushDisabled, "push is not enabled on this serv
 
 // push serves timpush/push (both the message and the notification form).
 func (s *Server) push(r *request) (any, error) {
-	if s.svc.Push == nil {
-		return nil, errNoPush
-	}
 	id, err := s.svc.Push.Push(r.ctx, r.app.SDKAppID, r.identifier, r.body)
 	if err != nil {
 		return nil, err
@@ -30,9 +27,6 @@ func (s *Server) push(r *request) (any, error) {
 
 // imPush serves the legacy all_member_push/im_push.
 func (s *Server) imPush(r *request) (any, error) {
-	if s.svc.Push == nil {
-		return nil, errNoPush
-	}
 	id, err := s.svc.Push.Legacy(r.ctx, r.app.SDKAppID, r.identifier, r.body)
 	if err != nil {
 		return nil, err
@@ -42,9 +36,6 @@ func (s *Server) imPush(r *request) (any, error) {
 
 // batch serves timpush/batch; a failed request still carries "TaskId":"".
 func (s *Server) batch(r *request) (any, error) {
-	if s.svc.Push == nil {
-		return batchResp{}, errNoPush
-	}
 	id, errs, err := s.svc.Push.Batch(r.ctx, r.app.SDKAppID, r.identifier, r.body)
 	if err != nil {
 		return batchResp{}, err
@@ -58,8 +49,5 @@ func (s *Server) batch(r *request) (any, error) {
 
 // revoke serves timpush/revoke; the answer is the bare envelope.
 func (s *Server) revoke(r *request) (any, error) {
-	if s.svc.Push == nil {
-		return nil, errNoPush
-	}
 	return nil, s.svc.Push.RevokeRequest(r.ctx, r.app.SDKAppID, r.body)
 }

@@ -296,7 +296,7 @@ func TestPushAudienceAndStorage(t *testing.T) {
 		{"notification", "timpush/push", `{"MsgRandom":8,"OfflinePushInfo":{"Title":"t"}}`, 10, false, 0},
 		{"notification with MsgLifeTime", "timpush/push", `{"MsgRandom":9,"MsgLifeTime":60,"OfflinePushInfo":{"Title":"t"}}`, 10, true, now + 60},
 		{"im_push", "all_member_push/im_push", `{"MsgRandom":10,` + msg + `}`, 10, false, 0},
-		{"im_push MsgLifeTime", "all_member_push/im_push", `{"MsgRandom":11,"MsgLifeTime":30,"Condition":{"TagsOr":["even"],"TagsNot":["even"]},` + msg + `}`, 5, true, now + 30},
+		{"im_push MsgLifeTime", "all_member_push/im_push", `{"MsgRandom":11,"MsgLifeTime":30,"Condition":{"TagsOr":["even"]},` + msg + `}`, 5, true, now + 30},
 		{"batch", "timpush/batch", `{"MsgRandom":12,"To_Account":["u1","u2","u2"],"OfflinePushInfo":{"Title":"t"}}`, 2, false, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -314,7 +314,7 @@ func TestPushAudienceAndStorage(t *testing.T) {
 func TestBatch(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	setupPush(t, e, 3)
-	if _, err := e.store.RegisterDevice(context.Background(), appA.SDKAppID, im.Device{RegistrationID: "REG-9", Platform: "ios"}); err != nil {
+	if _, err := e.store.RegisterDevice(context.Background(), appA.SDKAppID, im.Device{RegistrationID: "REG-9", Platform: "ios"}, im.DeviceLimits{}); err != nil {
 		t.Fatal(err)
 	}
 	r := e.call("timpush/batch", `{"From_Account":"ops","To_Account":["u0","ghost","REG-9","u2"],"MsgRandom":5,"DataId":"order-1","OfflinePushInfo":{"Title":"t","Desc":"d"}}`)

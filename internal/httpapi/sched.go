@@ -8,9 +8,6 @@ type schedIDResp struct {
 }
 
 func (s *Server) addSchedTask(r *request) (any, error) {
-	if s.svc.Sched == nil {
-		return nil, errNoPush
-	}
 	id, err := s.svc.Sched.Add(r.ctx, r.app.SDKAppID, r.identifier, r.body)
 	if err != nil {
 		return nil, err
@@ -19,9 +16,6 @@ func (s *Server) addSchedTask(r *request) (any, error) {
 }
 
 func (s *Server) modifySchedTask(r *request) (any, error) {
-	if s.svc.Sched == nil {
-		return nil, errNoPush
-	}
 	id, err := s.svc.Sched.Modify(r.ctx, r.app.SDKAppID, r.identifier, r.body)
 	if err != nil {
 		return nil, err
@@ -31,17 +25,11 @@ func (s *Server) modifySchedTask(r *request) (any, error) {
 
 // deleteSchedTask answers "TaskID":0 on failure, as documented.
 func (s *Server) deleteSchedTask(r *request) (any, error) {
-	if s.svc.Sched == nil {
-		return schedIDResp{}, errNoPush
-	}
 	id, err := s.svc.Sched.Delete(r.ctx, r.app.SDKAppID, r.body)
 	return schedIDResp{TaskID: id}, err
 }
 
 func (s *Server) getSchedTask(r *request) (any, error) {
-	if s.svc.Sched == nil {
-		return nil, errNoPush
-	}
 	t, err := s.svc.Sched.Get(r.ctx, r.app.SDKAppID, r.body)
 	if err != nil {
 		return nil, err
@@ -52,9 +40,6 @@ func (s *Server) getSchedTask(r *request) (any, error) {
 }
 
 func (s *Server) listSchedTask(r *request) (any, error) {
-	if s.svc.Sched == nil {
-		return nil, errNoPush
-	}
 	total, tasks, err := s.svc.Sched.List(r.ctx, r.app.SDKAppID, r.body)
 	if err != nil {
 		return nil, err

@@ -20,6 +20,8 @@ type userTagsResp struct {
 	ErrorList []itemError   `json:"ErrorList,omitempty"`
 }
 
+// decodeUserTags decodes the UserTags list of add_tag and remove_tag:
+// UserTags, and each item's To_Account and Tags, are required (90001).
 func decodeUserTags(body []byte, replace *int) ([]service.UserTags, error) {
 	var req struct {
 		Replace  int            `json:"Replace"`
@@ -31,10 +33,13 @@ func decodeUserTags(body []byte, replace *int) ([]service.UserTags, error) {
 	if replace != nil {
 		*replace = req.Replace
 	}
+	if req.UserTags == nil {
+		return nil, required("UserTags")
+	}
 	items := make([]service.UserTags, len(req.UserTags))
 	for i, it := range req.UserTags {
-		if it.ToAccount == nil {
-			return nil, im.KindErrorf(im.KindBadParam, "UserTags[%d] has no To_Account", i)
+		if err := requireItem("UserTags", i, it.ToAccount, it.Tags == nil, "Tags"); err != nil {
+			return nil, err
 		}
 		items[i] = service.UserTags{Account: *it.ToAccount, Tags: it.Tags}
 	}
@@ -83,6 +88,9 @@ func (s *Server) clearTags(r *request, legacy bool) (any, error) {
 	var req accountsReq
 	if err := decode(r.body, &req); err != nil {
 		return nil, err
+	}
+	if req.ToAccount == nil {
+		return nil, required("To_Account")
 	}
 	errs, err := s.svc.Audience.ClearTags(r.ctx, r.app.SDKAppID, req.ToAccount)
 	return partialResult(errs, legacy), err

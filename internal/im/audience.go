@@ -98,11 +98,15 @@ type Change struct {
 	// Seq is the app's change position of this change: the store numbers
 	// each app's committed changes 1, 2, 3, ... without gaps, in commit
 	// order, in the same transaction as the change (see ChangeLog).
-	Seq      uint64
-	Op       ChangeOp
-	ID       string
-	Type     AcctType
-	Ordinal  uint32
+	Seq     uint64
+	Op      ChangeOp
+	ID      string
+	Type    AcctType
+	Ordinal uint32
+	// Owner is, for a RegistrationID created by a user, that UserID; it is
+	// set on the Upsert that creates the account (and on rebuilds) and
+	// empty on every other change.
+	Owner    string
 	OldAttrs AttrValues
 	NewAttrs AttrValues
 	OldTags  []string

@@ -55,6 +55,12 @@ func checkAccepted(t *testing.T, body []byte, r *PushRequest) {
 	case r.Kind == im.PushCondition && r.MsgBody == nil && r.Offline == nil:
 		t.Fatalf("%q accepted with nothing to show", body)
 	}
+	if r.Condition != nil && r.Condition.Empty() {
+		t.Fatalf("%q accepted with a Condition that names no clause", body)
+	}
+	if r.Kind != im.PushBatch {
+		checkClosed(t, body, r.Kind)
+	}
 	if r.MsgBody != nil {
 		var elems []json.RawMessage
 		if json.Unmarshal(r.MsgBody, &elems) != nil || len(elems) == 0 {
@@ -63,6 +69,35 @@ func checkAccepted(t *testing.T, body []byte, r *PushRequest) {
 	}
 	if r.Offline != nil && (!json.Valid(r.Offline) || !bytes.HasPrefix(r.Offline, []byte("{"))) {
 		t.Fatalf("%q: OfflinePushInfo %q is not an object", body, r.Offline)
+	}
+}
+
+// checkClosed fails when an accepted push or im_push body has a key, or
+// a Condition key, that is not documented: ignoring one could widen the
+// push to everyone.
+func checkClosed(t *testing.T, body []byte, kind im.PushKind) {
+	t.Helper()
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(body, &top); err != nil {
+		t.Fatalf("%q accepted but is not an object: %v", body, err)
+	}
+	for k := range top {
+		if !slices.Contains(pushKeys, k) {
+			t.Fatalf("%q accepted with the unknown key %q", body, k)
+		}
+	}
+	var cond map[string]json.RawMessage
+	if json.Unmarshal(top["Condition"], &cond) != nil {
+		return // absent or null
+	}
+	keys := conditionKeys
+	if kind == im.PushLegacy {
+		keys = legacyConditionKeys
+	}
+	for k := range cond {
+		if !slices.Contains(keys, k) {
+			t.Fatalf("%q accepted with the unknown Condition key %q", body, k)
+		}
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"timd/internal/deliver"
 	"timd/internal/deliver/delivertest"
 	"timd/internal/im"
 	"timd/internal/service"
@@ -18,7 +19,7 @@ const app = 1400000001
 func TestInboxSync(t *testing.T) {
 	ctx := context.Background()
 	tasks := delivertest.NewTasks()
-	inbox := service.NewInbox(tasks, nil)
+	inbox := service.NewInbox(tasks, deliver.NewAudienceCache(tasks, 0))
 	later := time.Now().Add(time.Hour).Unix()
 	add := func(id string, ords ...uint32) {
 		tasks.Add(im.PushTask{App: app, ID: id, ExpiresAt: later}, ords...)
@@ -67,7 +68,7 @@ func TestInboxSync(t *testing.T) {
 func TestInboxLimitsAndErrors(t *testing.T) {
 	ctx := context.Background()
 	tasks := delivertest.NewTasks()
-	inbox := service.NewInbox(tasks, nil)
+	inbox := service.NewInbox(tasks, deliver.NewAudienceCache(tasks, 0))
 	for i := range 300 {
 		tasks.Add(im.PushTask{App: app, ID: fmt.Sprint("t", i)}, 1)
 	}
@@ -105,8 +106,24 @@ func TestInboxCorruptAudience(t *testing.T) {
 	if _, _, err := tasks.CreateTask(context.Background(), bad, time.Now().Unix()); err != nil {
 		t.Fatal(err)
 	}
-	_, _, _, err := service.NewInbox(tasks, nil).Sync(context.Background(), im.App{SDKAppID: app}, im.Account{Ordinal: 1}, 0, 10)
+	_, _, _, err := service.NewInbox(tasks, deliver.NewAudienceCache(tasks, 0)).Sync(context.Background(), im.App{SDKAppID: app}, im.Account{Ordinal: 1}, 0, 10)
 	if err == nil {
 		t.Fatal("a corrupt audience was not reported")
+	}
+}
+
+// TestInboxUsesGivenCache: the inbox decodes audiences through the cache
+// it is given, the one serve shares with the live hub, instead of a
+// second cache of its own.
+func TestInboxUsesGivenCache(t *testing.T) {
+	tasks := delivertest.NewTasks()
+	tasks.Add(im.PushTask{App: app, ID: "t1", ExpiresAt: time.Now().Add(time.Hour).Unix()}, 3)
+	shared := deliver.NewAudienceCache(tasks, 0)
+	pushes, _, _, err := service.NewInbox(tasks, shared).Sync(context.Background(), im.App{SDKAppID: app}, im.Account{Ordinal: 3}, 0, 10)
+	if err != nil || len(pushes) != 1 {
+		t.Fatalf("Sync = %d pushes, %v", len(pushes), err)
+	}
+	if bm, ok := shared.Lookup(app, "t1"); !ok || !bm.Contains(3) {
+		t.Fatal("the inbox did not decode through the shared cache")
 	}
 }

@@ -309,6 +309,7 @@ func (p *Push) build(ctx context.Context, app uint64, req *PushRequest, now time
 			return im.PushTask{}, nil, err
 		}
 	}
+	aud = p.index.Recipients(app, aud)
 	aud.RunOptimize()
 	blob, err := aud.ToBytes()
 	if err != nil {

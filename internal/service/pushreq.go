@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"slices"
 	"strconv"
+	"strings"
 
 	"timd/internal/im"
 )
@@ -54,8 +56,10 @@ var msgTypes = map[string]bool{
 //   - 90057 DataId is longer than 64 bytes;
 //   - 90018 a batch has more than 500 recipients.
 //
-// Unknown fields are ignored; the legacy Condition has no TagsNot, so a
-// TagsNot in an im_push is ignored too.
+// Push and im_push bodies and every Condition are closed: an unknown key
+// is 90001, as is a Condition naming no non-empty clause; the legacy
+// Condition has no TagsNot, so a TagsNot in an im_push is 90001 too.
+// Unknown keys of a batch body are ignored.
 func ParsePush(body []byte, kind im.PushKind) (*PushRequest, error) {
 	return parsePush(body, kind, true)
 }
@@ -64,6 +68,11 @@ func parsePush(body []byte, kind im.PushKind, randomRequired bool) (*PushRequest
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
 		return nil, im.KindErrorf(im.KindBadJSON, "request body is not a JSON object")
+	}
+	if kind != im.PushBatch {
+		if err := closedBody(fields); err != nil {
+			return nil, err
+		}
 	}
 	req := &PushRequest{Kind: kind}
 	steps := []func(map[string]json.RawMessage, *PushRequest) error{
@@ -112,19 +121,91 @@ func parseFrom(f map[string]json.RawMessage, r *PushRequest) error {
 	return nil
 }
 
+// pushKeys are the top-level keys of a push and an im_push body. These
+// bodies are closed: without a Condition they reach everyone, so a
+// misspelt "Condition", or a To_Account meant for batch, must not be
+// ignored. (A batch body stays open: its audience is its To_Account.)
+var pushKeys = []string{"From_Account", "MsgRandom", "Condition", "MsgBody", "OfflinePushInfo",
+	"OnlineOnlyFlag", "MsgLifeTime", "DataId"}
+
+// closedBody refuses (90001) a push or im_push body key outside pushKeys.
+func closedBody(fields map[string]json.RawMessage) error {
+	if k := firstUnknown(fields, pushKeys); k != "" {
+		return im.KindErrorf(im.KindBadJSON,
+			"%s is not a field of a push request; expected %s (an absent Condition pushes to everyone)",
+			k, strings.Join(pushKeys, ", "))
+	}
+	return nil
+}
+
+// firstUnknown returns the least key of fields that is not in keys, or "".
+func firstUnknown(fields map[string]json.RawMessage, keys []string) string {
+	var first string
+	for k := range fields {
+		if !slices.Contains(keys, k) && (first == "" || k < first) {
+			first = k
+		}
+	}
+	return first
+}
+
+// conditionKeys are the keys of a Condition (spec §5.4); the legacy
+// im_push Condition has no TagsNot.
+var (
+	conditionKeys       = []string{"TagsAnd", "TagsOr", "TagsNot", "AttrsAnd", "AttrsOr"}
+	legacyConditionKeys = []string{"TagsAnd", "TagsOr", "AttrsAnd", "AttrsOr"}
+)
+
+// parseCondition decodes a Condition. Absent or null means everyone. A
+// Condition is closed: a key other than the documented ones (compared
+// exactly) is 90001, and so is a Condition that names no non-empty
+// clause, because ignoring either would push to everyone.
 func parseCondition(f map[string]json.RawMessage, r *PushRequest) error {
 	if r.Kind == im.PushBatch || !present(f, "Condition") {
 		return nil
 	}
-	var c im.Condition
-	if err := json.Unmarshal(f["Condition"], &c); err != nil {
-		return im.KindErrorf(im.KindBadJSON, "Condition must be an object of tag lists and attribute maps")
-	}
+	keys := conditionKeys
 	if r.Kind == im.PushLegacy {
-		c.TagsNot = nil
+		keys = legacyConditionKeys
 	}
-	if !c.Empty() {
-		r.Condition = &c
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(f["Condition"], &fields); err != nil || fields == nil {
+		return im.KindErrorf(im.KindBadJSON, "Condition must be a JSON object")
+	}
+	if err := closedObject("Condition", fields, keys); err != nil {
+		return err
+	}
+	var c im.Condition
+	for _, clause := range []struct {
+		key string
+		dst any
+	}{{"TagsAnd", &c.TagsAnd}, {"TagsOr", &c.TagsOr}, {"TagsNot", &c.TagsNot}, {"AttrsAnd", &c.AttrsAnd}, {"AttrsOr", &c.AttrsOr}} {
+		if !present(fields, clause.key) {
+			continue
+		}
+		if err := json.Unmarshal(fields[clause.key], clause.dst); err != nil {
+			want := "an array of strings"
+			if strings.HasPrefix(clause.key, "Attrs") {
+				want = "an object of string values"
+			}
+			return im.KindErrorf(im.KindBadJSON, "Condition.%s must be %s", clause.key, want)
+		}
+	}
+	if c.Empty() {
+		return im.KindErrorf(im.KindBadParam,
+			"Condition names no clause: give a non-empty %s, or leave Condition out to push to everyone",
+			strings.Join(keys, ", "))
+	}
+	r.Condition = &c
+	return nil
+}
+
+// closedObject refuses (90001) a key of fields that is not one of keys.
+// Keys compare exactly.
+func closedObject(name string, fields map[string]json.RawMessage, keys []string) error {
+	if k := firstUnknown(fields, keys); k != "" {
+		return im.KindErrorf(im.KindBadJSON, "%s.%s is not a field of %s; expected %s",
+			name, k, name, strings.Join(keys, ", "))
 	}
 	return nil
 }

@@ -89,14 +89,14 @@ func invalid(format string, args ...any) error {
 // a JSON object of the right types, 90104 when Sdkappid is missing or not
 // the caller's app.
 func decodeSched(app uint64, body []byte) (*schedReq, error) {
-	var r schedReq
-	if err := json.Unmarshal(body, &r); err != nil {
+	var r *schedReq
+	if err := json.Unmarshal(body, &r); err != nil || r == nil {
 		return nil, im.KindErrorf(im.KindBadJSON, "request body is not a JSON object of the documented types")
 	}
 	if r.Sdkappid == nil || *r.Sdkappid != app {
 		return nil, invalid("Sdkappid must equal the sdkappid of the URL")
 	}
-	return &r, nil
+	return r, nil
 }
 
 func parseSchedTime(field string, v *string) (int64, error) {

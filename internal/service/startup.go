@@ -189,7 +189,7 @@ func (src IndexSource) rebuildApp(ctx context.Context, app uint64) error {
 	batch := make([]im.Change, 0, rebuildBatch)
 	err = src.Store.ScanProfiles(ctx, app, func(p im.Profile) error {
 		batch = append(batch, im.Change{App: app, Op: im.ChangeUpsert, ID: p.Account.ID,
-			Type: p.Account.Type, Ordinal: p.Account.Ordinal, NewAttrs: p.Attrs, NewTags: p.Tags})
+			Type: p.Account.Type, Ordinal: p.Account.Ordinal, Owner: p.Account.Owner, NewAttrs: p.Attrs, NewTags: p.Tags})
 		if len(batch) == rebuildBatch {
 			src.Index.Apply(batch)
 			src.Progress.add(uint64(len(batch)))

@@ -41,7 +41,7 @@ func TestBulkLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.mustEdit(t, im.Edit{Account: "old1", Op: im.OpAddTags, Tags: []string{"a"}})
-	if _, err := s.RegisterDevice(ctx, 1, im.Device{RegistrationID: "R"}); err != nil {
+	if _, err := s.RegisterDevice(ctx, 1, im.Device{RegistrationID: "R"}, im.DeviceLimits{}); err != nil {
 		t.Fatal(err)
 	}
 	s.mustEdit(t, im.Edit{Account: "R", Op: im.OpAddTags, Tags: []string{"devtag"}})
