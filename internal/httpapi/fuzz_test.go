@@ -24,6 +24,9 @@ func FuzzRequests(f *testing.F) {
 		`{"TaskId":"x"}`, `{"StartTime":1,"EndTime":2,"TaskID":[]}`,
 		`{"Sdkappid":1400000001,"Type":"All","SchedAt":"2030-01-01 00:00:00","Content":{}}`,
 		`null`, `[]`, `"x"`, `{"UserAttrs":null}`, `{"To_Account":[1]}`, `{"UserTags":[{"Tags":[null]}]}`,
+		`{"MsgRandom":4,"Condition":{"TagOr":["x"]},"OfflinePushInfo":{}}`, `{"MsgRandom":5,"Condition":{},"OfflinePushInfo":{}}`,
+		`{"UserAttrs":[{"To_Account":"a","Attrs":null}]}`, `{"UserTags":[{"To_Account":"a"}]}`,
+		`{"Sdkappid":1400000001,"TaskID":1,"Type":"Tag","Content":{"Condition":{"TagsOr":["x"]},"OfflinePushInfo":{}}}`,
 	}
 	for _, s := range seeds {
 		f.Add(uint8(0), s)
