@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -150,10 +149,10 @@ type importSink interface {
 	close()
 }
 
-// newSlots returns the slot assignment (wire keys "0".."9") that defines
-// the names s lacks in its free slots.
-func newSlots(s *im.AttrSchema, names []string) (service.SlotNames, error) {
-	add := service.SlotNames{}
+// newSlots returns the slot assignment that defines the names s lacks in
+// its free slots.
+func newSlots(s *im.AttrSchema, names []string) (map[int]string, error) {
+	add := map[int]string{}
 	free := 0
 	for _, name := range names {
 		if s.Slot(name) >= 0 {
@@ -165,7 +164,7 @@ func newSlots(s *im.AttrSchema, names []string) (service.SlotNames, error) {
 		if free == len(s) {
 			return nil, fmt.Errorf("--attr-names: no free attribute slot for %q (an app has %d)", name, len(s))
 		}
-		add[strconv.Itoa(free)] = name
+		add[free] = name
 		s[free].Name = name
 		free++
 	}

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"timd/internal/im"
-	"timd/internal/service"
 	"timd/internal/usersig"
 )
 
@@ -142,13 +141,17 @@ func (r *restSink) defineAttrs(ctx context.Context, names []string) error {
 	if err != nil || len(add) == 0 {
 		return err
 	}
-	return r.call(ctx, "timpush/set_attr_name", map[string]any{"AttrNames": add}, nil)
+	wire := map[string]string{}
+	for slot, name := range add {
+		wire[strconv.Itoa(slot)] = name
+	}
+	return r.call(ctx, "timpush/set_attr_name", map[string]any{"AttrNames": wire}, nil)
 }
 
 func (r *restSink) schema(ctx context.Context) (*im.AttrSchema, error) {
 	var out struct {
-		AttrNames service.SlotNames
-		AttrTypes service.SlotTypes
+		AttrNames map[string]string
+		AttrTypes map[string]int
 	}
 	if err := r.call(ctx, "timpush/get_attr_name", map[string]any{}, &out); err != nil {
 		return nil, err
