@@ -1,4 +1,4 @@
--- 0003_changes: the per-app change position and the change log
+-- 0004_changes: the per-app change position and the change log
 -- (im.ChangeLog). Every committed change of an app's accounts gets the next
 -- Seq of that app, 1, 2, 3, ... without gaps, in the same transaction as the
 -- change. change_log remembers which ordinals each group of changes
