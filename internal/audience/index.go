@@ -34,6 +34,10 @@ type appIndex struct {
 	attrs  [im.MaxAttrSlots]map[string]*roaring.Bitmap // slot → value → ordinals
 	tags   map[string]*roaring.Bitmap                  // tag → ordinals
 	dict   dict
+	// owned holds the RegistrationIDs a live UserID owns, and owner maps
+	// each to its owner's ordinal (see Recipients).
+	owned *roaring.Bitmap
+	owner map[uint32]uint32
 }
 
 func newAppIndex() *appIndex {
@@ -50,6 +54,8 @@ func (a *appIndex) reset() {
 	}
 	a.tags = map[string]*roaring.Bitmap{}
 	a.dict = newDict()
+	a.owned = roaring.New()
+	a.owner = map[uint32]uint32{}
 }
 
 // New returns an empty Index.
@@ -117,6 +123,13 @@ func (a *appIndex) upsert(c *im.Change) {
 		}
 	}
 	a.dict.put(o, c.ID)
+	if c.Owner != "" && c.Type == im.AcctRegistrationID {
+		// The owner registered the device, so it is indexed already.
+		if u, ok := a.dict.find(c.Owner, a.byType[im.AcctUserID].Contains); ok && a.byType[im.AcctUserID].Contains(u) {
+			a.owned.Add(o)
+			a.owner[o] = u
+		}
+	}
 	for s := range c.NewAttrs {
 		old, cur := c.OldAttrs[s], c.NewAttrs[s]
 		if old != "" && old != cur {
@@ -154,6 +167,8 @@ func (a *appIndex) remove(c *im.Change) {
 		bm.Remove(o)
 	}
 	a.dict.del(o)
+	a.owned.Remove(o)
+	delete(a.owner, o)
 }
 
 // addTo adds o to m[key], creating the set. Keys are cloned so that the
@@ -223,6 +238,39 @@ func (x *Index) Reset(app uint64) {
 	a.mu.Lock()
 	a.reset()
 	a.mu.Unlock()
+}
+
+// Recipients turns bm, a set of account ordinals of app, into the set of
+// its recipients, in place, and returns it: each device a user owns is
+// replaced by that user, so that a user and their devices are one
+// recipient, and a user's devices never add recipients of their own.
+// Accounts and devices without an owner stay as they are. Push audiences
+// (and so TotalCount) go through it.
+func (x *Index) Recipients(app uint64, bm *roaring.Bitmap) *roaring.Bitmap {
+	a := x.app(app, false)
+	if a == nil {
+		return bm
+	}
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if a.owned.IsEmpty() {
+		return bm
+	}
+	devs := roaring.And(bm, a.owned)
+	if devs.IsEmpty() {
+		return bm
+	}
+	bm.AndNot(devs)
+	it := devs.Iterator()
+	for it.HasNext() {
+		d := it.Next()
+		if u, ok := a.owner[d]; ok && a.all.Contains(u) {
+			bm.Add(u)
+		} else {
+			bm.Add(d)
+		}
+	}
+	return bm
 }
 
 // Count returns the number of live accounts of app, of both types.

@@ -37,6 +37,8 @@ func commands() []command {
 		{name: "serve", args: "[flags]", summary: "run the server", run: serve},
 		{name: "usersig", args: "--sdkappid N --key KEY --identifier ID [--expire SECONDS]",
 			summary: "print a UserSig v2", run: genUserSig},
+		{name: "app", args: "list|add|remove|rotate-key [--store DIR] [flags]",
+			summary: "list, add and remove the apps of a store and rotate their keys, stopped or running", run: appCmd},
 		{name: "bench", args: "--sdkappid N --key KEY [flags]", summary: "drive a running timd and report throughput and latency", run: bench},
 		{name: "crashtest", args: "[flags]", summary: "kill -9 a timd child while it writes and check what survived", run: runCrashTest},
 		{name: "version", args: "", summary: "print the module version and commit of this build", run: version},

@@ -31,6 +31,7 @@ func commandFlags(t *testing.T) map[string][]string {
 		"usersig":   {"sdkappid", "key", "identifier", "expire"},
 		"bench":     {"addr", "sdkappid", "key", "admin", "ops", "concurrency", "duration", "batch", "accounts", "prepare", "baseline", "live", "push-every", "push-once", "live-wait"},
 		"crashtest": {"store", "bin", "accounts", "writers", "kills", "duration-per-round", "live", "seed"},
+		"app":       {"store", "sdkappid", "admin", "callback-url", "key"},
 		"version":   nil,
 		"help":      nil,
 	}
@@ -105,6 +106,13 @@ func TestBadFlags(t *testing.T) {
 		{"crashtest", "extra"},
 		{"version", "--nope"},
 		{"version", "extra"},
+		{"app"},
+		{"app", "drop"},
+		{"app", "list", "extra"},
+		{"app", "add", "--admin", "a"},
+		{"app", "remove", "--sdkappid", "4294967296"},
+		{"app", "rotate-key", "--sdkappid", "1", "--key", "a b"},
+		{"app", "list", "--sdkappid", "1"},
 	} {
 		code, out, errOut := run(args...)
 		if code != 2 || out != "" || !strings.Contains(errOut, "timd "+args[0]+" --help") {

@@ -66,8 +66,8 @@ func serve(ctx context.Context, env Env, args []string) error {
 	index := audience.New()
 	store.SetChangeSink(index)
 
-	apps := service.NewApps(store)
-	if err := ensureApps(ctx, env, cfg, baseURL(cfg, ln.Addr()), apps); err != nil {
+	apps := service.NewApps(store, store)
+	if err := ensureApps(ctx, env, cfg, baseURL(cfg, ln.Addr()), apps, log); err != nil {
 		return err
 	}
 	start := time.Now()
@@ -90,16 +90,18 @@ func serve(ctx context.Context, env Env, args []string) error {
 	// push services with their background work (fan-out, webhooks,
 	// scheduler). Deferred stops run after the HTTP drain, push first,
 	// then the hub (which flushes acks), then the store.
-	hub := deliver.NewHub(store, index, deliver.Options{Registerer: reg}, log)
+	// One decoded-audience cache serves live catch-up and /v1/sync.
+	audiences := deliver.NewAudienceCache(store, deliver.DefaultCacheBytes)
+	hub := deliver.NewHub(store, audiences, deliver.Options{Registerer: reg}, log)
 	hub.Start(context.WithoutCancel(ctx))
 	defer hub.Stop() // after the HTTP drain: closes upgraded connections, flushes acks
 	svc.Accounts.SetPresence(hub)
-	push := newPushing(cfg, store, index, hub, reg, log)
+	push := newPushing(cfg, store, index, hub, reg, log, fanoutHold(env, log))
 	svc.Push, svc.Sched, svc.Stats = push.push, push.sched, push.stats
 	push.start(context.WithoutCancel(ctx)) // stopped by push.stop, after the drain
 	defer push.stop()                      // after the HTTP drain below, before store.Close
 
-	svc.Hub, svc.Inbox, svc.Devices = hub, service.NewInbox(store, index), service.NewDevices(store)
+	svc.Hub, svc.Inbox, svc.Devices = hub, service.NewInbox(store, audiences), service.NewDevices(store, devicesPerUser(cfg))
 	// One handler serves /v4, /v1, /healthz and /metrics, so that every
 	// other path, method or spelling answers the JSON envelope.
 	srv := httpapi.New(svc, httpapi.Options{Limits: cfg.Limits, BodyLimit: cfg.BodyLimit, Rate: rateOverrides(cfg),
@@ -188,20 +190,33 @@ func listenAndServe(ctx context.Context, cfg config.Config, ln net.Listener, tls
 }
 
 // ensureApps stores the configured apps, or creates a development app on
-// the first start of an empty store with none configured.
-func ensureApps(ctx context.Context, env Env, cfg config.Config, base string, apps *service.Apps) error {
+// the first start of an empty store with none configured. It warns, once
+// per app, about stored apps the configuration does not name: they keep
+// answering requests with their stored key until `timd app remove`.
+func ensureApps(ctx context.Context, env Env, cfg config.Config, base string, apps *service.Apps, log *slog.Logger) error {
+	configured := map[uint64]bool{}
 	for _, a := range cfg.Apps {
 		app := im.App{SDKAppID: a.SDKAppID, SecretKey: a.SecretKey, Admins: a.Admins, CallbackURL: a.CallbackURL, CreatedAt: time.Now().Unix()}
 		if err := apps.Put(ctx, app); err != nil {
 			return err
 		}
-	}
-	if len(cfg.Apps) > 0 {
-		return nil
+		configured[a.SDKAppID] = true
 	}
 	existing, err := apps.List(ctx)
-	if err != nil || len(existing) > 0 {
+	if err != nil {
 		return err
+	}
+	if len(cfg.Apps) > 0 {
+		for _, a := range existing {
+			if !configured[a.SDKAppID] {
+				log.Warn("stored app is not in the configuration and still accepts requests with its stored key; "+
+					"list apps with `timd app list`, remove it with `timd app remove`", "sdkappid", a.SDKAppID, "store", cfg.Store)
+			}
+		}
+		return nil
+	}
+	if len(existing) > 0 {
+		return nil
 	}
 	app, err := devApp()
 	if err != nil {
@@ -246,6 +261,16 @@ Try it:
   curl -s -X POST '%s/v4/im_open_login_svc/account_import?sdkappid=%d&identifier=%s&usersig=%s&random=1&contenttype=json' -d '{"UserID":"alice"}'
 
 `, cfg.Store, app.SDKAppID, app.SecretKey, app.Admins[0], base, base, app.SDKAppID, app.Admins[0], sig)
+}
+
+// devicesPerUser returns each app's "devices_per_user" quota (0 when not
+// configured: the default).
+func devicesPerUser(cfg config.Config) func(uint64) int {
+	per := map[uint64]int{}
+	for _, a := range cfg.Apps {
+		per[a.SDKAppID] = int(min(a.Quotas["devices_per_user"], 1<<20))
+	}
+	return func(app uint64) int { return per[app] }
 }
 
 // rateOverrides returns the per-app rate overrides of the configuration.

@@ -127,7 +127,8 @@ type Quota struct {
 }
 
 // Quotas are the keys an app's "quotas" may hold. service.PushLimitsFrom
-// reads all but fanout_per_second, which paces the fan-out engine.
+// reads all but fanout_per_second, which paces the fan-out engine, and
+// devices_per_user, which bounds device registration.
 var Quotas = []Quota{
 	{"push_interval_ms", 24 * 3600 * 1000},
 	{"push_per_day", 1 << 31},
@@ -136,6 +137,9 @@ var Quotas = []Quota{
 	{"revoke_interval_ms", 24 * 3600 * 1000},
 	{"push_body_bytes", 64 << 20},
 	{"fanout_per_second", 1 << 31},
+	// devices_per_user bounds /v1/device/register per user; 0 means the
+	// default (20), never unbounded (service.NewDevices).
+	{"devices_per_user", 1000},
 }
 
 // Limits of the settings.

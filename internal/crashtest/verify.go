@@ -114,7 +114,9 @@ func (r *runner) checkIndex(ctx context.Context, rd *Round, states []State) erro
 		if err != nil {
 			return err
 		}
-		ps = append(ps, pending{id, audienceSize(c, states), c})
+		// The admin is an imported account too (spec §4), without
+		// attributes or tags.
+		ps = append(ps, pending{id, audienceSize(c, states) + audienceSize(c, []State{{}}), c})
 	}
 	for lo := 0; lo < len(ps); lo += 5 {
 		batch := ps[lo:min(len(ps), lo+5)]

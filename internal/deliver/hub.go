@@ -11,7 +11,6 @@ import (
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"timd/internal/audience"
 	"timd/internal/im"
 )
 
@@ -128,17 +127,21 @@ type appConns struct {
 }
 
 // NewHub returns a hub reading stored tasks and recording acks in tasks.
-// index is not needed (each connection carries its account's ordinal) and
-// may be nil. Call Start before serving connections.
-func NewHub(tasks im.TaskStore, index *audience.Index, opt Options, log *slog.Logger) *Hub {
-	_ = index
+// aud decodes task audiences; the server shares one with its inbox
+// (service.Inbox), so each audience is read and decoded once. nil makes a
+// private cache of opt.CacheBytes over tasks. Call Start before serving
+// connections.
+func NewHub(tasks im.TaskStore, aud *AudienceCache, opt Options, log *slog.Logger) *Hub {
 	opt.defaults()
+	if aud == nil {
+		aud = NewAudienceCache(tasks, opt.CacheBytes)
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	base, cancel := context.WithCancel(context.Background())
 	h := &Hub{tasks: tasks, opt: opt, log: log,
-		aud: NewAudienceCache(tasks, opt.CacheBytes), acked: newAckCache(tasks, opt.CacheBytes),
+		aud: aud, acked: newAckCache(tasks, opt.CacheBytes),
 		frames: newLRU[taskKey, []byte](frameCacheBytes),
 		base:   base, cancel: cancel, apps: map[uint64]*appConns{}, kicks: map[userKey]int64{}}
 	// Catch-ups mostly read the same few pages (most clients reconnect

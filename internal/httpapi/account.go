@@ -1,11 +1,34 @@
 package httpapi
 
-import "timd/internal/im"
+import (
+	"fmt"
 
+	"timd/internal/im"
+)
+
+// accountImportReq is one account to import. Identifier is the earlier
+// name of UserID (Tencent's older account_import page; older SDKs still
+// send it): either may name the account, and both must agree.
 type accountImportReq struct {
-	UserID  *string `json:"UserID"`
-	Nick    string  `json:"Nick"`
-	FaceURL string  `json:"FaceUrl"`
+	UserID     *string `json:"UserID"`
+	Identifier *string `json:"Identifier"`
+	Nick       string  `json:"Nick"`
+	FaceURL    string  `json:"FaceUrl"`
+}
+
+// userIDOf returns the account an object names by UserID or by its alias
+// Identifier: 70402 when it names none, or two different ones. where
+// prefixes the error text.
+func userIDOf(where string, userID, identifier *string) (string, error) {
+	switch {
+	case userID == nil && identifier == nil:
+		return "", im.Errorf(im.CodeAccountBadParam, "%sUserID is required", where)
+	case userID == nil:
+		return *identifier, nil
+	case identifier != nil && *identifier != *userID:
+		return "", im.Errorf(im.CodeAccountBadParam, "%sUserID and its older name Identifier differ; send one", where)
+	}
+	return *userID, nil
 }
 
 func (s *Server) accountImport(r *request) (any, error) {
@@ -13,10 +36,11 @@ func (s *Server) accountImport(r *request) (any, error) {
 	if err := decode(r.body, &req); err != nil {
 		return nil, err
 	}
-	if req.UserID == nil {
-		return nil, im.Errorf(im.CodeAccountBadParam, "UserID is required")
+	id, err := userIDOf("", req.UserID, req.Identifier)
+	if err != nil {
+		return nil, err
 	}
-	in := im.AccountInput{UserID: *req.UserID, Nick: req.Nick, FaceURL: req.FaceURL}
+	in := im.AccountInput{UserID: id, Nick: req.Nick, FaceURL: req.FaceURL}
 	return nil, s.svc.Accounts.Import(r.ctx, r.app.SDKAppID, in)
 }
 
@@ -42,11 +66,12 @@ func (s *Server) multiAccountImport(r *request) (any, error) {
 	for _, id := range req.Accounts {
 		in = append(in, im.AccountInput{UserID: id})
 	}
-	for _, a := range req.AccountList {
-		if a.UserID == nil {
-			return nil, im.Errorf(im.CodeAccountBadParam, "AccountList item without UserID")
+	for i, a := range req.AccountList {
+		id, err := userIDOf(fmt.Sprintf("AccountList item %d: ", i), a.UserID, a.Identifier)
+		if err != nil {
+			return nil, err
 		}
-		in = append(in, im.AccountInput{UserID: *a.UserID, Nick: a.Nick, FaceURL: a.FaceURL})
+		in = append(in, im.AccountInput{UserID: id, Nick: a.Nick, FaceURL: a.FaceURL})
 	}
 	fail, err := s.svc.Accounts.ImportMany(r.ctx, r.app.SDKAppID, in)
 	if err != nil {
@@ -138,17 +163,21 @@ func (s *Server) accountCheck(r *request) (any, error) {
 	return out, nil
 }
 
+// kick accepts Identifier as the older name of UserID, as account_import
+// does.
 func (s *Server) kick(r *request) (any, error) {
 	var req struct {
-		UserID *string `json:"UserID"`
+		UserID     *string `json:"UserID"`
+		Identifier *string `json:"Identifier"`
 	}
 	if err := decode(r.body, &req); err != nil {
 		return nil, err
 	}
-	if req.UserID == nil {
-		return nil, im.Errorf(im.CodeAccountBadParam, "UserID is required")
+	id, err := userIDOf("", req.UserID, req.Identifier)
+	if err != nil {
+		return nil, err
 	}
-	return nil, s.svc.Accounts.Kick(r.ctx, r.app.SDKAppID, *req.UserID)
+	return nil, s.svc.Accounts.Kick(r.ctx, r.app.SDKAppID, id)
 }
 
 type onlineReq struct {

@@ -14,7 +14,7 @@ func setupAudience(t *testing.T, e *env) {
 	t.Helper()
 	wantCode(t, e.call("timpush/set_attr_name", `{"AttrNames":{"0":"sex","1":"city","2":"tier"},"AttrTypes":{"0":0,"1":0,"2":1}}`), 0)
 	wantCode(t, e.call("im_open_login_svc/multiaccount_import", `{"Accounts":["xiaoming","alice","bob"]}`), 0)
-	if _, err := e.store.RegisterDevice(context.Background(), appA.SDKAppID, im.Device{RegistrationID: "REG-1", Owner: "alice", Platform: "ios", Token: "tok"}); err != nil {
+	if _, err := e.store.RegisterDevice(context.Background(), appA.SDKAppID, im.Device{RegistrationID: "REG-1", Owner: "alice", Platform: "ios", Token: "tok"}, im.DeviceLimits{}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -56,6 +56,9 @@ type envOpts struct {
 	// (Notify, wake), and tests that run many requests stay fast under
 	// -race, where each scan's SQL costs milliseconds.
 	quiet bool
+	// noPush builds the server without the push services (Push, Sched,
+	// Stats), as a deployment without push is.
+	noPush bool
 }
 
 // fakeClock is a settable clock.
@@ -131,7 +134,7 @@ func openStore(t testing.TB, log *slog.Logger) (*sqlite.Store, *audience.Index, 
 	t.Cleanup(func() { st.Close() })
 	idx := audience.New()
 	st.SetChangeSink(idx)
-	apps := service.NewApps(st)
+	apps := service.NewApps(st, nil) // admins stay non-accounts here: the audiences these tests count are the accounts each imports
 	for _, a := range []im.App{appA, appB} {
 		if err := apps.Put(ctx, a); err != nil {
 			t.Fatal(err)
@@ -168,6 +171,9 @@ func newEnv(t testing.TB, o envOpts) *env {
 		Push:     push,
 		Sched:    sched,
 		Stats:    service.NewStats(st, idx, clock.Now),
+	}
+	if o.noPush {
+		svc.Push, svc.Sched, svc.Stats = nil, nil, nil
 	}
 	rate := func(app uint64, key string) (float64, bool) {
 		v, ok := o.rates[key]

@@ -1,6 +1,11 @@
 package httpapi
 
-import "timd/internal/im"
+import (
+	"encoding/json"
+
+	"timd/internal/im"
+	"timd/internal/service"
+)
 
 // taskIDResp answers the push commands.
 type taskIDResp struct {
@@ -18,10 +23,11 @@ var errNoPush = im.Errorf(im.CodePushDisabled, "push is not enabled on this serv
 
 // push serves timpush/push (both the message and the notification form).
 func (s *Server) push(r *request) (any, error) {
-	if s.svc.Push == nil {
-		return nil, errNoPush
+	req, err := parsePushBody(r.body, im.PushCondition)
+	if err != nil {
+		return nil, err
 	}
-	id, err := s.svc.Push.Push(r.ctx, r.app.SDKAppID, r.identifier, r.body)
+	id, err := s.svc.Push.Push(r.ctx, r.app.SDKAppID, r.identifier, req)
 	if err != nil {
 		return nil, err
 	}
@@ -30,10 +36,11 @@ func (s *Server) push(r *request) (any, error) {
 
 // imPush serves the legacy all_member_push/im_push.
 func (s *Server) imPush(r *request) (any, error) {
-	if s.svc.Push == nil {
-		return nil, errNoPush
+	req, err := parsePushBody(r.body, im.PushLegacy)
+	if err != nil {
+		return nil, err
 	}
-	id, err := s.svc.Push.Legacy(r.ctx, r.app.SDKAppID, r.identifier, r.body)
+	id, err := s.svc.Push.Legacy(r.ctx, r.app.SDKAppID, r.identifier, req)
 	if err != nil {
 		return nil, err
 	}
@@ -42,10 +49,11 @@ func (s *Server) imPush(r *request) (any, error) {
 
 // batch serves timpush/batch; a failed request still carries "TaskId":"".
 func (s *Server) batch(r *request) (any, error) {
-	if s.svc.Push == nil {
-		return batchResp{}, errNoPush
+	req, err := parsePushBody(r.body, im.PushBatch)
+	if err != nil {
+		return batchResp{}, err
 	}
-	id, errs, err := s.svc.Push.Batch(r.ctx, r.app.SDKAppID, r.identifier, r.body)
+	id, errs, err := s.svc.Push.Batch(r.ctx, r.app.SDKAppID, r.identifier, req)
 	if err != nil {
 		return batchResp{}, err
 	}
@@ -56,10 +64,25 @@ func (s *Server) batch(r *request) (any, error) {
 	return out, nil
 }
 
-// revoke serves timpush/revoke; the answer is the bare envelope.
+// revokeReq is the body of timpush/revoke.
+type revokeReq struct {
+	TaskID          string          `json:"TaskId"`
+	OfflinePushInfo json.RawMessage `json:"OfflinePushInfo"`
+}
+
+// revoke serves timpush/revoke; the answer is the bare envelope. 90001
+// when the body is not an object, TaskId is not a string or is missing,
+// or OfflinePushInfo is not an object; the rest are Push.Revoke's.
 func (s *Server) revoke(r *request) (any, error) {
-	if s.svc.Push == nil {
-		return nil, errNoPush
+	var req revokeReq
+	if err := decode(r.body, &req); err != nil {
+		return nil, err
 	}
-	return nil, s.svc.Push.RevokeRequest(r.ctx, r.app.SDKAppID, r.body)
+	var offline service.PushRequest
+	if len(req.OfflinePushInfo) > 0 {
+		if err := parseOffline(map[string]json.RawMessage{"OfflinePushInfo": req.OfflinePushInfo}, &offline); err != nil {
+			return nil, err
+		}
+	}
+	return nil, s.svc.Push.Revoke(r.ctx, r.app.SDKAppID, req.TaskID, offline.Offline)
 }

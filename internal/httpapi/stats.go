@@ -5,19 +5,20 @@ import (
 	"timd/internal/service"
 )
 
-// statsReq is the body of the statistics and loss commands.
+// statsReq is the body of the statistics and loss commands. It is closed
+// (closedKeys): a misspelt TaskID filter would otherwise answer for every
+// task.
 type statsReq struct {
 	StartTime *int64   `json:"StartTime"`
 	EndTime   *int64   `json:"EndTime"`
 	TaskID    []string `json:"TaskID"`
 }
 
+func (statsReq) closedKeys() {}
+
 // window decodes a statistics body: 90001 when it is not a JSON object of
 // the right types or StartTime/EndTime is missing.
 func (s *Server) window(r *request) (service.Window, []string, error) {
-	if s.svc.Stats == nil {
-		return service.Window{}, nil, errNoPush
-	}
 	var req statsReq
 	if err := decode(r.body, &req); err != nil {
 		return service.Window{}, nil, err
@@ -98,13 +99,7 @@ func (s *Server) normalPushLoss(r *request) (any, error) {
 }
 
 func (s *Server) allMemberPushTrace(r *request) (any, error) {
-	if s.svc.Stats == nil {
-		return nil, errNoPush
-	}
-	var req struct {
-		TaskID string `json:"TaskID"`
-		UserID string `json:"UserID"`
-	}
+	var req traceReq
 	if err := decode(r.body, &req); err != nil {
 		return nil, err
 	}
@@ -116,9 +111,6 @@ func (s *Server) allMemberPushTrace(r *request) (any, error) {
 }
 
 func (s *Server) normalPushTrace(r *request) (any, error) {
-	if s.svc.Stats == nil {
-		return nil, errNoPush
-	}
 	var req struct {
 		PushID string `json:"PushID"`
 	}
@@ -131,6 +123,14 @@ func (s *Server) normalPushTrace(r *request) (any, error) {
 	}
 	return traceResp{in}, nil
 }
+
+// traceReq is the body of all_member_push_trace; closed like statsReq.
+type traceReq struct {
+	TaskID string `json:"TaskID"`
+	UserID string `json:"UserID"`
+}
+
+func (traceReq) closedKeys() {}
 
 type traceResp struct {
 	InstanceTrace []service.Instance `json:"InstanceTrace"`

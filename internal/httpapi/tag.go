@@ -20,6 +20,8 @@ type userTagsResp struct {
 	ErrorList []itemError   `json:"ErrorList,omitempty"`
 }
 
+// decodeUserTags decodes the UserTags list of add_tag and remove_tag:
+// UserTags, and each item's To_Account and Tags, are required (90001).
 func decodeUserTags(body []byte, replace *int) ([]service.UserTags, error) {
 	var req struct {
 		Replace  int            `json:"Replace"`
@@ -31,10 +33,13 @@ func decodeUserTags(body []byte, replace *int) ([]service.UserTags, error) {
 	if replace != nil {
 		*replace = req.Replace
 	}
+	if req.UserTags == nil {
+		return nil, required("UserTags")
+	}
 	items := make([]service.UserTags, len(req.UserTags))
 	for i, it := range req.UserTags {
-		if it.ToAccount == nil {
-			return nil, im.KindErrorf(im.KindBadParam, "UserTags[%d] has no To_Account", i)
+		if err := requireItem("UserTags", i, it.ToAccount, it.Tags == nil, "Tags"); err != nil {
+			return nil, err
 		}
 		items[i] = service.UserTags{Account: *it.ToAccount, Tags: it.Tags}
 	}
@@ -84,6 +89,9 @@ func (s *Server) clearTags(r *request, legacy bool) (any, error) {
 	if err := decode(r.body, &req); err != nil {
 		return nil, err
 	}
+	if req.ToAccount == nil {
+		return nil, required("To_Account")
+	}
 	errs, err := s.svc.Audience.ClearTags(r.ctx, r.app.SDKAppID, req.ToAccount)
 	return partialResult(errs, legacy), err
 }
@@ -95,7 +103,11 @@ func (s *Server) imGetTag(r *request) (any, error) { return s.getTags(r, true) }
 func (s *Server) getTags(r *request, legacy bool) (any, error) {
 	out := userTagsResp{UserTags: []userTagsOut{}}
 	errs, err := s.readProfiles(r, legacy, func(p service.Profile) {
-		out.UserTags = append(out.UserTags, userTagsOut{ToAccount: p.Account, Tags: p.Tags})
+		tags := p.Tags
+		if tags == nil {
+			tags = []string{} // "Tags":[], never null
+		}
+		out.UserTags = append(out.UserTags, userTagsOut{ToAccount: p.Account, Tags: tags})
 	})
 	if err != nil {
 		return nil, err

@@ -45,6 +45,17 @@ type Device struct {
 	Token          string
 }
 
+// DefaultDevicesPerUser is how many devices one UserID may register unless
+// configured otherwise.
+const DefaultDevicesPerUser = 20
+
+// DeviceLimits bound what device registration may create.
+type DeviceLimits struct {
+	// PerOwner is the most RegistrationIDs one UserID may own; 0 means
+	// no limit (stores only; the service always sets it).
+	PerOwner int
+}
+
 // ValidUserID checks that id is a non-empty UserID of at most 32 bytes.
 func ValidUserID(id string) error {
 	if id == "" {

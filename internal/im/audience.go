@@ -94,11 +94,15 @@ const (
 // only input of the in-memory audience index, so that any backend (SQLite
 // now, a PostgreSQL change feed later) can drive the index the same way.
 type Change struct {
-	App      uint64
-	Op       ChangeOp
-	ID       string
-	Type     AcctType
-	Ordinal  uint32
+	App     uint64
+	Op      ChangeOp
+	ID      string
+	Type    AcctType
+	Ordinal uint32
+	// Owner is, for a RegistrationID created by a user, that UserID; it is
+	// set on the Upsert that creates the account (and on rebuilds) and
+	// empty on every other change.
+	Owner    string
 	OldAttrs AttrValues
 	NewAttrs AttrValues
 	OldTags  []string

@@ -36,6 +36,7 @@ const (
 	CodeSigThrottled    = 70050
 	CodeSigKicked       = 70052
 	CodeAccountNotFound = 70107
+	CodeAccountLimit    = 70398
 	CodeAccountBadParam = 70402
 	CodeAccountNotAdmin = 70403
 	CodeAccountInternal = 70500
@@ -128,4 +129,5 @@ func CodeOf(err error) int {
 var (
 	ErrNotFound = errors.New("not found")
 	ErrExists   = errors.New("already exists")
+	ErrTooMany  = errors.New("over a limit")
 )

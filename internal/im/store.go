@@ -10,6 +10,10 @@ type AppStore interface {
 	App(ctx context.Context, sdkappid uint64) (App, error)
 	// Apps returns every app ordered by SDKAppID.
 	Apps(ctx context.Context) ([]App, error)
+	// DeleteApp removes the app record (its accounts and pushes stay and
+	// come back with it if it is added again). It returns ErrNotFound for
+	// an unknown app.
+	DeleteApp(ctx context.Context, sdkappid uint64) error
 }
 
 // AccountStore persists accounts: imported UserIDs and device
@@ -18,10 +22,14 @@ type AppStore interface {
 type AccountStore interface {
 	// ImportAccounts creates the accounts that do not exist and updates
 	// Nick/FaceURL of those that do (when non-empty). It returns the
-	// accounts in input order.
+	// accounts in input order. A RegistrationID equal to an imported
+	// UserID is deleted with its attributes and tags in the same
+	// transaction: the import always wins, so that UserIDs and
+	// RegistrationIDs never share a string.
 	ImportAccounts(ctx context.Context, app uint64, in []AccountInput) ([]Account, error)
-	// DeleteAccounts deletes UserIDs with their attributes and tags. It
-	// reports, per id, whether it existed.
+	// DeleteAccounts deletes UserIDs with their attributes and tags, and
+	// the RegistrationIDs they own. It reports, per id, whether the UserID
+	// existed.
 	DeleteAccounts(ctx context.Context, app uint64, ids []string) ([]bool, error)
 	// Accounts resolves ids (UserIDs or RegistrationIDs, RegistrationIDs
 	// first) and returns those found, keyed by the id asked for.
@@ -29,8 +37,12 @@ type AccountStore interface {
 	// Kick records that UserSigs of the UserID issued at or before at are
 	// invalid. It returns ErrNotFound for an unknown UserID.
 	Kick(ctx context.Context, app uint64, id string, at int64) error
-	// RegisterDevice creates or updates a RegistrationID account.
-	RegisterDevice(ctx context.Context, app uint64, d Device) (Account, error)
+	// RegisterDevice creates a RegistrationID account or updates its
+	// Platform and Token. It returns an error wrapping ErrExists when the
+	// RegistrationID is a UserID or a device of another owner, and one
+	// wrapping ErrTooMany when creating it would give d.Owner more than
+	// lim.PerOwner devices.
+	RegisterDevice(ctx context.Context, app uint64, d Device, lim DeviceLimits) (Account, error)
 }
 
 // AudienceStore persists attribute names, attribute values and tags.

@@ -54,6 +54,7 @@ type goodKey struct {
 
 type goodSig struct {
 	issued, expires int64
+	key             string // the app key it verified under
 }
 
 type kickKey struct {
@@ -182,16 +183,16 @@ func (a *Auth) verify(ctx context.Context, app im.App, c Credential) error {
 }
 
 // verifySig verifies sig, through the cache, and returns its issue time.
-// Apps' keys do not change while the server runs, so a sig verified once
-// stays good until it expires. A sig dated too far ahead is never cached;
-// once accepted, it only grows older.
+// A sig verified once stays good until it expires or the app's key
+// changes (`timd app rotate-key`). A sig dated too far ahead is never
+// cached; once accepted, it only grows older.
 func (a *Auth) verifySig(app im.App, identifier, sig string, now int64) (int64, error) {
 	gk := goodKey{app.SDKAppID, identifier, sig}
 	a.mu.Lock()
 	g, ok := a.good[gk]
 	skew := a.maxSkew
 	a.mu.Unlock()
-	if ok && now <= g.expires {
+	if ok && now <= g.expires && g.key == app.SecretKey {
 		return g.issued, nil
 	}
 	d, err := usersig.Decode(sig)
@@ -211,7 +212,7 @@ func (a *Auth) verifySig(app im.App, identifier, sig string, now int64) (int64, 
 	if len(a.good) >= maxGoodSigs {
 		clear(a.good)
 	}
-	a.good[gk] = goodSig{issued: d.Time, expires: d.Time + d.Expire}
+	a.good[gk] = goodSig{issued: d.Time, expires: d.Time + d.Expire, key: app.SecretKey}
 	a.mu.Unlock()
 	return d.Time, nil
 }

@@ -40,7 +40,7 @@ func newAuth(t *testing.T) (*service.Auth, *service.Accounts, *authClock) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	apps := service.NewApps(st)
+	apps := service.NewApps(st, st)
 	if err := apps.Put(ctx, im.App{SDKAppID: app, SecretKey: authKey, Admins: []string{"administrator"}}); err != nil {
 		t.Fatal(err)
 	}

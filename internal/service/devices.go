@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 
 	"timd/internal/im"
@@ -17,14 +18,39 @@ const (
 )
 
 // Devices registers push devices: each becomes a RegistrationID account
-// (type 1, spec §5.1) that attributes, tags and batch pushes can address.
+// (type 1, spec §5.1) owned by the user who registered it, which
+// attributes, tags and batch pushes can address. Pushes reach a device's
+// owner, so a user's devices are never recipients of their own (see
+// audience.Index.Recipients).
+//
+// RegistrationIDs the server issues are upper-case UUIDs, 36 bytes: longer
+// than any UserID (32 bytes), so no account can ever be imported under
+// one. A RegistrationID the client chooses must not name an account or
+// another user's device; should an admin later import a UserID of the same
+// name, the import wins and the device is deleted (im.AccountStore).
 type Devices struct {
 	accounts im.AccountStore
+	perUser  func(app uint64) int
 }
 
-// NewDevices returns the device service.
-func NewDevices(accounts im.AccountStore) *Devices {
-	return &Devices{accounts: accounts}
+// NewDevices returns the device service. perUser returns, per app, how
+// many devices one user may register (the app's "devices_per_user"
+// quota); nil, or an answer below 1, means im.DefaultDevicesPerUser. There
+// is no way to lift the bound.
+func NewDevices(accounts im.AccountStore, perUser func(app uint64) int) *Devices {
+	return &Devices{accounts: accounts, perUser: perUser}
+}
+
+// limits returns the device limits of app.
+func (d *Devices) limits(app uint64) im.DeviceLimits {
+	n := 0
+	if d.perUser != nil {
+		n = d.perUser(app)
+	}
+	if n < 1 {
+		n = im.DefaultDevicesPerUser
+	}
+	return im.DeviceLimits{PerOwner: n}
 }
 
 // Register records a device of owner (an authenticated UserID) on
@@ -32,38 +58,25 @@ func NewDevices(accounts im.AccountStore) *Devices {
 // empty, a new random UUID, and returns the RegistrationID account.
 // Registering an existing RegistrationID of the same owner updates its
 // platform and token. Errors: 70402 for a missing or malformed platform,
-// an oversize token, a malformed regID, a regID that is already a UserID
-// or that another user registered.
+// an oversize token, a malformed regID, a regID that is a UserID or a
+// device of someone else; 70398 when owner already has the most devices
+// allowed.
 func (d *Devices) Register(ctx context.Context, app uint64, owner string, platform, token, regID string) (im.Account, error) {
 	if err := validDevice(platform, token, regID); err != nil {
 		return im.Account{}, err
 	}
 	if regID == "" {
 		regID = newUUID()
-	} else if err := d.claimable(ctx, app, owner, regID); err != nil {
-		return im.Account{}, err
 	}
-	return d.accounts.RegisterDevice(ctx, app, im.Device{RegistrationID: regID, Owner: owner, Platform: platform, Token: token})
-}
-
-// claimable checks that owner may register regID: it must not name a
-// UserID (To_Account resolves RegistrationIDs first, so it would shadow
-// that user) nor another user's device.
-func (d *Devices) claimable(ctx context.Context, app uint64, owner, regID string) error {
-	found, err := d.accounts.Accounts(ctx, app, []string{regID})
-	if err != nil {
-		return err
-	}
-	a, ok := found[regID]
+	lim := d.limits(app)
+	a, err := d.accounts.RegisterDevice(ctx, app, im.Device{RegistrationID: regID, Owner: owner, Platform: platform, Token: token}, lim)
 	switch {
-	case !ok:
-		return nil
-	case a.Type == im.AcctUserID:
-		return im.Errorf(im.CodeAccountBadParam, "RegistrationID %q is already a UserID", regID)
-	case a.Owner != "" && a.Owner != owner:
-		return im.Errorf(im.CodeAccountBadParam, "RegistrationID %q is registered to another user", regID)
+	case errors.Is(err, im.ErrExists):
+		return im.Account{}, im.Errorf(im.CodeAccountBadParam, "RegistrationID %q is taken by an account or another user's device", regID)
+	case errors.Is(err, im.ErrTooMany):
+		return im.Account{}, im.Errorf(im.CodeAccountLimit, "%s already has %d devices, the most allowed", owner, lim.PerOwner)
 	}
-	return nil
+	return a, err
 }
 
 // ValidPlatform reports whether p is a platform name: 1 to 32 letters,

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"time"
 
-	"timd/internal/audience"
-	"timd/internal/deliver"
+	"github.com/RoaringBitmap/roaring/v2"
+
 	"timd/internal/im"
 )
 
@@ -26,15 +26,22 @@ const (
 // account's ordinal, in Seq order.
 type Inbox struct {
 	tasks im.TaskStore
-	aud   *deliver.AudienceCache
+	aud   Audiences
 	now   func() time.Time
 }
 
-// NewInbox returns the inbox service. index is not needed (the account's
-// ordinal comes from Auth.User) and may be nil.
-func NewInbox(tasks im.TaskStore, index *audience.Index) *Inbox {
-	_ = index
-	return &Inbox{tasks: tasks, aud: deliver.NewAudienceCache(tasks, 0), now: time.Now}
+// Audiences reads a stored task's decoded audience: the server passes the
+// cache it shares with the live hub (deliver.AudienceCache), so that each
+// audience is read and decoded once per process. Get returns
+// im.ErrNotFound for a task that is gone; the bitmap must not be modified.
+type Audiences interface {
+	Get(ctx context.Context, app uint64, id string) (*roaring.Bitmap, error)
+}
+
+// NewInbox returns the inbox service reading tasks, and their audiences
+// through aud.
+func NewInbox(tasks im.TaskStore, aud Audiences) *Inbox {
+	return &Inbox{tasks: tasks, aud: aud, now: time.Now}
 }
 
 // Sync returns up to limit (1..200; 0 means 50, more is capped at 200) of

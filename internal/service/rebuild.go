@@ -22,7 +22,7 @@ func RebuildIndex(ctx context.Context, store im.Store, sink im.ChangeSink) (int,
 		batch := make([]im.Change, 0, rebuildBatch)
 		err := store.ScanProfiles(ctx, app.SDKAppID, func(p im.Profile) error {
 			batch = append(batch, im.Change{App: app.SDKAppID, Op: im.ChangeUpsert, ID: p.Account.ID,
-				Type: p.Account.Type, Ordinal: p.Account.Ordinal, NewAttrs: p.Attrs, NewTags: p.Tags})
+				Type: p.Account.Type, Ordinal: p.Account.Ordinal, Owner: p.Account.Owner, NewAttrs: p.Attrs, NewTags: p.Tags})
 			if len(batch) == rebuildBatch {
 				sink.Apply(batch)
 				total += len(batch)

@@ -11,7 +11,10 @@ import (
 // next ordinal, and updates Nick and FaceURL of those that do where the
 // input's are non-empty. It returns the accounts in input order. Creating
 // an account emits an im.ChangeUpsert; updating a profile changes no
-// attribute or tag and emits nothing.
+// attribute or tag and emits nothing. A RegistrationID with the id of a
+// new UserID is deleted first (an im.ChangeDelete): the import wins, so a
+// device registered under a name before the admin imports that name can
+// never stand in for the account.
 func (s *Store) ImportAccounts(ctx context.Context, app uint64, in []im.AccountInput) ([]im.Account, error) {
 	out := make([]im.Account, len(in))
 	err := s.w.do(ctx, len(in), func(t *wtx) ([]im.Change, error) {
@@ -27,6 +30,9 @@ func (s *Store) ImportAccounts(ctx context.Context, app uint64, in []im.AccountI
 				}
 				continue
 			}
+			if changes, err = t.displaceDevice(app, ai.UserID, changes); err != nil {
+				return nil, err
+			}
 			a := im.Account{ID: ai.UserID, Type: im.AcctUserID, Nick: ai.Nick, FaceURL: ai.FaceURL}
 			if out[i], err = t.create(app, a); err != nil {
 				return nil, err
@@ -39,6 +45,33 @@ func (s *Store) ImportAccounts(ctx context.Context, app uint64, in []im.AccountI
 		return nil, err
 	}
 	return out, nil
+}
+
+// displaceDevice deletes the RegistrationID id, if there is one, and
+// appends its im.ChangeDelete to changes.
+func (t *wtx) displaceDevice(app uint64, id string, changes []im.Change) ([]im.Change, error) {
+	r, found, err := t.rowByIDType(app, id, im.AcctRegistrationID)
+	if err != nil || !found {
+		return changes, err
+	}
+	ch, err := t.deleteAccount(app, r)
+	if err != nil {
+		return changes, err
+	}
+	return append(changes, ch), nil
+}
+
+// deleteAccount deletes r with its attributes and tags, releasing the tags
+// in the app's registry, and returns its im.ChangeDelete.
+func (t *wtx) deleteAccount(app uint64, r row) (im.Change, error) {
+	if err := t.remove(r); err != nil {
+		return im.Change{}, err
+	}
+	if err := t.releaseTags(app, r.st.tags); err != nil {
+		return im.Change{}, err
+	}
+	return im.Change{App: app, Op: im.ChangeDelete, ID: r.ID, Type: r.Type, Ordinal: r.Ordinal,
+		OldAttrs: r.st.attrs, OldTags: r.st.tags}, nil
 }
 
 func (t *wtx) updateProfile(r row, in im.AccountInput) (im.Account, error) {
@@ -58,13 +91,14 @@ func (t *wtx) updateProfile(r row, in im.AccountInput) (im.Account, error) {
 
 // created is the change that introduces a new account.
 func created(app uint64, a im.Account) im.Change {
-	return im.Change{App: app, Op: im.ChangeUpsert, ID: a.ID, Type: a.Type, Ordinal: a.Ordinal}
+	return im.Change{App: app, Op: im.ChangeUpsert, ID: a.ID, Type: a.Type, Ordinal: a.Ordinal, Owner: a.Owner}
 }
 
-// DeleteAccounts deletes UserIDs with their attributes and tags, releasing
-// their tags in the app's tag registry. It reports, per id, whether it
-// existed, and emits an im.ChangeDelete for each deleted account. The
-// deleted accounts' ordinals are never reused.
+// DeleteAccounts deletes UserIDs with their attributes and tags, and the
+// RegistrationIDs they own, releasing their tags in the app's tag
+// registry. It reports, per id, whether the UserID existed, and emits an
+// im.ChangeDelete for each deleted account. The deleted accounts'
+// ordinals are never reused.
 func (s *Store) DeleteAccounts(ctx context.Context, app uint64, ids []string) ([]bool, error) {
 	existed := make([]bool, len(ids))
 	err := s.w.do(ctx, len(ids), func(t *wtx) ([]im.Change, error) {
@@ -77,15 +111,15 @@ func (s *Store) DeleteAccounts(ctx context.Context, app uint64, ids []string) ([
 			if !found {
 				continue
 			}
-			if err := t.remove(r); err != nil {
-				return nil, err
-			}
-			if err := t.releaseTags(app, r.st.tags); err != nil {
+			ch, err := t.deleteAccount(app, r)
+			if err != nil {
 				return nil, err
 			}
 			existed[i] = true
-			changes = append(changes, im.Change{App: app, Op: im.ChangeDelete, ID: r.ID,
-				Type: r.Type, Ordinal: r.Ordinal, OldAttrs: r.st.attrs, OldTags: r.st.tags})
+			changes = append(changes, ch)
+			if changes, err = t.deleteDevicesOf(app, id, changes); err != nil {
+				return nil, err
+			}
 		}
 		return changes, nil
 	})
@@ -93,6 +127,39 @@ func (s *Store) DeleteAccounts(ctx context.Context, app uint64, ids []string) ([
 		return nil, err
 	}
 	return existed, nil
+}
+
+// deleteDevicesOf deletes the RegistrationIDs owner owns and appends their
+// changes.
+func (t *wtx) deleteDevicesOf(app uint64, owner string, changes []im.Change) ([]im.Change, error) {
+	ids, err := t.devicesOf(app, owner)
+	if err != nil {
+		return changes, err
+	}
+	for _, id := range ids {
+		if changes, err = t.displaceDevice(app, id, changes); err != nil {
+			return changes, err
+		}
+	}
+	return changes, nil
+}
+
+// devicesOf returns the RegistrationIDs owner owns, oldest first.
+func (t *wtx) devicesOf(app uint64, owner string) ([]string, error) {
+	rows, err := t.ownerDevices.Query(int64(app), owner)
+	if err != nil {
+		return nil, dbErr("read devices", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, dbErr("read devices", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, dbErr("read devices", rows.Err())
 }
 
 // Kick records that the UserID's UserSigs issued at or before at are
@@ -114,22 +181,44 @@ func (s *Store) Kick(ctx context.Context, app uint64, id string, at int64) error
 }
 
 // RegisterDevice creates the RegistrationID account (emitting an
-// im.ChangeUpsert) or updates its Owner, Platform and Token, and returns it.
-func (s *Store) RegisterDevice(ctx context.Context, app uint64, d im.Device) (im.Account, error) {
+// im.ChangeUpsert that names its owner) or updates its Platform and Token,
+// and returns it. It refuses, with an error wrapping im.ErrExists, a
+// RegistrationID that is a UserID or a device of another owner, and, with
+// one wrapping im.ErrTooMany, a new device of an owner who already has
+// lim.PerOwner. Check and write share one transaction, so concurrent
+// registrations cannot exceed the limit.
+func (s *Store) RegisterDevice(ctx context.Context, app uint64, d im.Device, lim im.DeviceLimits) (im.Account, error) {
 	var out im.Account
 	err := s.w.do(ctx, 1, func(t *wtx) ([]im.Change, error) {
+		if _, isUser, err := t.rowByIDType(app, d.RegistrationID, im.AcctUserID); err != nil {
+			return nil, err
+		} else if isUser {
+			return nil, fmt.Errorf("RegistrationID %q is a UserID: %w", d.RegistrationID, im.ErrExists)
+		}
 		r, found, err := t.rowByIDType(app, d.RegistrationID, im.AcctRegistrationID)
 		if err != nil {
 			return nil, err
 		}
 		if found {
+			if r.Owner != d.Owner {
+				return nil, fmt.Errorf("RegistrationID %q belongs to another user: %w", d.RegistrationID, im.ErrExists)
+			}
 			out = r.Account
-			out.Owner, out.Platform, out.Token = d.Owner, d.Platform, d.Token
+			out.Platform, out.Token = d.Platform, d.Token
 			if out == r.Account {
 				return nil, nil
 			}
 			_, err := t.setDevice.Exec(out.Owner, out.Platform, out.Token, r.key)
 			return nil, dbErr("update device", err)
+		}
+		if lim.PerOwner > 0 && d.Owner != "" {
+			ids, err := t.devicesOf(app, d.Owner)
+			if err != nil {
+				return nil, err
+			}
+			if len(ids) >= lim.PerOwner {
+				return nil, fmt.Errorf("%s already has %d devices: %w", d.Owner, len(ids), im.ErrTooMany)
+			}
 		}
 		out, err = t.create(app, im.Account{ID: d.RegistrationID, Type: im.AcctRegistrationID,
 			Owner: d.Owner, Platform: d.Platform, Token: d.Token})
@@ -142,4 +231,49 @@ func (s *Store) RegisterDevice(ctx context.Context, app uint64, d im.Device) (im
 		return im.Account{}, err
 	}
 	return out, nil
+}
+
+// repairCollisions deletes every RegistrationID that shares its string
+// with a UserID of its app, as an import does now. Stores written before
+// imports displaced devices may hold such pairs, and there the device
+// stood in for the account. It returns how many devices it deleted.
+func (s *Store) repairCollisions(ctx context.Context) (int, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT d.app, d.id FROM accounts d
+		WHERE d.type = 1 AND EXISTS (SELECT 1 FROM accounts u WHERE u.app = d.app AND u.id = d.id AND u.type = 0)`)
+	if err != nil {
+		return 0, dbErr("find colliding devices", err)
+	}
+	type dev struct {
+		app uint64
+		id  string
+	}
+	var devs []dev
+	for rows.Next() {
+		var d dev
+		var app int64
+		if err := rows.Scan(&app, &d.id); err != nil {
+			rows.Close()
+			return 0, dbErr("find colliding devices", err)
+		}
+		d.app = uint64(app)
+		devs = append(devs, d)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil || len(devs) == 0 {
+		return 0, dbErr("find colliding devices", err)
+	}
+	err = s.w.do(ctx, len(devs), func(t *wtx) ([]im.Change, error) {
+		var changes []im.Change
+		for _, d := range devs {
+			var err error
+			if changes, err = t.displaceDevice(d.app, d.id, changes); err != nil {
+				return nil, err
+			}
+		}
+		return changes, nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return len(devs), nil
 }

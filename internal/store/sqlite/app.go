@@ -2,9 +2,17 @@ package sqlite
 
 import (
 	"context"
+	"fmt"
 
 	"timd/internal/im"
 )
+
+// appPutSQL creates or replaces an app.
+const appPutSQL = `INSERT INTO apps (sdkappid, secret_key, admins, callback_url, created_at)
+	VALUES (?, ?, ?, ?, ?)
+	ON CONFLICT (sdkappid) DO UPDATE SET secret_key = excluded.secret_key,
+		admins = excluded.admins, callback_url = excluded.callback_url,
+		created_at = excluded.created_at`
 
 // PutApp creates the app or replaces every field of an existing one.
 func (s *Store) PutApp(ctx context.Context, app im.App) error {
@@ -15,6 +23,23 @@ func (s *Store) PutApp(ctx context.Context, app im.App) error {
 	return s.w.do(ctx, 1, func(t *wtx) ([]im.Change, error) {
 		_, err := t.appPut.Exec(int64(app.SDKAppID), app.SecretKey, admins, app.CallbackURL, app.CreatedAt)
 		return nil, dbErr("put app", err)
+	})
+}
+
+// DeleteApp removes the app record, or returns im.ErrNotFound. Its accounts
+// and pushes stay in the store.
+func (s *Store) DeleteApp(ctx context.Context, sdkappid uint64) error {
+	return s.w.do(ctx, 1, func(t *wtx) ([]im.Change, error) {
+		res, err := t.appDelete.Exec(int64(sdkappid))
+		if err != nil {
+			return nil, dbErr("delete app", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return nil, dbErr("delete app", err)
+		} else if n == 0 {
+			return nil, fmt.Errorf("app %d: %w", sdkappid, im.ErrNotFound)
+		}
+		return nil, nil
 	})
 }
 

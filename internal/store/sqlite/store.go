@@ -14,7 +14,10 @@
 // To_Account resolution: an id given to Accounts, Profiles or ApplyEdits is
 // looked up first among the app's RegistrationIDs (type 1), then among its
 // UserIDs (type 0). ImportAccounts, DeleteAccounts and Kick address UserIDs
-// only; RegisterDevice addresses RegistrationIDs only.
+// only; RegisterDevice addresses RegistrationIDs only. A UserID and a
+// RegistrationID never share a string: RegisterDevice refuses the id of a
+// UserID, ImportAccounts deletes a RegistrationID it collides with, and
+// Open repairs stores written before that rule.
 package sqlite
 
 import (
@@ -121,15 +124,31 @@ func OpenConfig(ctx context.Context, dir string, logger *slog.Logger, cfg Config
 	if cfg.ReaderCache > 0 {
 		opt.readerCache = cfg.ReaderCache
 	}
-	return open(ctx, dir, logger, opt)
+	return openRepaired(ctx, dir, logger, opt)
 }
 
 // Open opens (creating if needed) the store in dir: the directory, the
 // database file dir/timd.db, and the schema, by applying the embedded
 // migrations not yet recorded in schema_migrations. It then folds what a
-// crash left in account_log into accounts before serving anything.
+// crash left in account_log into accounts before serving anything, and
+// deletes devices that share a string with a UserID (repairCollisions).
 func Open(ctx context.Context, dir string, logger *slog.Logger) (*Store, error) {
-	return open(ctx, dir, logger, defaultOptions())
+	return openRepaired(ctx, dir, logger, defaultOptions())
+}
+
+// openRepaired is open followed by repairCollisions.
+func openRepaired(ctx context.Context, dir string, logger *slog.Logger, opt options) (*Store, error) {
+	s, err := open(ctx, dir, logger, opt)
+	if err != nil {
+		return nil, err
+	}
+	if n, err := s.repairCollisions(ctx); err != nil {
+		s.Close()
+		return nil, err
+	} else if n > 0 {
+		s.logger.Warn("deleted devices whose RegistrationID names an imported account", "devices", n)
+	}
+	return s, nil
 }
 
 func open(ctx context.Context, dir string, logger *slog.Logger, opt options) (_ *Store, err error) {

@@ -36,6 +36,8 @@ type wtx struct {
 	schemaDelete *sql.Stmt
 	schemaInsert *sql.Stmt
 	appPut       *sql.Stmt
+	appDelete    *sql.Stmt
+	ownerDevices *sql.Stmt // RegistrationIDs of one owner
 	logInsert    *sql.Stmt
 	logTrim      *sql.Stmt
 
@@ -95,11 +97,9 @@ func (t *wtx) prepare(ctx context.Context, conn *sql.Conn) error {
 		{&t.schemaGet, schemaQuery},
 		{&t.schemaDelete, `DELETE FROM attr_schema WHERE app = ?`},
 		{&t.schemaInsert, `INSERT INTO attr_schema (app, slot, name, type) VALUES (?, ?, ?, ?)`},
-		{&t.appPut, `INSERT INTO apps (sdkappid, secret_key, admins, callback_url, created_at)
-			VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT (sdkappid) DO UPDATE SET secret_key = excluded.secret_key,
-				admins = excluded.admins, callback_url = excluded.callback_url,
-				created_at = excluded.created_at`},
+		{&t.appPut, appPutSQL},
+		{&t.appDelete, `DELETE FROM apps WHERE sdkappid = ?`},
+		{&t.ownerDevices, `SELECT id FROM accounts WHERE app = ? AND type = 1 AND owner = ? ORDER BY key`},
 		{&t.logInsert, `INSERT INTO account_log (images) VALUES (?)`},
 		{&t.logTrim, `DELETE FROM account_log WHERE seq <= ?`},
 	} {

@@ -1,6 +1,8 @@
 package storetest
 
 import (
+	"errors"
+	"fmt"
 	"slices"
 	"testing"
 
@@ -130,7 +132,13 @@ func (h harness) testDelete(t *testing.T) {
 	f.putSchema(testApp, userSchema)
 	accts := f.importIDs(testApp, "a", "b")
 	f.mustEdit(testApp, setAttrs("a", attrs(0, "f")), tagEdit(im.OpAddTags, "a", "x", "y"))
-	f.device(testApp, "b") // a RegistrationID with the same id as a UserID
+	// b owns a device with a tag of its own; a device of nobody survives.
+	phone, err := f.s.RegisterDevice(f.ctx, testApp, im.Device{RegistrationID: "b-phone", Owner: "b", Platform: "ios"}, im.DeviceLimits{})
+	if err != nil {
+		t.Fatalf("RegisterDevice: %v", err)
+	}
+	free := f.device(testApp, "free")
+	f.mustEdit(testApp, tagEdit(im.OpAddTags, "b-phone", "dev-tag"))
 	f.rec.Take()
 
 	existed, err := f.s.DeleteAccounts(f.ctx, testApp, []string{"a", "ghost", "b", "a"})
@@ -144,14 +152,19 @@ func (h harness) testDelete(t *testing.T) {
 		im.Change{App: testApp, Op: im.ChangeDelete, ID: "a", Type: im.AcctUserID, Ordinal: accts[0].Ordinal,
 			OldAttrs: attrs(0, "f"), OldTags: []string{"x", "y"}},
 		im.Change{App: testApp, Op: im.ChangeDelete, ID: "b", Type: im.AcctUserID, Ordinal: accts[1].Ordinal},
+		im.Change{App: testApp, Op: im.ChangeDelete, ID: "b-phone", Type: im.AcctRegistrationID, Ordinal: phone.Ordinal,
+			OldTags: []string{"dev-tag"}},
 	)
-	got, err := f.s.Accounts(f.ctx, testApp, []string{"a", "b"})
+	got, err := f.s.Accounts(f.ctx, testApp, []string{"a", "b", "b-phone", "free"})
 	if err != nil {
 		t.Fatalf("Accounts: %v", err)
 	}
-	if _, ok := got["a"]; ok || len(got) != 1 || got["b"].Type != im.AcctRegistrationID {
-		t.Errorf("after delete Accounts = %+v, want only the RegistrationID b", got)
+	if len(got) != 1 || got["free"].Ordinal != free.Ordinal {
+		t.Errorf("after delete Accounts = %+v, want only the device free", got)
 	}
+	// The device's tag was released: a UserID may bind it now.
+	f.importIDs(testApp, "c")
+	f.mustEdit(testApp, tagEdit(im.OpAddTags, "c", "dev-tag"))
 	// The re-imported account starts empty, with a new ordinal.
 	again := f.importIDs(testApp, "a")
 	if again[0].Ordinal == accts[0].Ordinal {
@@ -167,36 +180,85 @@ func (h harness) testDelete(t *testing.T) {
 func (h harness) testResolution(t *testing.T) {
 	f := h.fresh(t)
 	f.putSchema(testApp, userSchema)
-	user := f.importIDs(testApp, "x", "u")[0]
+	f.importIDs(testApp, "u")
 	dev := f.device(testApp, "x")
-	if dev.Ordinal == user.Ordinal || dev.Type != im.AcctRegistrationID {
-		t.Fatalf("RegisterDevice(x) = %+v; UserID x = %+v", dev, user)
-	}
 	got, err := f.s.Accounts(f.ctx, testApp, []string{"x", "u"})
 	if err != nil {
 		t.Fatalf("Accounts: %v", err)
 	}
 	if got["x"].Type != im.AcctRegistrationID || got["x"].Ordinal != dev.Ordinal || got["u"].Type != im.AcctUserID {
-		t.Errorf("Accounts = %+v; want x resolved to the RegistrationID first", got)
+		t.Errorf("Accounts = %+v; want x a RegistrationID, u a UserID", got)
 	}
-	// Edits and profiles resolve the same way.
-	f.mustEdit(testApp, setAttrs("x", attrs(3, "gold")))
+	// Edits and profiles address either type.
+	f.mustEdit(testApp, setAttrs("x", attrs(3, "gold")), setAttrs("u", attrs(0, "f")))
 	if p := f.profile(testApp, "x"); p.Account.Ordinal != dev.Ordinal || p.Attrs != attrs(3, "gold") {
 		t.Errorf("Profiles(x) = %+v", p)
 	}
-	// Kick and DeleteAccounts address the UserID.
-	if err := f.s.Kick(f.ctx, testApp, "x", 100); err != nil {
-		t.Fatalf("Kick(x): %v", err)
-	}
-	if existed, err := f.s.DeleteAccounts(f.ctx, testApp, []string{"x"}); err != nil || !existed[0] {
-		t.Fatalf("DeleteAccounts(x) = %v, %v", existed, err)
+	// Kick and DeleteAccounts address UserIDs only.
+	wantNotFound(t, "Kick of a RegistrationID", f.s.Kick(f.ctx, testApp, "x", 100))
+	if existed, err := f.s.DeleteAccounts(f.ctx, testApp, []string{"x"}); err != nil || existed[0] {
+		t.Fatalf("DeleteAccounts(x) = %v, %v; want a RegistrationID untouched", existed, err)
 	}
 	if p := f.profile(testApp, "x"); p.Account.Type != im.AcctRegistrationID || p.Attrs != attrs(3, "gold") {
-		t.Errorf("after deleting UserID x, Profiles(x) = %+v; want the RegistrationID untouched", p)
+		t.Errorf("after DeleteAccounts(x), Profiles(x) = %+v; want the RegistrationID untouched", p)
 	}
 	// Accounts of another app are invisible.
 	if got, err := f.s.Accounts(f.ctx, otherApp, []string{"x", "u"}); err != nil || len(got) != 0 {
 		t.Errorf("Accounts in other app = %v, %v", got, err)
+	}
+}
+
+// testImportDisplacesDevice: a device registered under a name before the
+// admin imports that name never stands in for the account (the squatting
+// hole of issue 8): the import deletes it with its attributes and tags.
+func (h harness) testImportDisplacesDevice(t *testing.T) {
+	f := h.fresh(t)
+	f.putSchema(testApp, userSchema)
+	f.importIDs(testApp, "mallory")
+	squat, err := f.s.RegisterDevice(f.ctx, testApp, im.Device{RegistrationID: "victim", Owner: "mallory", Platform: "ios"}, im.DeviceLimits{})
+	if err != nil {
+		t.Fatalf("RegisterDevice(victim): %v", err)
+	}
+	f.mustEdit(testApp, setAttrs("victim", attrs(3, "gold")), tagEdit(im.OpAddTags, "victim", "squat-tag"))
+	f.rec.Take()
+
+	user := f.importIDs(testApp, "victim")[0]
+	if user.Type != im.AcctUserID || user.Ordinal == squat.Ordinal {
+		t.Fatalf("ImportAccounts(victim) = %+v", user)
+	}
+	f.wantChanges(
+		im.Change{App: testApp, Op: im.ChangeDelete, ID: "victim", Type: im.AcctRegistrationID, Ordinal: squat.Ordinal,
+			OldAttrs: attrs(3, "gold"), OldTags: []string{"squat-tag"}},
+		im.Change{App: testApp, Op: im.ChangeUpsert, ID: "victim", Type: im.AcctUserID, Ordinal: user.Ordinal},
+	)
+	got, err := f.s.Accounts(f.ctx, testApp, []string{"victim"})
+	if err != nil || got["victim"].Type != im.AcctUserID || got["victim"].Ordinal != user.Ordinal {
+		t.Fatalf("Accounts(victim) = %+v, %v; want the UserID", got, err)
+	}
+	// Writes for victim now land on the account, and the squatter's tag
+	// binding to RegistrationIDs was released.
+	f.mustEdit(testApp, tagEdit(im.OpAddTags, "victim", "squat-tag"), setAttrs("victim", attrs(0, "f")))
+	if p := f.profile(testApp, "victim"); p.Account.Ordinal != user.Ordinal || p.Attrs != attrs(0, "f") {
+		t.Errorf("Profiles(victim) = %+v", p)
+	}
+	f.wantTags(testApp, "victim", "squat-tag")
+	if len(f.scan(testApp)) != 2 {
+		t.Errorf("ScanProfiles = %+v, want mallory and victim only", f.scan(testApp))
+	}
+	// The name can no longer be registered as a device, by anyone.
+	for _, owner := range []string{"mallory", "victim", ""} {
+		_, err := f.s.RegisterDevice(f.ctx, testApp, im.Device{RegistrationID: "victim", Owner: owner, Platform: "ios"}, im.DeviceLimits{})
+		wantErr(t, "RegisterDevice of a UserID by "+owner, err, im.ErrExists)
+	}
+	// Another app's device of the same name is untouched.
+	f.device(otherApp, "victim")
+	f.importIDs(testApp, "victim")
+	if got, _ := f.s.Accounts(f.ctx, otherApp, []string{"victim"}); got["victim"].Type != im.AcctRegistrationID {
+		t.Errorf("import in one app displaced another app's device: %+v", got)
+	}
+	f.reopen()
+	if got, _ := f.s.Accounts(f.ctx, testApp, []string{"victim"}); got["victim"].Type != im.AcctUserID {
+		t.Errorf("after reopen Accounts(victim) = %+v", got)
 	}
 }
 
@@ -231,7 +293,7 @@ func (h harness) testKick(t *testing.T) {
 func (h harness) testRegisterDevice(t *testing.T) {
 	f := h.fresh(t)
 	d := im.Device{RegistrationID: "7E1B6A2C-4D3F-4C1B-9A77-0F2E5D3C8B11", Owner: "alice", Platform: "ios", Token: "t1"}
-	a, err := f.s.RegisterDevice(f.ctx, testApp, d)
+	a, err := f.s.RegisterDevice(f.ctx, testApp, d, im.DeviceLimits{})
 	if err != nil {
 		t.Fatalf("RegisterDevice: %v", err)
 	}
@@ -239,11 +301,11 @@ func (h harness) testRegisterDevice(t *testing.T) {
 	if a != want {
 		t.Errorf("RegisterDevice = %+v, want %+v", a, want)
 	}
-	f.wantChanges(im.Change{App: testApp, Op: im.ChangeUpsert, ID: d.RegistrationID, Type: im.AcctRegistrationID, Ordinal: 1})
+	f.wantChanges(im.Change{App: testApp, Op: im.ChangeUpsert, ID: d.RegistrationID, Type: im.AcctRegistrationID, Ordinal: 1, Owner: "alice"})
 
-	d.Owner, d.Token = "", "t2"
-	a, err = f.s.RegisterDevice(f.ctx, testApp, d)
-	want.Owner, want.Token = "", "t2"
+	d.Platform, d.Token = "android", "t2"
+	a, err = f.s.RegisterDevice(f.ctx, testApp, d, im.DeviceLimits{})
+	want.Platform, want.Token = "android", "t2"
 	if err != nil || a != want {
 		t.Errorf("RegisterDevice (update) = %+v, %v; want %+v", a, err, want)
 	}
@@ -251,4 +313,57 @@ func (h harness) testRegisterDevice(t *testing.T) {
 		t.Errorf("Accounts = %+v, %v; want %+v", got, err, want)
 	}
 	f.wantChanges() // an update changes no attribute or tag
+
+	// Nobody else may take it over, not even to an empty owner.
+	for _, owner := range []string{"bob", ""} {
+		_, err := f.s.RegisterDevice(f.ctx, testApp, im.Device{RegistrationID: d.RegistrationID, Owner: owner, Platform: "ios", Token: "evil"}, im.DeviceLimits{})
+		wantErr(t, "RegisterDevice of alice's device by "+owner, err, im.ErrExists)
+	}
+	if got, _ := f.s.Accounts(f.ctx, testApp, []string{d.RegistrationID}); got[d.RegistrationID] != want {
+		t.Errorf("a refused registration changed the device: %+v", got[d.RegistrationID])
+	}
+	f.wantChanges()
+}
+
+func (h harness) testDeviceLimit(t *testing.T) {
+	f := h.fresh(t)
+	lim := im.DeviceLimits{PerOwner: 2}
+	reg := func(id, owner string) error {
+		_, err := f.s.RegisterDevice(f.ctx, testApp, im.Device{RegistrationID: id, Owner: owner, Platform: "ios"}, lim)
+		return err
+	}
+	for _, id := range []string{"a1", "a2"} {
+		if err := reg(id, "alice"); err != nil {
+			t.Fatalf("RegisterDevice(%s): %v", id, err)
+		}
+	}
+	wantErr(t, "third device of alice", reg("a3", "alice"), im.ErrTooMany)
+	if err := reg("a2", "alice"); err != nil {
+		t.Errorf("re-registering a device at the limit: %v", err)
+	}
+	if err := reg("b1", "bob"); err != nil {
+		t.Errorf("another owner's first device: %v", err)
+	}
+	if _, err := f.s.RegisterDevice(f.ctx, otherApp, im.Device{RegistrationID: "a3", Owner: "alice", Platform: "ios"}, lim); err != nil {
+		t.Errorf("alice's first device in another app: %v", err)
+	}
+	if got, _ := f.s.Accounts(f.ctx, testApp, []string{"a3"}); len(got) != 0 {
+		t.Errorf("the refused device exists: %+v", got)
+	}
+	// Concurrent registrations cannot exceed the limit together.
+	errs := make(chan error, 8)
+	for i := range 8 {
+		go func() { errs <- reg(fmt.Sprint("c", i), "carol") }()
+	}
+	ok := 0
+	for range 8 {
+		if err := <-errs; err == nil {
+			ok++
+		} else if !errors.Is(err, im.ErrTooMany) {
+			t.Errorf("concurrent RegisterDevice: %v", err)
+		}
+	}
+	if ok != 2 {
+		t.Errorf("%d of 8 concurrent registrations succeeded, want 2", ok)
+	}
 }

@@ -47,7 +47,7 @@ func (h harness) testChangeFeed(t *testing.T) {
 	if _, err := f.s.ImportAccounts(f.ctx, testApp, []im.AccountInput{{UserID: "a", Nick: "A"}}); err != nil {
 		t.Fatalf("ImportAccounts: %v", err)
 	}
-	if _, err := f.s.RegisterDevice(f.ctx, testApp, im.Device{RegistrationID: "d", Token: "new"}); err != nil {
+	if _, err := f.s.RegisterDevice(f.ctx, testApp, im.Device{RegistrationID: "d", Token: "new"}, im.DeviceLimits{}); err != nil {
 		t.Fatalf("RegisterDevice: %v", err)
 	}
 	if err := f.s.Kick(f.ctx, testApp, "a", 5); err != nil {
@@ -243,7 +243,7 @@ func (f *fixture) worker(g, n, rounds int, expect func(id string, a im.AttrValue
 	if g%2 == 1 {
 		// Devices carry RegistrationID-bound slot 3; register half of them.
 		for k := 0; k < n; k += 2 {
-			if _, err := f.s.RegisterDevice(f.ctx, testApp, im.Device{RegistrationID: ids[k]}); err != nil {
+			if _, err := f.s.RegisterDevice(f.ctx, testApp, im.Device{RegistrationID: ids[k]}, im.DeviceLimits{}); err != nil {
 				return err
 			}
 			in[k] = im.AccountInput{}

@@ -50,6 +50,8 @@ func Run(t *testing.T, open OpenFunc) {
 	t.Run("Resolution", h.testResolution)
 	t.Run("Kick", h.testKick)
 	t.Run("RegisterDevice", h.testRegisterDevice)
+	t.Run("DeviceLimit", h.testDeviceLimit)
+	t.Run("ImportDisplacesDevice", h.testImportDisplacesDevice)
 	t.Run("AttrSchema", h.testAttrSchema)
 	t.Run("EditOps", h.testEditOps)
 	t.Run("EditErrors", h.testEditErrors)
@@ -182,7 +184,7 @@ func (f *fixture) importIDs(app uint64, ids ...string) []im.Account {
 
 func (f *fixture) device(app uint64, id string) im.Account {
 	f.t.Helper()
-	a, err := f.s.RegisterDevice(f.ctx, app, im.Device{RegistrationID: id, Platform: "android"})
+	a, err := f.s.RegisterDevice(f.ctx, app, im.Device{RegistrationID: id, Platform: "android"}, im.DeviceLimits{})
 	if err != nil {
 		f.t.Fatalf("RegisterDevice(%s): %v", id, err)
 	}
@@ -336,6 +338,13 @@ func (f *fixture) wantChanges(want ...im.Change) {
 	}
 	for _, c := range want {
 		f.t.Errorf("  want %s", changeString(c))
+	}
+}
+
+func wantErr(t *testing.T, what string, err, want error) {
+	t.Helper()
+	if !errors.Is(err, want) {
+		t.Errorf("%s: error %v, want %v", what, err, want)
 	}
 }
 
