@@ -93,6 +93,7 @@ func serve(ctx context.Context, env Env, args []string) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	auth := service.NewAuth(apps, store, nil)
+	auth.SetMaxSkew(time.Duration(cfg.UserSigSkew))
 	svc := httpapi.Services{
 		Auth:     auth,
 		Accounts: service.NewAccounts(store, auth, nil),
@@ -109,7 +110,7 @@ func serve(ctx context.Context, env Env, args []string) error {
 	hub.Start(context.WithoutCancel(ctx))
 	defer hub.Stop() // after the HTTP drain: closes upgraded connections, flushes acks
 	svc.Accounts.SetPresence(hub)
-	push := newPushing(cfg, store, index, hub, reg, log)
+	push := newPushing(cfg, store, index, hub, reg, log, fanoutHold(env, log))
 	svc.Push, svc.Sched, svc.Stats = push.push, push.sched, push.stats
 	push.start(context.WithoutCancel(ctx)) // stopped by push.stop, after the drain
 	defer push.stop()                      // after the HTTP drain below, before store.Close
