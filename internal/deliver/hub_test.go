@@ -347,6 +347,24 @@ func TestSlowClientIsCutOffAndDeliverNeverBlocks(t *testing.T) {
 	}
 }
 
+// TestHeartbeatSparesAClientThatTalks: a client that does not answer
+// pings in time (here: reads nothing) but keeps sending frames is alive,
+// as a client deep in a long catch-up on a loaded machine is; it is not
+// closed. Once it falls silent, it is.
+func TestHeartbeatSparesAClientThatTalks(t *testing.T) {
+	h := newHarness(t, deliver.Options{PingInterval: 30 * time.Millisecond, PongTimeout: 50 * time.Millisecond,
+		CloseGrace: 50 * time.Millisecond})
+	c := h.dialRaw("busy", 1, "", false)
+	for range 40 { // 400 ms: many ping rounds
+		c.send(`{"Type":"ack","TaskId":"none"}`)
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := h.hub.Stats().HeartbeatTimeouts; n != 0 {
+		t.Fatalf("%d heartbeat timeouts for a client that kept talking", n)
+	}
+	waitFor(t, "silent client closed", func() bool { return h.hub.Stats().HeartbeatTimeouts == 1 })
+}
+
 func TestHeartbeatTimeoutClosesUnresponsiveConnection(t *testing.T) {
 	h := newHarness(t, deliver.Options{PingInterval: 30 * time.Millisecond, PongTimeout: 50 * time.Millisecond,
 		CloseGrace: 50 * time.Millisecond})
