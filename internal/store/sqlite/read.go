@@ -31,8 +31,6 @@ type readStmts struct {
 
 const (
 	appColumns = `sdkappid, secret_key, admins, callback_url, created_at`
-	// profileColumns are what a profile read needs; scanProfile reads them.
-	profileColumns = `key, ordinal, type, id, attrs, tags`
 	// acctColumns are an account without its audience data; scanAccount
 	// reads them.
 	acctColumns = `key, ordinal, type, id, nick, face_url, kicked_at, owner, platform, token`
@@ -47,7 +45,7 @@ func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 		sql string
 	}{
 		{&r.scan, `SELECT ` + accountColumns + ` FROM accounts WHERE app = ? ORDER BY ordinal`},
-		{&r.profiles, `SELECT ` + profileColumns + byIDs},
+		{&r.profiles, `SELECT ` + accountColumns + byIDs},
 		{&r.accounts, `SELECT ` + acctColumns + byIDs},
 		{&r.schema, schemaQuery},
 		{&r.app, `SELECT ` + appColumns + ` FROM apps WHERE sdkappid = ?`},
@@ -83,19 +81,6 @@ type hit struct {
 	p       im.Profile
 	key     int64
 	suspect bool // must be settled: see scanProfile
-}
-
-// scanProfile reads profileColumns: the account's ID, Type and Ordinal,
-// and its attributes and tags (see audience).
-func (s *Store) scanProfile(sc scanner, g0 uint64) (h hit, err error) {
-	var ordinal, typ int64
-	var attrs, tags sql.NullString
-	a := &h.p.Account
-	if err := sc.Scan(&h.key, &ordinal, &typ, &a.ID, &attrs, &tags); err != nil {
-		return h, err
-	}
-	a.Ordinal, a.Type = uint32(ordinal), im.AcctType(typ)
-	return h, s.audience(&h, attrs, tags, g0)
 }
 
 // scanFullProfile reads accountColumns: the whole account, and its
@@ -252,7 +237,7 @@ func (s *Store) queryIDs(ctx context.Context, q *sql.Stmt, app uint64, ids []str
 }
 
 func (s *Store) queryIDsSlow(ctx context.Context, q *sql.Stmt, app uint64, ids []string) (*sql.Rows, error) {
-	cols := profileColumns
+	cols := accountColumns
 	if q == s.r.accounts {
 		cols = acctColumns
 	}
@@ -278,12 +263,11 @@ func (s *Store) Accounts(ctx context.Context, app uint64, ids []string) (map[str
 	return out, nil
 }
 
-// Profiles returns the attributes and tags of the accounts found among ids
-// (resolved as in Accounts), keyed by the id asked for. Of each Account it
-// fills ID, Type and Ordinal only.
+// Profiles returns the accounts, attributes and tags of the accounts found
+// among ids (resolved as in Accounts), keyed by the id asked for.
 func (s *Store) Profiles(ctx context.Context, app uint64, ids []string) (map[string]im.Profile, error) {
 	out := make(map[string]im.Profile, len(ids))
-	err := s.lookup(ctx, s.r.profiles, app, ids, s.scanProfile, func(id string, p im.Profile) { out[id] = p })
+	err := s.lookup(ctx, s.r.profiles, app, ids, s.scanFullProfile, func(id string, p im.Profile) { out[id] = p })
 	if err != nil {
 		return nil, err
 	}
