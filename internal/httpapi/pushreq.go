@@ -221,7 +221,7 @@ func parseTo(f map[string]json.RawMessage, r *service.PushRequest) error {
 	r.To = make([]string, len(items))
 	for i, it := range items {
 		if err := json.Unmarshal(it, &r.To[i]); err != nil || bytes.Equal(bytes.TrimSpace(it), []byte("null")) {
-			return im.Errorf(im.CodeAccountNotStr, "To_Account items must be strings")
+			return im.Errorf(im.CodeAccountNotStr, "To_Account[%d] must be a JSON string", i)
 		}
 	}
 	return nil
