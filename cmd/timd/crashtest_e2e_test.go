@@ -14,6 +14,9 @@ import (
 // audience index checked against the store after each restart, and one
 // kill -9 in the middle of a push fan-out to 10 live clients.
 func TestE2ECrashTest(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the crash run: 3 kill -9 rounds; .ci/run runs it")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binPath, "crashtest", "--accounts", "2000", "--kills", "2", "--live", "10",

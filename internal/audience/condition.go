@@ -132,7 +132,9 @@ func slotOf(schema *im.AttrSchema, name string) int {
 // its *im.Error (codes 90020, 90022, 90032, 90033, 90039, 90040) unchanged.
 //
 // A nil or empty c selects every live account of both types (UserIDs and
-// RegistrationIDs), which is "push to all users". Otherwise the present
+// RegistrationIDs), which is "push to all users". (A request's Condition
+// never arrives empty: the edge, package httpapi, refuses a Condition with
+// an unknown key or no clause, so only an absent one means everyone.) Otherwise the present
 // parts are intersected: all of TagsAnd ∩ any of TagsOr, minus the TagsNot
 // exclusion (see Options); or every pair of AttrsAnd ∩ any pair of
 // AttrsOr. TagsNot alone selects every account minus the exclusion.

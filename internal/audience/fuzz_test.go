@@ -12,6 +12,9 @@ import (
 // when valid, evaluates it on a small fixed index, comparing the result
 // with the brute-force model. Invalid conditions must fail Validate and
 // Evaluate alike with one of the documented codes. Nothing may panic.
+// The JSON here is only a way to build a Condition (leniently: unknown
+// keys ignored, "{}" is everyone); the wire's closed Condition is checked
+// by httpapi's FuzzParsePush.
 func FuzzValidateEvaluate(f *testing.F) {
 	m := newModel(5, 1)
 	x := New()

@@ -3,6 +3,7 @@ package fanout_test
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"path/filepath"
@@ -42,7 +43,7 @@ func (l benchLive) Connected(uint64) *roaring.Bitmap     { return l.online }
 // evaluation, durable task row) to the end of its fan-out (live pass to
 // the first 10,000 accounts, which are connected; progress saved; task
 // Done).
-func benchPush(b *testing.B, accounts int, cond string) {
+func benchPush(b *testing.B, accounts int, cond *im.Condition) {
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, b.TempDir(), nil)
 	if err != nil {
@@ -74,9 +75,10 @@ func benchPush(b *testing.B, accounts int, cond string) {
 	var accept time.Duration
 	b.ResetTimer()
 	for i := range b.N {
-		body := fmt.Sprintf(`{"MsgRandom":%d,%s"MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"hello"}}]}`, i, cond)
+		req := &service.PushRequest{Kind: im.PushCondition, MsgRandom: uint32(i), HasRandom: true, Condition: cond,
+			MsgBody: json.RawMessage(`[{"MsgType":"TIMTextElem","MsgContent":{"Text":"hello"}}]`)}
 		t0 := time.Now()
-		id, err := push.Push(ctx, app, "admin", []byte(body))
+		id, err := push.Push(ctx, app, "admin", req)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -95,12 +97,12 @@ func benchPush(b *testing.B, accounts int, cond string) {
 }
 
 // BenchmarkPushAll1M pushes to every account of a 1M-account app.
-func BenchmarkPushAll1M(b *testing.B) { benchPush(b, 1_000_000, "") }
+func BenchmarkPushAll1M(b *testing.B) { benchPush(b, 1_000_000, nil) }
 
 // BenchmarkPushTag500k pushes to the 500,000 accounts of one tag (a
 // sparse audience: bitset containers rather than runs).
 func BenchmarkPushTag500k(b *testing.B) {
-	benchPush(b, 1_000_000, `"Condition":{"TagsAnd":["even"]},`)
+	benchPush(b, 1_000_000, &im.Condition{TagsAnd: []string{"even"}})
 }
 
 // sizes are the audiences of the growth benchmarks.
@@ -114,7 +116,7 @@ var sizes = []struct {
 // the cost of a stored push grows with its audience.
 func BenchmarkPushSizes(b *testing.B) {
 	for _, s := range sizes {
-		b.Run(s.name, func(b *testing.B) { benchPush(b, s.n, "") })
+		b.Run(s.name, func(b *testing.B) { benchPush(b, s.n, nil) })
 	}
 }
 

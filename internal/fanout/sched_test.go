@@ -2,6 +2,7 @@ package fanout_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"testing"
@@ -90,9 +91,9 @@ func (e *schedEnv) close() { e.crash() }
 
 func (e *schedEnv) add(after time.Duration) int64 {
 	e.t.Helper()
-	at := e.clock.Now().Add(after).UTC().Format(service.SchedTimeLayout)
-	id, err := e.sched.Add(context.Background(), app, "admin",
-		[]byte(fmt.Sprintf(`{"Sdkappid":%d,"Type":"All","SchedAt":"%s","Content":{"OfflinePushInfo":{"Title":"x"}}}`, app, at)))
+	at := e.clock.Now().Add(after).Truncate(time.Second).Unix()
+	id, err := e.sched.Add(context.Background(), app, "admin", service.SchedSpec{Type: im.SchedAll, SchedAt: at,
+		Content: &service.PushRequest{Kind: im.PushCondition, Offline: json.RawMessage(`{"Title":"x"}`)}})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -2,19 +2,56 @@ package httpapi
 
 import (
 	"fmt"
+	"strconv"
 
 	"timd/internal/im"
 	"timd/internal/service"
 )
 
+// attrNamesReq is the body of set_attr_name: slot keys "0".."9" to
+// names and to account types.
 type attrNamesReq struct {
-	AttrNames service.SlotNames `json:"AttrNames"`
-	AttrTypes service.SlotTypes `json:"AttrTypes"`
+	AttrNames map[string]string `json:"AttrNames"`
+	AttrTypes map[string]int    `json:"AttrTypes"`
 }
 
 type attrNamesResp struct {
-	AttrNames service.SlotNames `json:"AttrNames"`
-	AttrTypes service.SlotTypes `json:"AttrTypes,omitempty"`
+	AttrNames map[string]string `json:"AttrNames"`
+	AttrTypes map[string]int    `json:"AttrTypes,omitempty"`
+}
+
+// slots converts the wire maps to slot-indexed ones: 90033 for a key
+// that is not "0".."9" or a type that is not 0 or 1.
+func (q *attrNamesReq) slots() (map[int]string, map[int]im.AcctType, error) {
+	names := make(map[int]string, len(q.AttrNames))
+	for key, name := range q.AttrNames {
+		slot, err := slotIndex(key)
+		if err != nil {
+			return nil, nil, err
+		}
+		names[slot] = name
+	}
+	types := make(map[int]im.AcctType, len(q.AttrTypes))
+	for key, typ := range q.AttrTypes {
+		slot, err := slotIndex(key)
+		if err != nil {
+			return nil, nil, err
+		}
+		if typ != int(im.AcctUserID) && typ != int(im.AcctRegistrationID) {
+			return nil, nil, im.Errorf(im.CodeAttrInvalid, "AttrTypes index:%d must be 0 or 1", slot)
+		}
+		types[slot] = im.AcctType(typ)
+	}
+	return names, types, nil
+}
+
+// slotIndex parses a slot key "0".."9": 90033 otherwise.
+func slotIndex(key string) (int, error) {
+	n, err := strconv.Atoi(key)
+	if err != nil || n < 0 || n >= im.MaxAttrSlots || strconv.Itoa(n) != key {
+		return 0, im.Errorf(im.CodeAttrInvalid, "attribute index %q must be 0 to 9", key)
+	}
+	return n, nil
 }
 
 func (s *Server) setAttrName(r *request) (any, error)   { return s.setAttrNames(r, false) }
@@ -29,7 +66,11 @@ func (s *Server) setAttrNames(r *request, legacy bool) (any, error) {
 	if legacy {
 		req.AttrTypes = nil
 	}
-	return nil, s.svc.Audience.SetAttrNames(r.ctx, r.app.SDKAppID, req.AttrNames, req.AttrTypes)
+	names, types, err := req.slots()
+	if err != nil {
+		return nil, err
+	}
+	return nil, s.svc.Audience.SetAttrNames(r.ctx, r.app.SDKAppID, names, types)
 }
 
 func (s *Server) getAttrName(r *request) (any, error)   { return s.getAttrNames(r, false) }
@@ -40,14 +81,24 @@ func (s *Server) getAttrNames(r *request, legacy bool) (any, error) {
 	if err := decode(r.body, &req); err != nil {
 		return nil, err
 	}
-	names, types, err := s.svc.Audience.AttrNames(r.ctx, r.app.SDKAppID)
+	schema, err := s.svc.Audience.Schema(r.ctx, r.app.SDKAppID)
 	if err != nil {
 		return nil, err
 	}
-	if legacy {
-		types = nil
+	out := attrNamesResp{AttrNames: map[string]string{}}
+	if !legacy {
+		out.AttrTypes = map[string]int{}
 	}
-	return attrNamesResp{AttrNames: names, AttrTypes: types}, nil
+	for i, sl := range schema {
+		if sl.Name == "" {
+			continue
+		}
+		out.AttrNames[strconv.Itoa(i)] = sl.Name
+		if !legacy {
+			out.AttrTypes[strconv.Itoa(i)] = int(sl.Type)
+		}
+	}
+	return out, nil
 }
 
 type userAttrsItem struct {
@@ -129,7 +180,11 @@ func (s *Server) imGetAttr(r *request) (any, error) { return s.getAttrs(r, true)
 func (s *Server) getAttrs(r *request, legacy bool) (any, error) {
 	out := userAttrsResp{UserAttrs: []userAttrsOut{}}
 	errs, err := s.readProfiles(r, legacy, func(p service.Profile) {
-		out.UserAttrs = append(out.UserAttrs, userAttrsOut{ToAccount: p.Account, Attrs: p.Attrs})
+		attrs := p.Attrs
+		if attrs == nil {
+			attrs = map[string]string{} // "Attrs":{}, never null
+		}
+		out.UserAttrs = append(out.UserAttrs, userAttrsOut{ToAccount: p.Account, Attrs: attrs})
 	})
 	if err != nil {
 		return nil, err

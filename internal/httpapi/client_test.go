@@ -18,6 +18,7 @@ import (
 	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"timd/internal/deliver"
 	"timd/internal/deliver/delivertest"
@@ -27,24 +28,26 @@ import (
 	"timd/internal/usersig"
 )
 
-// clientEnv serves /v4 and /v1 from one server over the real SQLite account
-// store, the in-memory task store and a real hub, as cli/serve wires them.
+// clientEnv serves /v4 and /v1 from one server over the real SQLite store
+// (accounts and tasks) and a real hub, as cli/serve wires them.
 type clientEnv struct {
 	*env
-	hub   *deliver.Hub
-	tasks *delivertest.Tasks
+	hub     *deliver.Hub
+	tasks   *delivertest.Faulty // the same SQLite store; Add is a shortcut
+	handler http.Handler        // the server under srv, for in-process requests
 }
 
-func newClientEnv(t *testing.T) *clientEnv {
+func newClientEnv(t testing.TB) *clientEnv {
 	t.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	st, idx, apps := openStore(t, log)
-	tasks := delivertest.NewTasks()
+	tasks := &delivertest.Faulty{TaskStore: st}
 	audiences := deliver.NewAudienceCache(tasks, 0) // one cache, as serve wires it
 	hub := deliver.NewHub(tasks, audiences, deliver.Options{AckInterval: 10 * time.Millisecond}, log)
 	hub.Start(ctx)
 	auth := service.NewAuth(apps, st, nil)
+	reg := prometheus.NewRegistry()
 	h := httpapi.New(httpapi.Services{
 		Auth:     auth,
 		Accounts: service.NewAccounts(st, auth, hub),
@@ -52,13 +55,14 @@ func newClientEnv(t *testing.T) *clientEnv {
 		Hub:      hub,
 		Inbox:    service.NewInbox(tasks, audiences),
 		Devices:  service.NewDevices(st, nil),
-	}, httpapi.Options{BodyLimit: 64 << 10}, log, httpapi.NewMetrics(prometheus.NewRegistry()))
+	}, httpapi.Options{BodyLimit: 64 << 10, Prometheus: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})},
+		log, httpapi.NewMetrics(reg))
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() {
 		srv.Close()
 		hub.Stop()
 	})
-	e := &clientEnv{env: &env{t: t, srv: srv, store: st, index: idx}, hub: hub, tasks: tasks}
+	e := &clientEnv{env: &env{t: t, srv: srv, store: st, index: idx}, hub: hub, tasks: tasks, handler: h}
 	wantCode(t, e.call("im_open_login_svc/multiaccount_import", `{"Accounts":["alice","bob","carol"]}`), 0)
 	wantCode(t, e.callAs(appB, "boss", "im_open_login_svc/account_import", `{"UserID":"alice"}`), 0)
 	return e

@@ -175,7 +175,7 @@ func checkObject(t reflect.Type, obj map[string]any, path string) error {
 		if !ok {
 			if info.closed {
 				return im.KindErrorf(im.KindBadJSON, "%s is not a field of %s; expected %s",
-					join(path, k), pathName(path), strings.Join(info.names, ", "))
+					join(path, keyName(k)), pathName(path), strings.Join(info.names, ", "))
 			}
 			continue
 		}

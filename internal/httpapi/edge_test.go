@@ -151,6 +151,7 @@ func TestWrongTypeErrorInfo(t *testing.T) {
 			}
 		}
 	}
+	covered := map[string]bool{}
 	for _, c := range []struct {
 		cmd, body string
 		code      int
@@ -171,12 +172,56 @@ func TestWrongTypeErrorInfo(t *testing.T) {
 		{"timpush/all_member_push_statistics", `{"StartTime":1,"EndTime":2,"TaskID":"x"}`, im.CodePushJSON, "TaskID must be a JSON array, got string"},
 		{"timpush/normal_push_trace", `{"PushID":5}`, im.CodePushJSON, "PushID must be a JSON string, got number"},
 		{"im_open_login_svc/account_check", `{"CheckItem":{"UserID":"a"}}`, im.CodeBodyJSON, "CheckItem must be a JSON array, got object"},
+		{"im_open_login_svc/account_import", `{"UserID":"a","Nick":7}`, im.CodeBodyJSON, "Nick must be a JSON string, got number"},
+		{"im_open_login_svc/account_import", `{"UserID":["a"]}`, im.CodeAccountNotStr, "UserID must be a JSON string, got array"},
+		{"im_open_login_svc/multiaccount_import", `{"Accounts":["a",{}]}`, im.CodeAccountNotStr, "Accounts[1] must be a JSON string, got object"},
+		{"im_open_login_svc/multiaccount_import", `{"AccountList":[{"UserID":"a","FaceUrl":false}]}`, im.CodeBodyJSON, "AccountList[0].FaceUrl must be a JSON string, got boolean"},
+		{"im_open_login_svc/account_delete", `{"DeleteItem":[{"UserID":1}]}`, im.CodeAccountNotStr, "DeleteItem[0].UserID must be a JSON string, got number"},
+		{"im_open_login_svc/kick", `{"UserID":true}`, im.CodeAccountNotStr, "UserID must be a JSON string, got boolean"},
+		{"openim/query_online_status", `{"To_Account":["a"],"IsNeedDetail":"1"}`, im.CodeBodyJSON, "IsNeedDetail must be a JSON integer, got string"},
+		{"timpush/get_attr_name", `{}`, 0, ""},
+		{"all_member_push/im_get_attr_name", `{}`, 0, ""},
+		{"all_member_push/im_set_attr_name", `{"AttrNames":[]}`, im.CodePushJSON, "AttrNames must be a JSON object, got array"},
+		{"timpush/get_attr", `{"To_Account":"a"}`, im.CodeAccountNotStr, "To_Account must be a JSON array, got string"},
+		{"all_member_push/im_get_attr", `{"To_Account":[["a"]]}`, im.CodeAccountNotStr, "To_Account[0] must be a JSON string, got array"},
+		{"all_member_push/im_set_attr", `{"UserAttrs":[{"To_Account":"a","Attrs":{"city":null,"x":1}}]}`, im.CodePushJSON, "UserAttrs[0].Attrs.x must be a JSON string, got number"},
+		{"all_member_push/im_remove_attr", `{"UserAttrs":[{"To_Account":"a","Attrs":[1]}]}`, im.CodePushJSON, "UserAttrs[0].Attrs[0] must be a JSON string, got number"},
+		{"all_member_push/im_add_tag", `{"UserTags":[{"To_Account":"a","Tags":{}}]}`, im.CodePushJSON, "UserTags[0].Tags must be a JSON array, got object"},
+		{"timpush/remove_tag", `{"UserTags":"a"}`, im.CodePushJSON, "UserTags must be a JSON array, got string"},
+		{"all_member_push/im_remove_tag", `{"UserTags":[7]}`, im.CodePushJSON, "UserTags[0] must be a JSON object, got number"},
+		{"all_member_push/im_get_tag", `{"To_Account":{}}`, im.CodeAccountNotStr, "To_Account must be a JSON array, got object"},
+		{"timpush/clear_all_tags", `{"To_Account":[null,2]}`, im.CodeAccountNotStr, "To_Account[1] must be a JSON string, got number"},
+		{"all_member_push/im_remove_all_tags", `{"To_Account":1}`, im.CodeAccountNotStr, "To_Account must be a JSON array, got number"},
+		{"timpush/push", `{"MsgRandom":1,"Condition":["x"],"OfflinePushInfo":{}}`, im.CodePushJSON, "Condition must be a JSON object"},
+		{"timpush/push", `{"MsgRandom":1,"Condition":{"TagsOr":"x"},"OfflinePushInfo":{}}`, im.CodePushJSON, "Condition.TagsOr must be an array of strings"},
+		{"timpush/batch", `{"MsgRandom":1,"To_Account":["a",2],"OfflinePushInfo":{}}`, im.CodeAccountNotStr, "To_Account[1] must be a JSON string"},
+		{"all_member_push/im_push", `{"MsgRandom":1,"Condition":{"AttrsOr":["x"]},"MsgBody":[]}`, im.CodePushJSON, "Condition.AttrsOr must be an object of string values"},
+		{"timpush/revoke", `{"TaskId":5}`, im.CodePushJSON, "TaskId must be a JSON string, got number"},
+		{"timpush/revoke", `{"TaskId":"x","OfflinePushInfo":[]}`, im.CodePushJSON, "OfflinePushInfo must be an object"},
+		{"timpush/add_sched_task", `{"Sdkappid":"1400000001"}`, im.CodePushJSON, "Sdkappid must be a JSON integer, got string"},
+		{"timpush/modify_sched_task", `{"Sdkappid":1400000001,"TaskID":1.5}`, im.CodePushJSON, "TaskID must be an integer"},
+		{"timpush/delete_sched_task", `{"Sdkappid":1400000001,"TaskID":1,"Type":1}`, im.CodePushJSON, "Type must be a JSON string, got number"},
+		{"timpush/get_sched_task", `{"Sdkappid":1400000001,"TaskID":"1"}`, im.CodePushJSON, "TaskID must be a JSON integer, got string"},
+		{"timpush/list_sched_task", `{"Sdkappid":1400000001,"Want":10,"Asc":"yes"}`, im.CodePushJSON, "Asc must be a JSON boolean, got string"},
+		{"timpush/all_member_push_trace", `{"TaskID":["x"],"UserID":"u"}`, im.CodePushJSON, "TaskID must be a JSON string, got array"},
+		{"timpush/all_member_push_loss", `{"StartTime":1,"EndTime":{}}`, im.CodePushJSON, "EndTime must be a JSON integer, got object"},
+		{"timpush/normal_push_statistics", `{"StartTime":1,"EndTime":2e30}`, im.CodePushJSON, "EndTime must be an integer"},
+		{"timpush/normal_push_loss", `{"StartTime":[],"EndTime":2}`, im.CodePushJSON, "StartTime must be a JSON integer, got array"},
 	} {
+		if c.code == 0 {
+			continue // takes no fields
+		}
+		covered[c.cmd] = true
 		r := e.call(c.cmd, c.body)
 		wantCode(t, r, c.code)
 		info := r["ErrorInfo"].(string)
 		if !strings.HasPrefix(info, c.info) || goType.MatchString(info) {
 			t.Errorf("%s %s: ErrorInfo %q, want %q", c.cmd, c.body, info, c.info)
+		}
+	}
+	for _, cmd := range httpapi.Commands() {
+		if !covered[cmd] && !strings.HasSuffix(cmd, "get_attr_name") {
+			t.Errorf("%s has no wrong-type field case", cmd)
 		}
 	}
 }

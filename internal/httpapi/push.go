@@ -1,6 +1,11 @@
 package httpapi
 
-import "timd/internal/im"
+import (
+	"encoding/json"
+
+	"timd/internal/im"
+	"timd/internal/service"
+)
 
 // taskIDResp answers the push commands.
 type taskIDResp struct {
@@ -18,7 +23,11 @@ var errNoPush = im.Errorf(im.CodePushDisabled, "push is not enabled on this serv
 
 // push serves timpush/push (both the message and the notification form).
 func (s *Server) push(r *request) (any, error) {
-	id, err := s.svc.Push.Push(r.ctx, r.app.SDKAppID, r.identifier, r.body)
+	req, err := parsePushBody(r.body, im.PushCondition)
+	if err != nil {
+		return nil, err
+	}
+	id, err := s.svc.Push.Push(r.ctx, r.app.SDKAppID, r.identifier, req)
 	if err != nil {
 		return nil, err
 	}
@@ -27,7 +36,11 @@ func (s *Server) push(r *request) (any, error) {
 
 // imPush serves the legacy all_member_push/im_push.
 func (s *Server) imPush(r *request) (any, error) {
-	id, err := s.svc.Push.Legacy(r.ctx, r.app.SDKAppID, r.identifier, r.body)
+	req, err := parsePushBody(r.body, im.PushLegacy)
+	if err != nil {
+		return nil, err
+	}
+	id, err := s.svc.Push.Legacy(r.ctx, r.app.SDKAppID, r.identifier, req)
 	if err != nil {
 		return nil, err
 	}
@@ -36,7 +49,11 @@ func (s *Server) imPush(r *request) (any, error) {
 
 // batch serves timpush/batch; a failed request still carries "TaskId":"".
 func (s *Server) batch(r *request) (any, error) {
-	id, errs, err := s.svc.Push.Batch(r.ctx, r.app.SDKAppID, r.identifier, r.body)
+	req, err := parsePushBody(r.body, im.PushBatch)
+	if err != nil {
+		return batchResp{}, err
+	}
+	id, errs, err := s.svc.Push.Batch(r.ctx, r.app.SDKAppID, r.identifier, req)
 	if err != nil {
 		return batchResp{}, err
 	}
@@ -47,7 +64,25 @@ func (s *Server) batch(r *request) (any, error) {
 	return out, nil
 }
 
-// revoke serves timpush/revoke; the answer is the bare envelope.
+// revokeReq is the body of timpush/revoke.
+type revokeReq struct {
+	TaskID          string          `json:"TaskId"`
+	OfflinePushInfo json.RawMessage `json:"OfflinePushInfo"`
+}
+
+// revoke serves timpush/revoke; the answer is the bare envelope. 90001
+// when the body is not an object, TaskId is not a string or is missing,
+// or OfflinePushInfo is not an object; the rest are Push.Revoke's.
 func (s *Server) revoke(r *request) (any, error) {
-	return nil, s.svc.Push.RevokeRequest(r.ctx, r.app.SDKAppID, r.body)
+	var req revokeReq
+	if err := decode(r.body, &req); err != nil {
+		return nil, err
+	}
+	var offline service.PushRequest
+	if len(req.OfflinePushInfo) > 0 {
+		if err := parseOffline(map[string]json.RawMessage{"OfflinePushInfo": req.OfflinePushInfo}, &offline); err != nil {
+			return nil, err
+		}
+	}
+	return nil, s.svc.Push.Revoke(r.ctx, r.app.SDKAppID, req.TaskID, offline.Offline)
 }

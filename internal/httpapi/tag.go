@@ -103,7 +103,11 @@ func (s *Server) imGetTag(r *request) (any, error) { return s.getTags(r, true) }
 func (s *Server) getTags(r *request, legacy bool) (any, error) {
 	out := userTagsResp{UserTags: []userTagsOut{}}
 	errs, err := s.readProfiles(r, legacy, func(p service.Profile) {
-		out.UserTags = append(out.UserTags, userTagsOut{ToAccount: p.Account, Tags: p.Tags})
+		tags := p.Tags
+		if tags == nil {
+			tags = []string{} // "Tags":[], never null
+		}
+		out.UserTags = append(out.UserTags, userTagsOut{ToAccount: p.Account, Tags: tags})
 	})
 	if err != nil {
 		return nil, err

@@ -3,7 +3,6 @@ package service
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"unicode/utf8"
 
 	"timd/internal/im"
@@ -26,17 +25,12 @@ func NewAudience(store im.AudienceStore, limits func(app uint64) im.EditLimits) 
 	return &Audience{store: store, limits: limits}
 }
 
-// SlotNames is the wire form of attribute names: slot key "0".."9" → name.
-type SlotNames map[string]string
-
-// SlotTypes is the wire form of slot account types: slot key → type.
-type SlotTypes map[string]int
-
-// SetAttrNames merges names (and types) into the app's slots. Only listed
-// slots change. Errors: 90033 for a bad slot key, an empty or over-long
-// name, a duplicate name, a type for an unlisted slot, an unknown type, or
-// a change of a defined slot's type.
-func (a *Audience) SetAttrNames(ctx context.Context, app uint64, names SlotNames, types SlotTypes) error {
+// SetAttrNames merges names (slot → name) and types (slot → account type)
+// into the app's slots, 0 to 9. Only listed slots change. Errors: 90033
+// for no names, a slot out of range, an empty or over-long name, a
+// duplicate name, a type for an unlisted slot, an unknown type, or a
+// change of a defined slot's type.
+func (a *Audience) SetAttrNames(ctx context.Context, app uint64, names map[int]string, types map[int]im.AcctType) error {
 	if len(names) == 0 {
 		return im.Errorf(im.CodeAttrInvalid, "AttrNames is empty")
 	}
@@ -45,31 +39,26 @@ func (a *Audience) SetAttrNames(ctx context.Context, app uint64, names SlotNames
 		return err
 	}
 	next := s
-	for key, name := range names {
-		slot, err := slotIndex(key)
-		if err != nil {
-			return err
+	for slot, name := range names {
+		if slot < 0 || slot >= im.MaxAttrSlots {
+			return im.Errorf(im.CodeAttrInvalid, "attribute index %d must be 0 to 9", slot)
 		}
 		if name == "" || len(name) > im.MaxAttrNameLen {
 			return im.Errorf(im.CodeAttrInvalid, "attrName at index:%d must be 1 to %d bytes", slot, im.MaxAttrNameLen)
 		}
 		next[slot].Name = name
 	}
-	for key, typ := range types {
-		slot, err := slotIndex(key)
-		if err != nil {
-			return err
-		}
-		if _, listed := names[key]; !listed {
+	for slot, typ := range types {
+		if _, listed := names[slot]; !listed {
 			return im.Errorf(im.CodeAttrInvalid, "AttrTypes index:%d is not in AttrNames", slot)
 		}
-		if typ != int(im.AcctUserID) && typ != int(im.AcctRegistrationID) {
+		if typ != im.AcctUserID && typ != im.AcctRegistrationID {
 			return im.Errorf(im.CodeAttrInvalid, "AttrTypes index:%d must be 0 or 1", slot)
 		}
-		if s[slot].Name != "" && s[slot].Type != im.AcctType(typ) {
+		if s[slot].Name != "" && s[slot].Type != typ {
 			return im.Errorf(im.CodeAttrInvalid, "attr type at index:%d cannot be changed", slot)
 		}
-		next[slot].Type = im.AcctType(typ)
+		next[slot].Type = typ
 	}
 	if err := checkUniqueNames(&next); err != nil {
 		return err
@@ -86,31 +75,6 @@ func checkUniqueNames(s *im.AttrSchema) error {
 		}
 	}
 	return nil
-}
-
-// slotIndex parses a slot key "0".."9": 90033 otherwise.
-func slotIndex(key string) (int, error) {
-	n, err := strconv.Atoi(key)
-	if err != nil || n < 0 || n >= im.MaxAttrSlots || strconv.Itoa(n) != key {
-		return 0, im.Errorf(im.CodeAttrInvalid, "attribute index %q must be 0 to 9", key)
-	}
-	return n, nil
-}
-
-// AttrNames returns the defined slots as wire maps.
-func (a *Audience) AttrNames(ctx context.Context, app uint64) (SlotNames, SlotTypes, error) {
-	s, err := a.store.AttrSchema(ctx, app)
-	if err != nil {
-		return nil, nil, err
-	}
-	names, types := SlotNames{}, SlotTypes{}
-	for i, sl := range s {
-		if sl.Name != "" {
-			names[strconv.Itoa(i)] = sl.Name
-			types[strconv.Itoa(i)] = int(sl.Type)
-		}
-	}
-	return names, types, nil
 }
 
 // Schema returns the app's attribute slots.
@@ -191,7 +155,8 @@ type UserAttrNames struct {
 	Names   []string
 }
 
-// Profile is one account's attributes and tags as the wire shows them.
+// Profile is one account's attributes (by name) and tags. Attrs and Tags
+// are nil when the account has none.
 type Profile struct {
 	Account string
 	Found   bool
@@ -220,16 +185,19 @@ func (a *Audience) Profiles(ctx context.Context, app uint64, ids []string) ([]Pr
 	out := make([]Profile, len(ids))
 	for i, id := range ids {
 		p, ok := found[id]
-		out[i] = Profile{Account: id, Found: ok, Attrs: map[string]string{}, Tags: []string{}}
+		out[i] = Profile{Account: id, Found: ok}
 		if !ok {
 			continue
 		}
 		for slot, v := range p.Attrs {
 			if v != "" && s[slot].Name != "" {
+				if out[i].Attrs == nil {
+					out[i].Attrs = map[string]string{}
+				}
 				out[i].Attrs[s[slot].Name] = v
 			}
 		}
-		if p.Tags != nil {
+		if len(p.Tags) > 0 {
 			out[i].Tags = p.Tags
 		}
 	}

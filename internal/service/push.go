@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -128,38 +127,38 @@ func (p *Push) app(id uint64) *appPush {
 }
 
 // Push serves timpush/push: a message (MsgBody) or a notification
-// (OfflinePushInfo only) to everyone or to a Condition. It returns the
-// TaskId. Errors: those of ParsePush; 90056 body over the limit; 90024
-// less than the interval after the previous push; 90047 daily quota;
-// 90020, 90022, 90032, 90033, 90039, 90040 from the Condition.
-func (p *Push) Push(ctx context.Context, app uint64, caller string, body []byte) (string, error) {
-	t, _, err := p.send(ctx, app, caller, im.PushCondition, body)
+// (OfflinePushInfo only) to everyone or to a Condition. req is of kind
+// im.PushCondition. It returns the TaskId. Errors: 90056 body over the
+// limit; 90024 less than the interval after the previous push; 90047
+// daily quota; 90020, 90022, 90032, 90033, 90039, 90040 from the
+// Condition.
+func (p *Push) Push(ctx context.Context, app uint64, caller string, req *PushRequest) (string, error) {
+	t, _, err := p.send(ctx, app, caller, im.PushCondition, req)
 	return t, err
 }
 
-// Legacy serves all_member_push/im_push: as Push, with the legacy fields
-// (MsgBody required, no OnlineOnlyFlag, MsgLifeTime 0 = online only).
-func (p *Push) Legacy(ctx context.Context, app uint64, caller string, body []byte) (string, error) {
-	t, _, err := p.send(ctx, app, caller, im.PushLegacy, body)
+// Legacy serves all_member_push/im_push: as Push, for a req of kind
+// im.PushLegacy (MsgLifeTime 0 = online only).
+func (p *Push) Legacy(ctx context.Context, app uint64, caller string, req *PushRequest) (string, error) {
+	t, _, err := p.send(ctx, app, caller, im.PushLegacy, req)
 	return t, err
 }
 
 // Batch serves timpush/batch: a notification to 1–500 UserIDs or
-// RegistrationIDs. Unknown recipients are returned as per-item 70107;
-// the others get the push. Errors: those of ParsePush; 90056; 60007 over
-// the app's batch recipient rate.
-func (p *Push) Batch(ctx context.Context, app uint64, caller string, body []byte) (string, []ItemError, error) {
-	return p.send(ctx, app, caller, im.PushBatch, body)
+// RegistrationIDs (req of kind im.PushBatch). Unknown recipients are
+// returned as per-item 70107; the others get the push. Errors: 90056;
+// 60007 over the app's batch recipient rate.
+func (p *Push) Batch(ctx context.Context, app uint64, caller string, req *PushRequest) (string, []ItemError, error) {
+	return p.send(ctx, app, caller, im.PushBatch, req)
 }
 
 // send is the one path of every push command.
-func (p *Push) send(ctx context.Context, app uint64, caller string, kind im.PushKind, body []byte) (string, []ItemError, error) {
-	lim := p.limits(app)
-	if lim.BodyBytes > 0 && int64(len(body)) > lim.BodyBytes {
-		return "", nil, im.Errorf(im.CodePushBodyTooLarge, "request body of %d bytes is over the %d-byte limit", len(body), lim.BodyBytes)
+func (p *Push) send(ctx context.Context, app uint64, caller string, kind im.PushKind, req *PushRequest) (string, []ItemError, error) {
+	if req.Kind != kind {
+		return "", nil, fmt.Errorf("push: a request of kind %d sent as kind %d", req.Kind, kind)
 	}
-	req, err := ParsePush(body, kind)
-	if err != nil {
+	lim := p.limits(app)
+	if err := checkSize(lim, "request body", req.Size); err != nil {
 		return "", nil, err
 	}
 	if req.From == "" {
@@ -186,7 +185,7 @@ func (p *Push) Send(ctx context.Context, app uint64, req *PushRequest, o SendOpt
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	now := p.cfg.Now()
-	hash := req.hash()
+	hash := req.Hash()
 	since := dedupSince(req.Kind, now)
 	if prev, err := p.store.TaskByRandom(ctx, app, req.Kind, req.MsgRandom, since); err == nil {
 		p.repeat(app, req, prev, hash)
@@ -373,25 +372,12 @@ func newTaskID(kind im.PushKind, app uint64, now time.Time, msgRandom uint32) (s
 	return id, nil
 }
 
-// RevokeRequest decodes a revoke body {"TaskId","OfflinePushInfo"} (90001
-// when it is not an object, TaskId is not a string or OfflinePushInfo not
-// an object) and revokes.
-func (p *Push) RevokeRequest(ctx context.Context, app uint64, body []byte) error {
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
-		return im.KindErrorf(im.KindBadJSON, "request body is not a JSON object")
+// checkSize applies the app's push body limit (90056) to n bytes of what.
+func checkSize(lim PushLimits, what string, n int) error {
+	if lim.BodyBytes > 0 && int64(n) > lim.BodyBytes {
+		return im.Errorf(im.CodePushBodyTooLarge, "%s of %d bytes is over the %d-byte limit", what, n, lim.BodyBytes)
 	}
-	var id string
-	if present(fields, "TaskId") {
-		if err := json.Unmarshal(fields["TaskId"], &id); err != nil {
-			return im.KindErrorf(im.KindBadJSON, "TaskId must be a string")
-		}
-	}
-	var r PushRequest
-	if err := parseOffline(fields, &r); err != nil {
-		return err
-	}
-	return p.Revoke(ctx, app, id, r.Offline)
+	return nil
 }
 
 // Revoke serves timpush/revoke: it terminates the task's unfinished

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"strings"
 	"time"
 
 	"timd/internal/audience"
@@ -65,72 +64,41 @@ func info(t im.SchedTask) SchedInfo {
 
 func fmtTime(unix int64) string { return time.Unix(unix, 0).UTC().Format(SchedTimeLayout) }
 
-// schedReq is the union of the scheduled-task request bodies.
-type schedReq struct {
-	Sdkappid  *uint64         `json:"Sdkappid"`
-	TaskID    *int64          `json:"TaskID"`
-	Type      *string         `json:"Type"`
-	SchedAt   *string         `json:"SchedAt"`
-	Content   json.RawMessage `json:"Content"`
-	Offset    *int            `json:"Offset"`
-	Want      *int            `json:"Want"`
-	OrderBy   *string         `json:"OrderBy"`
-	Asc       *bool           `json:"Asc"`
-	BeginTime *string         `json:"BeginTime"`
-	EndTime   *string         `json:"EndTime"`
-	Keyword   string          `json:"Keyword"`
-}
-
 func invalid(format string, args ...any) error {
 	return im.Errorf(im.CodeSchedInvalid, format, args...)
 }
 
-// decodeSched parses body and checks Sdkappid: 90001 when the body is not
-// a JSON object of the right types, 90104 when Sdkappid is missing or not
-// the caller's app.
-func decodeSched(app uint64, body []byte) (*schedReq, error) {
-	var r *schedReq
-	if err := json.Unmarshal(body, &r); err != nil || r == nil {
-		return nil, im.KindErrorf(im.KindBadJSON, "request body is not a JSON object of the documented types")
-	}
-	if r.Sdkappid == nil || *r.Sdkappid != app {
-		return nil, invalid("Sdkappid must equal the sdkappid of the URL")
-	}
-	return r, nil
-}
-
-func parseSchedTime(field string, v *string) (int64, error) {
-	if v == nil {
-		return 0, invalid("%s is required", field)
-	}
-	t, err := time.ParseInLocation(SchedTimeLayout, *v, time.UTC)
-	if err != nil {
-		return 0, invalid("%s must be YYYY-MM-DD HH:MM:SS (UTC)", field)
-	}
-	return t.Unix(), nil
-}
-
-func schedKind(typ im.SchedType) im.PushKind {
+// SchedKind is the push kind of a scheduled task's Content: a batch body
+// for Type User, a push body for All and Tag.
+func SchedKind(typ im.SchedType) im.PushKind {
 	if typ == im.SchedUser {
 		return im.PushBatch
 	}
 	return im.PushCondition
 }
 
-// checkContent validates a task's content against its type and returns
-// it (with From_Account set to caller when absent) and its title and text.
-// Errors: 90104 for a Type/content mismatch, 90056 for content larger than
-// a push body may be (it is the body the dispatch pushes), else those of
-// ParsePush except that MsgRandom is optional.
-func (s *Sched) checkContent(ctx context.Context, app uint64, typ im.SchedType, raw json.RawMessage, caller string) (json.RawMessage, string, string, error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil, "", "", invalid("Content is required")
+// SchedSpec is a decoded add_sched_task or modify_sched_task request,
+// checked for shape at the edge (package httpapi).
+type SchedSpec struct {
+	Type im.SchedType
+	// SchedAt is the dispatch time (unix s); 0 leaves it unchanged
+	// (Modify only).
+	SchedAt int64
+	// Content is the push, of kind SchedKind(Type) and with MsgRandom
+	// optional; nil leaves it unchanged (Modify only).
+	Content *PushRequest
+}
+
+// checkContent checks a task's content against its type and the app, and
+// returns its stored form (with From_Account set to caller when absent)
+// and its title and text. Errors: 90104 for a Type/content mismatch,
+// 90056 for content larger than a push body may be (it is the body the
+// dispatch pushes), and the Condition codes of Push.
+func (s *Sched) checkContent(ctx context.Context, app uint64, typ im.SchedType, req *PushRequest, caller string) (json.RawMessage, string, string, error) {
+	if req.Kind != SchedKind(typ) {
+		return nil, "", "", invalid("Content is not the body of a Type %s task", typ)
 	}
-	if lim := s.push.limits(app); lim.BodyBytes > 0 && int64(len(raw)) > lim.BodyBytes {
-		return nil, "", "", im.Errorf(im.CodePushBodyTooLarge, "Content of %d bytes is over the %d-byte push body limit", len(raw), lim.BodyBytes)
-	}
-	req, err := parsePush(raw, schedKind(typ), false)
-	if err != nil {
+	if err := checkSize(s.push.limits(app), "Content", req.Size); err != nil {
 		return nil, "", "", err
 	}
 	switch {
@@ -147,52 +115,35 @@ func (s *Sched) checkContent(ctx context.Context, app uint64, typ im.SchedType, 
 			return nil, "", "", err
 		}
 	}
-	var fields map[string]json.RawMessage
-	_ = json.Unmarshal(raw, &fields) // parsePush accepted it as an object
-	if !present(fields, "From_Account") {
-		fields["From_Account"], _ = json.Marshal(caller)
-		raw, _ = json.Marshal(fields)
+	stored := *req
+	if stored.From == "" {
+		stored.From = caller
+	}
+	raw, err := encodeStored(&stored)
+	if err != nil {
+		return nil, "", "", err
 	}
 	var text struct{ Title, Desc string }
-	_ = json.Unmarshal(req.Offline, &text)
+	_ = json.Unmarshal(req.Offline, &text) // absent or not text: no title
 	return raw, text.Title, text.Desc, nil
 }
 
-func parseType(v *string) (im.SchedType, error) {
-	if v != nil {
-		switch t := im.SchedType(*v); t {
-		case im.SchedAll, im.SchedTag, im.SchedUser:
-			return t, nil
-		}
-	}
-	return "", invalid("Type must be All, Tag or User")
-}
-
-// Add serves add_sched_task and returns the new TaskID. Errors: 90001,
-// 90104 (Sdkappid, Type, SchedAt missing, malformed or not in the future,
-// Content missing or not matching Type), and the push codes of Content.
-func (s *Sched) Add(ctx context.Context, app uint64, caller string, body []byte) (int64, error) {
-	r, err := decodeSched(app, body)
-	if err != nil {
-		return 0, err
-	}
-	typ, err := parseType(r.Type)
-	if err != nil {
-		return 0, err
-	}
-	at, err := parseSchedTime("SchedAt", r.SchedAt)
-	if err != nil {
-		return 0, err
-	}
+// Add serves add_sched_task and returns the new TaskID. Errors: 90104
+// (SchedAt missing or not in the future, Content missing or not matching
+// Type), and the codes of checkContent.
+func (s *Sched) Add(ctx context.Context, app uint64, caller string, spec SchedSpec) (int64, error) {
 	now := s.now().Unix()
-	if at <= now {
-		return 0, invalid("SchedAt %s is not in the future", *r.SchedAt)
+	if spec.SchedAt <= now {
+		return 0, invalid("SchedAt %s is not in the future", fmtTime(spec.SchedAt))
 	}
-	content, title, desc, err := s.checkContent(ctx, app, typ, r.Content, caller)
+	if spec.Content == nil {
+		return 0, invalid("Content is required")
+	}
+	content, title, desc, err := s.checkContent(ctx, app, spec.Type, spec.Content, caller)
 	if err != nil {
 		return 0, err
 	}
-	t, err := s.store.AddSched(ctx, im.SchedTask{App: app, Type: typ, SchedAt: at, CreatedAt: now, UpdatedAt: now,
+	t, err := s.store.AddSched(ctx, im.SchedTask{App: app, Type: spec.Type, SchedAt: spec.SchedAt, CreatedAt: now, UpdatedAt: now,
 		Content: content, Title: title, Desc: desc, Status: im.SchedPending})
 	if err != nil {
 		return 0, err
@@ -201,14 +152,11 @@ func (s *Sched) Add(ctx context.Context, app uint64, caller string, body []byte)
 	return t.ID, nil
 }
 
-// load reads the task r.TaskID: 90104 when TaskID is missing or unknown.
-func (s *Sched) load(ctx context.Context, app uint64, r *schedReq) (im.SchedTask, error) {
-	if r.TaskID == nil {
-		return im.SchedTask{}, invalid("TaskID is required")
-	}
-	t, err := s.store.Sched(ctx, app, *r.TaskID)
+// load reads the task id: 90104 when it is unknown.
+func (s *Sched) load(ctx context.Context, app uint64, id int64) (im.SchedTask, error) {
+	t, err := s.store.Sched(ctx, app, id)
 	if errors.Is(err, im.ErrNotFound) {
-		return t, invalid("scheduled task %d does not exist", *r.TaskID)
+		return t, invalid("scheduled task %d does not exist", id)
 	}
 	return t, err
 }
@@ -224,38 +172,33 @@ func notPending(err error, id int64) error {
 	return err
 }
 
-// Modify serves modify_sched_task: it replaces SchedAt and/or Content of a
-// pending task. Errors: 90104 (as Add; Type differing from the task's;
-// neither SchedAt nor Content), 90107 the task is not pending.
-func (s *Sched) Modify(ctx context.Context, app uint64, caller string, body []byte) (int64, error) {
-	r, err := decodeSched(app, body)
+// Modify serves modify_sched_task: it replaces SchedAt and/or Content of
+// the pending task id. Errors: 90104 (unknown task; Type differing from
+// the task's; neither SchedAt nor Content; SchedAt not in the future;
+// Content as Add), 90107 the task is not pending.
+func (s *Sched) Modify(ctx context.Context, app uint64, caller string, id int64, spec SchedSpec) (int64, error) {
+	t, err := s.load(ctx, app, id)
 	if err != nil {
 		return 0, err
 	}
-	t, err := s.load(ctx, app, r)
-	if err != nil {
-		return 0, err
-	}
-	if typ, err := parseType(r.Type); err != nil || typ != t.Type {
+	if spec.Type != t.Type {
 		return 0, invalid("Type must be the task's type, %s", t.Type)
 	}
-	if r.SchedAt == nil && len(r.Content) == 0 {
+	if spec.SchedAt == 0 && spec.Content == nil {
 		return 0, invalid("nothing to modify: give SchedAt and/or Content")
 	}
 	if t.Status != im.SchedPending {
 		return 0, notPending(im.ErrNotPending, t.ID)
 	}
 	now := s.now().Unix()
-	if r.SchedAt != nil {
-		if t.SchedAt, err = parseSchedTime("SchedAt", r.SchedAt); err != nil {
-			return 0, err
+	if spec.SchedAt != 0 {
+		if spec.SchedAt <= now {
+			return 0, invalid("SchedAt %s is not in the future", fmtTime(spec.SchedAt))
 		}
-		if t.SchedAt <= now {
-			return 0, invalid("SchedAt %s is not in the future", *r.SchedAt)
-		}
+		t.SchedAt = spec.SchedAt
 	}
-	if len(r.Content) > 0 {
-		if t.Content, t.Title, t.Desc, err = s.checkContent(ctx, app, t.Type, r.Content, caller); err != nil {
+	if spec.Content != nil {
+		if t.Content, t.Title, t.Desc, err = s.checkContent(ctx, app, t.Type, spec.Content, caller); err != nil {
 			return 0, err
 		}
 	}
@@ -267,18 +210,15 @@ func (s *Sched) Modify(ctx context.Context, app uint64, caller string, body []by
 	return t.ID, nil
 }
 
-// Delete serves delete_sched_task. Errors: 90104 (unknown task, Type
-// differing from the task's), 90107 not pending.
-func (s *Sched) Delete(ctx context.Context, app uint64, body []byte) (int64, error) {
-	r, err := decodeSched(app, body)
+// Delete serves delete_sched_task for the task id; typ, when not empty,
+// must be the task's type. Errors: 90104 (unknown task, Type differing
+// from the task's), 90107 not pending.
+func (s *Sched) Delete(ctx context.Context, app uint64, id int64, typ im.SchedType) (int64, error) {
+	t, err := s.load(ctx, app, id)
 	if err != nil {
 		return 0, err
 	}
-	t, err := s.load(ctx, app, r)
-	if err != nil {
-		return 0, err
-	}
-	if r.Type != nil && *r.Type != string(t.Type) {
+	if typ != "" && typ != t.Type {
 		return 0, invalid("Type must be the task's type, %s", t.Type)
 	}
 	if err := s.store.DeleteSched(ctx, app, t.ID); err != nil {
@@ -287,32 +227,19 @@ func (s *Sched) Delete(ctx context.Context, app uint64, body []byte) (int64, err
 	return t.ID, nil
 }
 
-// Get serves get_sched_task. Errors: 90104.
-func (s *Sched) Get(ctx context.Context, app uint64, body []byte) (SchedInfo, error) {
-	r, err := decodeSched(app, body)
-	if err != nil {
-		return SchedInfo{}, err
-	}
-	t, err := s.load(ctx, app, r)
+// Get serves get_sched_task. Errors: 90104 unknown task.
+func (s *Sched) Get(ctx context.Context, app uint64, id int64) (SchedInfo, error) {
+	t, err := s.load(ctx, app, id)
 	if err != nil {
 		return SchedInfo{}, err
 	}
 	return info(t), nil
 }
 
-// List serves list_sched_task and returns the total and one page. Errors:
-// 90104 for a negative Offset, Want under 1, an unknown OrderBy, only one
-// of BeginTime and EndTime, or BeginTime after EndTime. Want over 100
-// returns 100; OrderBy (default createAt) is matched case-insensitively.
-func (s *Sched) List(ctx context.Context, app uint64, body []byte) (int, []SchedInfo, error) {
-	r, err := decodeSched(app, body)
-	if err != nil {
-		return 0, nil, err
-	}
-	q, err := listQuery(r)
-	if err != nil {
-		return 0, nil, err
-	}
+// List serves list_sched_task and returns the total and the page q asks
+// for (q is checked at the edge; its Limit is at most MaxSchedList).
+func (s *Sched) List(ctx context.Context, app uint64, q im.SchedQuery) (int, []SchedInfo, error) {
+	q.Limit = min(max(q.Limit, 1), MaxSchedList)
 	ts, total, err := s.store.ListSched(ctx, app, q)
 	if err != nil {
 		return 0, nil, err
@@ -324,47 +251,6 @@ func (s *Sched) List(ctx context.Context, app uint64, body []byte) (int, []Sched
 	return total, out, nil
 }
 
-func listQuery(r *schedReq) (im.SchedQuery, error) {
-	q := im.SchedQuery{Limit: MaxSchedList}
-	if r.Offset != nil {
-		if q.Offset = *r.Offset; q.Offset < 0 {
-			return q, invalid("Offset must not be negative")
-		}
-	}
-	if r.Want == nil || *r.Want < 1 {
-		return q, invalid("Want must be greater than 0")
-	}
-	q.Limit = min(*r.Want, MaxSchedList)
-	if r.OrderBy != nil {
-		switch strings.ToLower(*r.OrderBy) {
-		case "createat":
-			q.OrderBy = im.OrderCreatedAt
-		case "schedat":
-			q.OrderBy = im.OrderSchedAt
-		default:
-			return q, invalid("OrderBy must be createAt or schedAt")
-		}
-	}
-	q.Asc = r.Asc != nil && *r.Asc
-	if (r.BeginTime == nil) != (r.EndTime == nil) {
-		return q, invalid("BeginTime and EndTime go together")
-	}
-	if r.BeginTime != nil {
-		var err error
-		if q.Begin, err = parseSchedTime("BeginTime", r.BeginTime); err != nil {
-			return q, err
-		}
-		if q.End, err = parseSchedTime("EndTime", r.EndTime); err != nil {
-			return q, err
-		}
-		if q.Begin > q.End {
-			return q, invalid("BeginTime is after EndTime")
-		}
-	}
-	q.Keyword = r.Keyword
-	return q, nil
-}
-
 // Fire dispatches a due task as the push or batch its content describes
 // and returns the push TaskId. The TaskId is derived from the task's ID,
 // so that a dispatch repeated after a crash finds the task it created
@@ -372,8 +258,8 @@ func listQuery(r *schedReq) (im.SchedQuery, error) {
 // scheduled pushes; the daily quota does. A returned *im.Error (with a
 // code) is final; any other error is transient.
 func (s *Sched) Fire(ctx context.Context, t im.SchedTask) (string, error) {
-	kind := schedKind(t.Type)
-	req, err := parsePush(t.Content, kind, false)
+	kind := SchedKind(t.Type)
+	req, err := decodeStored(t.Content, kind)
 	if err != nil {
 		return "", im.Errorf(im.CodeSchedInvalid, "Content: %v", err)
 	}

@@ -22,6 +22,14 @@ func openWith(opt options) storetest.OpenFunc {
 	}
 }
 
+// skipShort skips a conformance variant under -short: TestConformance
+// runs the suite once there, and .ci/run runs every variant.
+func skipShort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a conformance variant; run without -short")
+	}
+}
+
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, dir string) im.Store {
 		t.Helper()
@@ -36,6 +44,7 @@ func TestConformance(t *testing.T) {
 // TestConformanceNoGroupCommit runs the suite with one transaction per
 // request, the path group commit must be equivalent to.
 func TestConformanceNoGroupCommit(t *testing.T) {
+	skipShort(t)
 	opt := defaultOptions()
 	opt.maxGroupJobs = 1
 	storetest.Run(t, openWith(opt))
@@ -44,6 +53,7 @@ func TestConformanceNoGroupCommit(t *testing.T) {
 // TestConformanceEagerFold folds account_log into accounts after every
 // group, in tiny chunks, so that reads meet rows in every stage of folding.
 func TestConformanceEagerFold(t *testing.T) {
+	skipShort(t)
 	opt := defaultOptions()
 	opt.foldLogBytes, opt.foldChunk = 1, 3
 	storetest.Run(t, openWith(opt))
@@ -52,6 +62,7 @@ func TestConformanceEagerFold(t *testing.T) {
 // TestConformanceReplay never folds, not even at Close, so that every
 // reopen replays account_log.
 func TestConformanceReplay(t *testing.T) {
+	skipShort(t)
 	opt := defaultOptions()
 	opt.foldLogBytes, opt.foldMaxDirty, opt.foldIdle = 1<<62, 1<<62, time.Hour
 	opt.noCloseFold = true

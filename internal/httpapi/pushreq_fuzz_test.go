@@ -1,4 +1,4 @@
-package service
+package httpapi
 
 import (
 	"bytes"
@@ -7,9 +7,10 @@ import (
 	"testing"
 
 	"timd/internal/im"
+	"timd/internal/service"
 )
 
-// FuzzParsePush feeds arbitrary bodies to the push request decoder as each
+// FuzzParsePush feeds arbitrary bodies to the push body decoder as each
 // command. It must never panic; an error must be an *im.Error with one of
 // the documented codes or kinds; an accepted request must satisfy every
 // limit the decoder promises, and re-encode to JSON the decoder accepts
@@ -20,31 +21,31 @@ func FuzzParsePush(f *testing.F) {
 	kinds := []im.Kind{im.KindBadJSON, im.KindBadParam, im.KindTooMany}
 	f.Fuzz(func(t *testing.T, body []byte, k uint8) {
 		kind := im.PushKind(k%3 + 1)
-		req, err := ParsePush(body, kind)
+		req, err := parsePushBody(body, kind)
 		if err != nil {
 			e, ok := im.AsError(err)
 			if !ok || (e.Kind == im.KindCode && !slices.Contains(codes, e.Code)) || (e.Kind != im.KindCode && !slices.Contains(kinds, e.Kind)) {
-				t.Fatalf("ParsePush(%q, %d) = %v: not a documented error", body, kind, err)
+				t.Fatalf("parsePushBody(%q, %d) = %v: not a documented error", body, kind, err)
 			}
 			return
 		}
 		checkAccepted(t, body, req)
-		again, err := ParsePush(reencode(t, req), kind)
+		again, err := parsePushBody(reencode(t, req), kind)
 		if err != nil {
 			t.Fatalf("re-encoded %q rejected: %v", body, err)
 		}
-		if again.hash() != req.hash() || again.MsgRandom != req.MsgRandom {
+		if again.Hash() != req.Hash() || again.MsgRandom != req.MsgRandom {
 			t.Fatalf("re-encoded %q decodes differently", body)
 		}
 	})
 }
 
-func checkAccepted(t *testing.T, body []byte, r *PushRequest) {
+func checkAccepted(t *testing.T, body []byte, r *service.PushRequest) {
 	t.Helper()
 	switch {
 	case !r.HasRandom:
 		t.Fatalf("%q accepted without MsgRandom", body)
-	case len(r.DataID) > im.MaxDataIDLen, len(r.From) > MaxFromLen:
+	case len(r.DataID) > im.MaxDataIDLen, len(r.From) > service.MaxFromLen:
 		t.Fatalf("%q accepted with DataId %d bytes, From %d bytes", body, len(r.DataID), len(r.From))
 	case r.MsgLifeTime < 0 || r.MsgLifeTime > im.MaxMsgLifeTime:
 		t.Fatalf("%q accepted with MsgLifeTime %d", body, r.MsgLifeTime)
@@ -102,7 +103,7 @@ func checkClosed(t *testing.T, body []byte, kind im.PushKind) {
 }
 
 // reencode writes r back as a request body.
-func reencode(t *testing.T, r *PushRequest) []byte {
+func reencode(t *testing.T, r *service.PushRequest) []byte {
 	t.Helper()
 	m := map[string]any{"MsgRandom": r.MsgRandom, "MsgLifeTime": r.MsgLifeTime}
 	if r.From != "" {
