@@ -82,6 +82,7 @@ func serve(ctx context.Context, env Env, args []string) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	auth := service.NewAuth(apps, store, nil)
+	auth.SetMaxSkew(time.Duration(cfg.UserSigSkew))
 	svc := httpapi.Services{
 		Auth:     auth,
 		Accounts: service.NewAccounts(store, auth, nil),

@@ -60,6 +60,10 @@ type Config struct {
 	// configuration (--app or the file's apps) does not name, instead of
 	// serving it with its stored key.
 	ConfiguredAppsOnly bool
+	// UserSigSkew is how far a UserSig's TLS.time may lie ahead of this
+	// server's clock; a sig dated further ahead is refused with 70003.
+	// From 0 to MaxUserSigSkew; the default is five minutes.
+	UserSigSkew Duration
 
 	// src records where each setting last came from, by flag name, for
 	// error messages: "config FILE: key \"name\"", "TIMD_X" or "--name".
@@ -151,9 +155,12 @@ const (
 	MinBodyLimit = 1 << 10
 	MaxBodyLimit = 64 << 20
 	MaxTimeout   = 24 * time.Hour
-	MaxAdmins    = 10
-	MaxAdminLen  = 32
-	MaxRate      = 1e6
+	// MaxUserSigSkew bounds --usersig-skew: a sig dated hours ahead would
+	// outlive a kick by as much.
+	MaxUserSigSkew = time.Hour
+	MaxAdmins      = 10
+	MaxAdminLen    = 32
+	MaxRate        = 1e6
 )
 
 // Default returns the defaults.
@@ -172,6 +179,8 @@ func Default() Config {
 
 		StoreCache:     32 << 20,
 		StoreReadCache: 8 << 20,
+
+		UserSigSkew: Duration(5 * time.Minute),
 	}
 }
 
@@ -283,6 +292,7 @@ func (c Config) String() string {
 	if c.ConfiguredAppsOnly {
 		b.WriteString(" configured-apps-only=on")
 	}
+	fmt.Fprintf(&b, " usersig-skew=%s", c.UserSigSkew)
 	if c.TLS() {
 		fmt.Fprintf(&b, " tls-cert=%s tls-key=%s", c.TLSCert, c.TLSKey)
 	}
