@@ -64,9 +64,16 @@ var listenRE = regexp.MustCompile(`msg=listening addr=(\S+)`)
 // extra flags, and waits for /healthz.
 func start(t *testing.T, store string, extra ...string) *proc {
 	t.Helper()
+	return startEnv(t, store, nil, extra...)
+}
+
+// startEnv is start with extra environment variables (test hooks such as
+// TIMD_TEST_FANOUT_HOLD).
+func startEnv(t *testing.T, store string, env []string, extra ...string) *proc {
+	t.Helper()
 	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--store", store}, extra...)
 	cmd := exec.Command(binPath, args...)
-	cmd.Env = append(os.Environ(), "TIMD_LOG_LEVEL=info")
+	cmd.Env = append(append(os.Environ(), "TIMD_LOG_LEVEL=info"), env...)
 	out := &syncBuffer{}
 	cmd.Stdout = out
 	stderr, err := cmd.StderrPipe()

@@ -73,8 +73,10 @@ func modelSchema() *im.AttrSchema {
 	return &s
 }
 
+// modelTags is the tag pool: larger than im.MaxTagsPerUser, so that an
+// account can hold the limit of distinct tags.
 var modelTags = func() []string {
-	tags := make([]string, 30)
+	tags := make([]string, im.MaxTagsPerUser+30)
 	for i := range tags {
 		tags[i] = fmt.Sprintf("tag%02d", i)
 	}
@@ -103,6 +105,26 @@ func (m *model) randTags(n int) []string {
 	return tags
 }
 
+// tagCount draws how many tags an account gets: mostly a handful, but one
+// account in eight gets from 17 to the limit of im.MaxTagsPerUser, so that
+// tagSet's map form (over 16 tags) runs as often as its list form.
+func (m *model) tagCount() int {
+	if m.rnd.IntN(8) == 0 {
+		return 17 + m.rnd.IntN(im.MaxTagsPerUser-16)
+	}
+	return m.rnd.IntN(7)
+}
+
+// exactTags returns n distinct tags of the pool.
+func (m *model) exactTags(n int) []string {
+	perm := m.rnd.Perm(len(modelTags))[:n]
+	tags := make([]string, n)
+	for i, p := range perm {
+		tags[i] = modelTags[p]
+	}
+	return tags
+}
+
 func (m *model) randAttrs(typ im.AcctType) im.AttrValues {
 	var v im.AttrValues
 	for s, d := range modelDomains {
@@ -120,7 +142,7 @@ func (m *model) create() im.Change {
 	if m.rnd.IntN(5) == 0 {
 		typ, id = im.AcctRegistrationID, fmt.Sprintf("REG-%06d", m.next)
 	}
-	a := &acct{id: id, typ: typ, attrs: m.randAttrs(typ), tags: m.randTags(m.rnd.IntN(7))}
+	a := &acct{id: id, typ: typ, attrs: m.randAttrs(typ), tags: m.exactTags(m.tagCount())}
 	ord := m.next
 	m.next++
 	m.accts[ord] = a
@@ -145,16 +167,21 @@ func (m *model) update() im.Change {
 		}
 	case 1: // remove_attr
 		a.attrs[m.rnd.IntN(im.MaxAttrSlots)] = ""
-	case 2: // add_tag
+	case 2: // add_tag, up to the per-user limit
 		for _, t := range m.randTags(1 + m.rnd.IntN(3)) {
-			if !slices.Contains(a.tags, t) {
+			if !slices.Contains(a.tags, t) && len(a.tags) < im.MaxTagsPerUser {
 				a.tags = append(a.tags, t)
 			}
 		}
 	case 3: // add_tag with Replace
-		a.tags = m.randTags(m.rnd.IntN(6))
-	case 4: // remove_tag
+		a.tags = m.exactTags(m.tagCount())
+	case 4: // remove_tag: some of the account's own tags and some others
 		drop := m.randTags(3)
+		for _, t := range a.tags {
+			if m.rnd.IntN(4) == 0 {
+				drop = append(drop, t)
+			}
+		}
 		a.tags = slices.DeleteFunc(slices.Clone(a.tags), func(t string) bool { return slices.Contains(drop, t) })
 	case 5: // clear_all_tags
 		a.tags = nil
@@ -276,37 +303,61 @@ func (m *model) randAttrMap(n int) map[string]string {
 	return attrs
 }
 
-// randCondition returns a valid Condition using every combination of keys.
+// Condition shapes: which keys a Condition carries. Tags and attributes
+// never mix (90030), so the valid shapes are nil, the empty object, every
+// non-empty subset of TagsAnd/TagsOr/TagsNot and every non-empty subset of
+// AttrsAnd/AttrsOr.
+const (
+	shapeTagsAnd = 1 << iota
+	shapeTagsOr
+	shapeTagsNot
+	shapeAttrsAnd
+	shapeAttrsOr
+	shapeNil // a request without Condition
+)
+
+var conditionShapes = []int{
+	shapeNil, 0,
+	shapeTagsAnd, shapeTagsOr, shapeTagsNot,
+	shapeTagsAnd | shapeTagsOr, shapeTagsAnd | shapeTagsNot, shapeTagsOr | shapeTagsNot,
+	shapeTagsAnd | shapeTagsOr | shapeTagsNot,
+	shapeAttrsAnd, shapeAttrsOr, shapeAttrsAnd | shapeAttrsOr,
+}
+
+// randCondition returns a valid Condition of a shape drawn uniformly from
+// conditionShapes, with 1 to 10 (the limit) values per key.
 func (m *model) randCondition() *im.Condition {
+	return m.conditionOf(conditionShapes[m.rnd.IntN(len(conditionShapes))])
+}
+
+func (m *model) conditionOf(shape int) *im.Condition {
 	size := func() int {
 		if m.rnd.IntN(10) == 0 {
 			return 5 + m.rnd.IntN(6)
 		}
 		return 1 + m.rnd.IntN(3)
 	}
+	if shape == shapeNil {
+		return nil
+	}
 	c := &im.Condition{}
-	switch m.rnd.IntN(8) {
-	case 0:
-		if m.rnd.IntN(2) == 0 {
-			return nil
-		}
-	case 1, 2, 3, 4:
-		if m.rnd.IntN(2) == 0 {
-			c.TagsAnd = m.randTagList(size(), nil)
-		}
-		if m.rnd.IntN(2) == 0 {
+	if shape&shapeTagsAnd != 0 {
+		c.TagsAnd = m.randTagList(size(), nil)
+	}
+	if shape&shapeTagsOr != 0 {
+		// A tag in both TagsAnd and TagsOr is 90027; keep at least one.
+		for len(c.TagsOr) == 0 {
 			c.TagsOr = m.randTagList(size(), c.TagsAnd)
 		}
-		if m.rnd.IntN(2) == 0 {
-			c.TagsNot = m.randTagList(size(), nil)
-		}
-	default:
-		if m.rnd.IntN(3) != 0 {
-			c.AttrsAnd = m.randAttrMap(size())
-		}
-		if m.rnd.IntN(3) != 0 {
-			c.AttrsOr = m.randAttrMap(size())
-		}
+	}
+	if shape&shapeTagsNot != 0 {
+		c.TagsNot = m.randTagList(size(), nil)
+	}
+	if shape&shapeAttrsAnd != 0 {
+		c.AttrsAnd = m.randAttrMap(size())
+	}
+	if shape&shapeAttrsOr != 0 {
+		c.AttrsOr = m.randAttrMap(size())
 	}
 	return c
 }
@@ -317,6 +368,9 @@ func checkConditions(t *testing.T, x *Index, m *model, n int, seed uint64) {
 	t.Helper()
 	for i := range n {
 		c := m.randCondition()
+		if i < len(conditionShapes) {
+			c = m.conditionOf(conditionShapes[i]) // every shape at least once
+		}
 		for _, opt := range []Options{{TagsNotAll: true}, {TagsNotAll: false}} {
 			bm, err := x.Evaluate(m.app, m.schema, c, opt)
 			if err != nil {

@@ -10,7 +10,8 @@ import (
 )
 
 // Decode parses a serialized Roaring bitmap; empty input is the empty set.
-// Corrupt input is an error, never a panic.
+// Corrupt input, including containers whose members are out of order, is
+// an error, never a panic.
 func Decode(b []byte) (bm *roaring.Bitmap, err error) {
 	bm = roaring.New()
 	if len(b) == 0 {
@@ -22,6 +23,12 @@ func Decode(b []byte) (bm *roaring.Bitmap, err error) {
 		}
 	}()
 	if err := bm.UnmarshalBinary(b); err != nil {
+		return nil, fmt.Errorf("corrupt bitmap: %w", err)
+	}
+	// UnmarshalBinary checks the framing, not the containers: unsorted or
+	// repeated members would make a set whose cardinality, membership and
+	// iteration disagree.
+	if err := bm.Validate(); err != nil {
 		return nil, fmt.Errorf("corrupt bitmap: %w", err)
 	}
 	return bm, nil

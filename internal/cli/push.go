@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -29,9 +30,11 @@ type pushing struct {
 
 // newPushing wires the push services over store. live is the live
 // delivery hub; nil delivers to nobody (every recipient offline).
+// hold is the fan-out test hook (fanout.Options.HoldAfter; 0 off).
 func newPushing(cfg config.Config, store *sqlite.Store, index *audience.Index, live fanout.Live,
-	reg prometheus.Registerer, log *slog.Logger) *pushing {
-	engine := fanout.New(store, live, fanout.Options{Owner: nodeName(), Rate: fanoutRates(cfg), Registerer: reg}, log)
+	reg prometheus.Registerer, log *slog.Logger, hold int64) *pushing {
+	engine := fanout.New(store, live, fanout.Options{Owner: nodeName(), Rate: fanoutRates(cfg), Registerer: reg,
+		HoldAfter: hold}, log)
 	hooks := webhook.New(store, store, index, webhook.Options{Registerer: reg}, log)
 	engine.SetHooks(hooks)
 	push := service.NewPush(store, store, index, engine, service.PushConfig{
@@ -57,6 +60,24 @@ func (p *pushing) stop() {
 	p.scheduler.Stop()
 	p.engine.Stop()
 	p.hooks.Stop()
+}
+
+// fanoutHold reads TIMD_TEST_FANOUT_HOLD, a test hook and not a setting:
+// when it is a positive number N, every fan-out stops after N recipients
+// and waits, so that the kill -9 end-to-end tests kill the server in the
+// middle of a fan-out for sure. Its use is logged as a warning.
+func fanoutHold(env Env, log *slog.Logger) int64 {
+	v := env.Getenv("TIMD_TEST_FANOUT_HOLD")
+	if v == "" {
+		return 0
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n <= 0 {
+		log.Warn("ignoring TIMD_TEST_FANOUT_HOLD: not a positive number", "value", v)
+		return 0
+	}
+	log.Warn("test hook: every fan-out holds after N recipients", "TIMD_TEST_FANOUT_HOLD", n)
+	return n
 }
 
 // nodeName is this node's lease owner: stable across restarts, so that a

@@ -48,7 +48,7 @@ const (
 func BenchmarkDeliver10k(b *testing.B) {
 	const n = 10_000
 	raiseFileLimit(b)
-	tasks := delivertest.NewTasks()
+	tasks := delivertest.OpenFaulty(b)
 	hub := deliver.NewHub(tasks, nil, deliver.Options{PingInterval: time.Hour}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	hub.Start(context.Background())
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -160,26 +160,26 @@ func (s *shared[K, V]) snapshot() map[K]*slot[V] {
 
 // countingTasks counts the audience and acknowledgement reads.
 type countingTasks struct {
-	*delivertest.Tasks
-	audReads, ackReads atomic.Int32
-	delay              time.Duration
+	*delivertest.Faulty // the real SQLite store
+	audReads, ackReads  atomic.Int32
+	delay               time.Duration
 }
 
 func (c *countingTasks) TaskAudience(ctx context.Context, app uint64, id string) ([]byte, error) {
 	c.audReads.Add(1)
 	time.Sleep(c.delay)
-	return c.Tasks.TaskAudience(ctx, app, id)
+	return c.Faulty.TaskAudience(ctx, app, id)
 }
 
 func (c *countingTasks) AckSets(ctx context.Context, app uint64, id string) ([]byte, []byte, error) {
 	c.ackReads.Add(1)
 	time.Sleep(c.delay)
-	return c.Tasks.AckSets(ctx, app, id)
+	return c.Faulty.AckSets(ctx, app, id)
 }
 
 func TestAudienceCache(t *testing.T) {
 	ctx := context.Background()
-	src := &countingTasks{Tasks: delivertest.NewTasks(), delay: 5 * time.Millisecond}
+	src := &countingTasks{Faulty: delivertest.OpenFaulty(t), delay: 5 * time.Millisecond}
 	for i, id := range []string{"a", "b", "c", "d"} {
 		src.Add(im.PushTask{App: 1, ID: id}, uint32(i))
 	}
@@ -220,18 +220,15 @@ func TestAudienceCache(t *testing.T) {
 	if _, err := c.Get(ctx, 1, "nope"); !errors.Is(err, im.ErrNotFound) {
 		t.Fatalf("unknown task: %v", err)
 	}
-	bad := delivertest.NewTasks()
-	bad.Add(im.PushTask{App: 1, ID: "bad"})
-	bc := NewAudienceCache(corrupt{bad}, 0)
+	// A damaged audience row: the store keeps whatever bytes it was given.
+	bad := delivertest.OpenFaulty(t)
+	if _, _, err := bad.CreateTask(ctx, im.PushTask{App: 1, ID: "bad", State: im.TaskDone, Audience: []byte{1, 2, 3}}, 1<<62); err != nil {
+		t.Fatal(err)
+	}
+	bc := NewAudienceCache(bad, 0)
 	if _, err := bc.Get(ctx, 1, "bad"); !errors.Is(err, errCorrupt) {
 		t.Fatalf("corrupt audience: %v", err)
 	}
-}
-
-type corrupt struct{ *delivertest.Tasks }
-
-func (corrupt) TaskAudience(context.Context, uint64, string) ([]byte, error) {
-	return []byte{1, 2, 3}, nil
 }
 
 // TestAckCacheReadsOncePerTask: a task's delivered set is read once
@@ -239,7 +236,7 @@ func (corrupt) TaskAudience(context.Context, uint64, string) ([]byte, error) {
 // invalidating it.
 func TestAckCacheReadsOncePerTask(t *testing.T) {
 	ctx := context.Background()
-	src := &countingTasks{Tasks: delivertest.NewTasks(), delay: 5 * time.Millisecond}
+	src := &countingTasks{Faulty: delivertest.OpenFaulty(t), delay: 5 * time.Millisecond}
 	src.Add(im.PushTask{App: 1, ID: "t"}, 1, 2, 3, 4)
 	if err := src.RecordAcks(ctx, 1, "t", []uint32{1}, nil); err != nil {
 		t.Fatal(err)

@@ -29,6 +29,7 @@ type conn struct {
 	send    chan []byte // live frames; bounded, never blocks a sender
 	limiter *rate.Limiter
 	pinging atomic.Bool
+	heard   atomic.Int64 // when the client's last frame was read (unix ns)
 
 	stopOnce sync.Once
 	quit     chan struct{} // closed by stop
@@ -161,6 +162,9 @@ func (c *conn) writeLoop(ctx context.Context) {
 				return
 			}
 		case <-tick.C:
+			if time.Since(time.Unix(0, c.heard.Load())) < c.h.opt.PingInterval {
+				continue // the client spoke lately: it is alive
+			}
 			if !c.pinging.Swap(true) {
 				go c.ping(ctx)
 			}
@@ -169,12 +173,15 @@ func (c *conn) writeLoop(ctx context.Context) {
 }
 
 // ping sends one WebSocket ping and closes c when no pong arrives within
-// PongTimeout.
+// PongTimeout and the client sent nothing else meanwhile either. A client
+// that is busy reading a long catch-up on a loaded machine may answer late,
+// but its acks show it is there: it is not cut off.
 func (c *conn) ping(ctx context.Context) {
 	defer c.pinging.Store(false)
+	sent := time.Now().UnixNano()
 	pctx, cancel := context.WithTimeout(ctx, c.h.opt.PongTimeout)
 	defer cancel()
-	if err := c.ws.Ping(pctx); err != nil && ctx.Err() == nil && !c.stopping() {
+	if err := c.ws.Ping(pctx); err != nil && ctx.Err() == nil && !c.stopping() && c.heard.Load() < sent {
 		c.h.stats.heartbeats.Add(1)
 		c.stop(websocket.StatusPolicyViolation, "heartbeat timeout")
 	}
@@ -189,6 +196,7 @@ func (c *conn) readLoop(ctx context.Context) {
 		if err != nil {
 			return
 		}
+		c.heard.Store(time.Now().UnixNano())
 		if typ != websocket.MessageText {
 			c.stop(websocket.StatusUnsupportedData, "text frames only")
 			return

@@ -23,20 +23,21 @@ import (
 
 const testApp = 1400000001
 
-// harness is a hub behind a real HTTP server. Its handler stands in for
+// harness is a hub over the real SQLite task store behind a real HTTP
+// server. Its handler stands in for
 // the authenticated /v1/connect: the account comes from the query string
 // (id, ord, kicked), so these tests exercise the hub alone; httpapi's
 // tests add the UserSig check.
 type harness struct {
 	t     *testing.T
 	hub   *deliver.Hub
-	tasks *delivertest.Tasks
+	tasks *delivertest.Faulty // the real SQLite store, with failures on demand
 	srv   *httptest.Server
 }
 
 func newHarness(t *testing.T, opt deliver.Options) *harness {
 	t.Helper()
-	tasks := delivertest.NewTasks()
+	tasks := delivertest.OpenFaulty(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	hub := deliver.NewHub(tasks, nil, opt, log)
 	hub.Start(context.Background())

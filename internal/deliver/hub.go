@@ -19,8 +19,9 @@ type Options struct {
 	// QueueSize is each connection's send queue in frames [256]. A live
 	// frame that does not fit closes the connection (1008 "slow consumer").
 	QueueSize int
-	// PingInterval is the time between WebSocket pings [30s]; a connection
-	// that does not answer one within PongTimeout [10s] is closed.
+	// PingInterval is the time between WebSocket pings [30s], sent only to
+	// a connection whose client sent no frame for that long; one that
+	// neither answers nor sends anything within PongTimeout [10s] is closed.
 	PingInterval time.Duration
 	PongTimeout  time.Duration
 	// WriteTimeout bounds one frame write [10s].

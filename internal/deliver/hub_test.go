@@ -134,6 +134,53 @@ func TestAcksFlushPeriodically(t *testing.T) {
 	})
 }
 
+// TestAckWriteFailureIsRetried: acks whose write fails are kept and
+// written by a later flush, merged with acks that arrived meanwhile; only
+// the final flush at Stop gives up on them.
+func TestAckWriteFailureIsRetried(t *testing.T) {
+	h := newHarness(t, deliver.Options{AckInterval: 20 * time.Millisecond})
+	task := h.tasks.Add(pushTask("t1"), 1, 2)
+	h.tasks.FailAcks(3, errBoom)
+	alice := h.dial("alice", 1, "")
+	bob := h.dial("bob", 2, "")
+	alice.send(`{"Type":"click","TaskId":"t1"}`)
+	alice.sync()
+	waitFor(t, "a failed ack write", func() bool { return h.tasks.RecordCalls() >= 1 })
+	bob.send(`{"Type":"ack","TaskId":"t1"}`)
+	bob.sync()
+	waitFor(t, "acks written after the failures", func() bool {
+		n, _ := h.tasks.Counts(context.Background(), testApp, task.ID)
+		return n.Delivered == 2
+	})
+	if n, _ := h.tasks.Counts(context.Background(), testApp, task.ID); n != (im.TaskCounts{Total: 2, Delivered: 2, Clicked: 1}) {
+		t.Fatalf("Counts = %+v", n)
+	}
+	if n := h.tasks.RecordCalls(); n < 4 {
+		t.Fatalf("RecordAcks called %d times, want 3 failures and a success", n)
+	}
+	if s := h.hub.Stats(); s.AcksRecorded != 3 {
+		t.Fatalf("AcksRecorded = %d, want 3 (2 delivered, 1 clicked)", s.AcksRecorded)
+	}
+}
+
+// TestFinalAckFlushFailureGivesUp: a failed write at Stop is not retried
+// (the hub is going away), and Stop returns.
+func TestFinalAckFlushFailureGivesUp(t *testing.T) {
+	h := newHarness(t, deliver.Options{AckInterval: time.Hour}) // only Stop flushes
+	task := h.tasks.Add(pushTask("t1"), 1)
+	h.tasks.FailAcks(1, errBoom)
+	c := h.dial("alice", 1, "")
+	c.send(`{"Type":"ack","TaskId":"t1"}`)
+	c.sync()
+	h.hub.Stop()
+	if n := h.tasks.RecordCalls(); n != 1 {
+		t.Fatalf("RecordAcks called %d times at Stop, want 1", n)
+	}
+	if n, _ := h.tasks.Counts(context.Background(), testApp, task.ID); n.Delivered != 0 {
+		t.Fatalf("Counts = %+v after a failed final flush", n)
+	}
+}
+
 func TestCatchUpSendsUnackedStoredPushes(t *testing.T) {
 	h := newHarness(t, deliver.Options{AckInterval: 10 * time.Millisecond, CatchUpPage: 2})
 	ctx := context.Background()
@@ -298,6 +345,24 @@ func TestSlowClientIsCutOffAndDeliverNeverBlocks(t *testing.T) {
 	if got := ids(ok.sync()); !slices.Equal(got, []string{"big"}) {
 		t.Fatalf("healthy client got %v", got)
 	}
+}
+
+// TestHeartbeatSparesAClientThatTalks: a client that does not answer
+// pings in time (here: reads nothing) but keeps sending frames is alive,
+// as a client deep in a long catch-up on a loaded machine is; it is not
+// closed. Once it falls silent, it is.
+func TestHeartbeatSparesAClientThatTalks(t *testing.T) {
+	h := newHarness(t, deliver.Options{PingInterval: 30 * time.Millisecond, PongTimeout: 50 * time.Millisecond,
+		CloseGrace: 50 * time.Millisecond})
+	c := h.dialRaw("busy", 1, "", false)
+	for range 40 { // 400 ms: many ping rounds
+		c.send(`{"Type":"ack","TaskId":"none"}`)
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := h.hub.Stats().HeartbeatTimeouts; n != 0 {
+		t.Fatalf("%d heartbeat timeouts for a client that kept talking", n)
+	}
+	waitFor(t, "silent client closed", func() bool { return h.hub.Stats().HeartbeatTimeouts == 1 })
 }
 
 func TestHeartbeatTimeoutClosesUnresponsiveConnection(t *testing.T) {

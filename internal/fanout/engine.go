@@ -68,6 +68,11 @@ type Options struct {
 	// push to millions of connected clients.
 	Rate func(app uint64) int
 	Now  func() time.Time
+	// HoldAfter is a test hook (0: off): once a task's fan-out has passed
+	// this many recipients, its worker saves its progress and waits until
+	// the engine stops. The kill -9 end-to-end tests set it (through
+	// TIMD_TEST_FANOUT_HOLD) so that the kill lands mid-fan-out for sure.
+	HoldAfter int64
 	// Registerer receives the engine's metrics; nil registers none.
 	Registerer prometheus.Registerer
 }
@@ -362,7 +367,18 @@ func (e *Engine) step(ctx context.Context, j *job) (bool, error) {
 	if err := ctx.Err(); err != nil {
 		return false, errors.Join(err, e.save(j, im.TaskRunning))
 	}
-	chunk, last := nextChunk(j.aud, j.t.Cursor, j.chunk)
+	size := j.chunk
+	if h := e.opt.HoldAfter; h > 0 {
+		passed := int64(0)
+		if j.t.Cursor > 0 {
+			passed = int64(j.aud.Rank(uint32(min(j.t.Cursor, math.MaxUint32))))
+		}
+		if passed >= h {
+			return false, e.hold(ctx, j)
+		}
+		size = int(min(int64(size), h-passed))
+	}
+	chunk, last := nextChunk(j.aud, j.t.Cursor, size)
 	if j.pace != nil && chunk.GetCardinality() > 0 {
 		if err := j.pace.WaitN(ctx, int(chunk.GetCardinality())); err != nil {
 			return false, errors.Join(ctx.Err(), e.save(j, im.TaskRunning))
@@ -394,6 +410,18 @@ func (e *Engine) step(ctx context.Context, j *job) (bool, error) {
 		return false, e.renew(ctx, j)
 	}
 	return false, nil
+}
+
+// hold is the HoldAfter test hook: it saves the progress, logs that the
+// fan-out is held, and waits for the engine to stop.
+func (e *Engine) hold(ctx context.Context, j *job) error {
+	if err := e.save(j, im.TaskRunning); err != nil {
+		return err
+	}
+	e.log.Warn("fan-out held by the test hook TIMD_TEST_FANOUT_HOLD", "sdkappid", j.t.App, "task", j.t.ID,
+		"sent", j.counts.Sent, "total", j.counts.Total)
+	<-ctx.Done()
+	return ctx.Err()
 }
 
 // nextChunk returns the audience ordinals after cursor, at most size of

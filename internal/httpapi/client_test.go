@@ -28,13 +28,13 @@ import (
 	"timd/internal/usersig"
 )
 
-// clientEnv serves /v4 and /v1 from one server over the real SQLite account
-// store, the in-memory task store and a real hub, as cli/serve wires them.
+// clientEnv serves /v4 and /v1 from one server over the real SQLite store
+// (accounts and tasks) and a real hub, as cli/serve wires them.
 type clientEnv struct {
 	*env
 	hub     *deliver.Hub
-	tasks   *delivertest.Tasks
-	handler http.Handler // the server under srv, for in-process requests
+	tasks   *delivertest.Faulty // the same SQLite store; Add is a shortcut
+	handler http.Handler        // the server under srv, for in-process requests
 }
 
 func newClientEnv(t testing.TB) *clientEnv {
@@ -42,7 +42,7 @@ func newClientEnv(t testing.TB) *clientEnv {
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	st, idx, apps := openStore(t, log)
-	tasks := delivertest.NewTasks()
+	tasks := &delivertest.Faulty{TaskStore: st}
 	audiences := deliver.NewAudienceCache(tasks, 0) // one cache, as serve wires it
 	hub := deliver.NewHub(tasks, audiences, deliver.Options{AckInterval: 10 * time.Millisecond}, log)
 	hub.Start(ctx)

@@ -22,6 +22,10 @@ func TestGatewayErrors(t *testing.T) {
 	otherKey, _ := usersig.Gen(appA.SDKAppID, appB.SecretKey, "administrator", 86400, now)
 	otherID := sig(t, appA, "ops")
 	otherApp, _ := usersig.Gen(appB.SDKAppID, appA.SecretKey, "administrator", 86400, now)
+	// Identifiers at and over the 32-byte limit, each with a valid sig, so
+	// that only the length check can reject the longer one.
+	id32, id33 := strings.Repeat("a", im.MaxUserIDLen), strings.Repeat("a", im.MaxUserIDLen+1)
+	sig32, sig33 := sig(t, appA, id32), sig(t, appA, id33)
 	q := func(kv ...string) string {
 		v := url.Values{}
 		for i := 0; i < len(kv); i += 2 {
@@ -62,6 +66,12 @@ func TestGatewayErrors(t *testing.T) {
 		{"no sdkappid", "POST", "im_open_login_svc/account_check", base("sdkappid", "-"), `{}`, im.CodeNoSDKAppID},
 		{"bad sdkappid", "POST", "im_open_login_svc/account_check", base("sdkappid", "14x"), `{}`, im.CodeBadURLParam},
 		{"sdkappid too big", "POST", "im_open_login_svc/account_check", base("sdkappid", "99999999999"), `{}`, im.CodeBadURLParam},
+		{"sdkappid 0", "POST", "im_open_login_svc/account_check", base("sdkappid", "0"), `{}`, im.CodeBadURLParam},
+		{"malformed query", "POST", "im_open_login_svc/account_check", base() + "&x=%zz", `{}`, im.CodeBadURL},
+		{"malformed key", "POST", "im_open_login_svc/account_check", "%gg=1&" + base(), `{}`, im.CodeBadURL},
+		{"identifier 32 bytes", "POST", "im_open_login_svc/account_check", base("identifier", id32, "usersig", sig32), `{}`, im.CodeAccountNotAdmin},
+		{"identifier 33 bytes", "POST", "im_open_login_svc/account_check", base("identifier", id33, "usersig", sig33), `{}`, im.CodeBadURLParam},
+		{"identifier 33 bytes push", "POST", "timpush/get_attr_name", base("identifier", id33, "usersig", sig33), `{}`, im.CodeBadURLParam},
 		{"no identifier", "POST", "im_open_login_svc/account_check", base("identifier", "-"), `{}`, im.CodeBadURLParam},
 		{"no contenttype", "POST", "im_open_login_svc/account_check", base("contenttype", "-"), `{}`, im.CodeBadURLParam},
 		{"contenttype xml", "POST", "im_open_login_svc/account_check", base("contenttype", "xml"), `{}`, im.CodeBadURLParam},

@@ -257,8 +257,13 @@ func TestPushIdempotent(t *testing.T) {
 	if other := e.pushOK("all_member_push/im_push", `{"MsgRandom":42,`+msg+`}`); other == first {
 		t.Fatal("im_push deduplicated against timpush/push")
 	}
-	// After 7 days the MsgRandom is free again.
-	e.clock.Advance(7*24*time.Hour + time.Second)
+	// The window is 7 days: a repeat one second before its end is still
+	// the first task, one second after it is a new one.
+	e.clock.Advance(7*24*time.Hour - 2*time.Second)
+	if again := e.pushOK("timpush/push", `{"MsgRandom":42,`+msg+`}`); again != first {
+		t.Fatalf("retry 7 days less a second later: TaskId %s, want %s", again, first)
+	}
+	e.clock.Advance(2 * time.Second)
 	if later := e.pushOK("timpush/push", `{"MsgRandom":42,`+msg+`}`); later == first {
 		t.Fatal("MsgRandom still deduplicated after 7 days")
 	}
@@ -377,6 +382,22 @@ func TestRevoke(t *testing.T) {
 	if err != nil || len(ts) != 0 {
 		t.Errorf("StoredHeads after revoke = %d tasks, %v; want none", len(ts), err)
 	}
+}
+
+// TestRevokeWindow: a task can be revoked until exactly 24 hours after it
+// started (90052 after).
+func TestRevokeWindow(t *testing.T) {
+	e := newEnv(t, envOpts{limits: true, quotas: map[string]int64{"push_interval_ms": 0}})
+	setupPush(t, e, 2)
+	edge := e.pushOK("timpush/push", `{"MsgRandom":1,"OfflinePushInfo":{"Title":"n"}}`)
+	late := e.pushOK("timpush/push", `{"MsgRandom":2,"OfflinePushInfo":{"Title":"n"}}`)
+	if a, b := e.task(edge).CreatedAt, e.task(late).CreatedAt; a != e.clock.Now().Unix() || b != a {
+		t.Fatalf("CreatedAt %d and %d, clock %d", a, b, e.clock.Now().Unix())
+	}
+	e.clock.Advance(24 * time.Hour)
+	wantCode(t, e.call("timpush/revoke", `{"TaskId":"`+edge+`"}`), 0)
+	e.clock.Advance(time.Second)
+	wantCode(t, e.call("timpush/revoke", `{"TaskId":"`+late+`"}`), im.CodeRevokeExpired)
 }
 
 // TestStatistics: the statistics report what the fan-out and RecordAcks

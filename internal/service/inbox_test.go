@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,22 +17,53 @@ import (
 
 const app = 1400000001
 
+// addConcurrently stores tasks from 16 goroutines, so that the real store
+// commits them in groups (one fsync per group, not per task), and returns
+// them as stored: their Seq order is the order the store chose.
+func addConcurrently(tasks *delivertest.Faulty, ts []im.PushTask, ords [][]uint32) []im.PushTask {
+	out := make([]im.PushTask, len(ts))
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range 16 {
+		wg.Go(func() {
+			for i := range next {
+				out[i] = tasks.Add(ts[i], ords[i]...)
+			}
+		})
+	}
+	for i := range ts {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	slices.SortFunc(out, func(a, b im.PushTask) int { return int(a.Seq - b.Seq) })
+	return out
+}
+
 func TestInboxSync(t *testing.T) {
 	ctx := context.Background()
-	tasks := delivertest.NewTasks()
+	tasks := delivertest.OpenFaulty(t)
 	inbox := service.NewInbox(tasks, deliver.NewAudienceCache(tasks, 0))
 	later := time.Now().Add(time.Hour).Unix()
-	add := func(id string, ords ...uint32) {
-		tasks.Add(im.PushTask{App: app, ID: id, ExpiresAt: later}, ords...)
-	}
 	// Account 7 is in every third task among many addressed to others.
-	var want []string
+	var ts []im.PushTask
+	var ords [][]uint32
 	for i := range 1200 {
+		ts = append(ts, im.PushTask{App: app, ID: fmt.Sprint("t", i), ExpiresAt: later})
 		if i%3 == 0 {
-			add(fmt.Sprint("t", i), 1, 7)
-			want = append(want, fmt.Sprint("t", i))
+			ords = append(ords, []uint32{1, 7})
 		} else {
-			add(fmt.Sprint("t", i), 1, 2)
+			ords = append(ords, []uint32{1, 2})
+		}
+	}
+	var want []string
+	for _, tk := range addConcurrently(tasks, ts, ords) {
+		var n int
+		if _, err := fmt.Sscanf(tk.ID, "t%d", &n); err != nil {
+			t.Fatal(err)
+		}
+		if n%3 == 0 {
+			want = append(want, tk.ID)
 		}
 	}
 	a := im.App{SDKAppID: app}
@@ -67,11 +99,15 @@ func TestInboxSync(t *testing.T) {
 
 func TestInboxLimitsAndErrors(t *testing.T) {
 	ctx := context.Background()
-	tasks := delivertest.NewTasks()
+	tasks := delivertest.OpenFaulty(t)
 	inbox := service.NewInbox(tasks, deliver.NewAudienceCache(tasks, 0))
+	var ts []im.PushTask
+	var ords [][]uint32
 	for i := range 300 {
-		tasks.Add(im.PushTask{App: app, ID: fmt.Sprint("t", i)}, 1)
+		ts = append(ts, im.PushTask{App: app, ID: fmt.Sprint("t", i)})
+		ords = append(ords, []uint32{1})
 	}
+	addConcurrently(tasks, ts, ords)
 	a, acct := im.App{SDKAppID: app}, im.Account{Ordinal: 1}
 	for _, tc := range []struct{ limit, want int }{{0, 50}, {1, 1}, {200, 200}, {500, 200}} {
 		pushes, _, _, err := inbox.Sync(ctx, a, acct, 0, tc.limit)
@@ -100,9 +136,9 @@ func TestInboxLimitsAndErrors(t *testing.T) {
 }
 
 func TestInboxCorruptAudience(t *testing.T) {
-	tasks := delivertest.NewTasks()
+	tasks := delivertest.OpenFaulty(t)
 	tasks.Add(im.PushTask{App: app, ID: "good"}, 1)
-	bad := im.PushTask{App: app, ID: "bad", Audience: []byte("not a bitmap")}
+	bad := im.PushTask{App: app, ID: "bad", State: im.TaskDone, Audience: []byte("not a bitmap")}
 	if _, _, err := tasks.CreateTask(context.Background(), bad, time.Now().Unix()); err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +152,7 @@ func TestInboxCorruptAudience(t *testing.T) {
 // it is given, the one serve shares with the live hub, instead of a
 // second cache of its own.
 func TestInboxUsesGivenCache(t *testing.T) {
-	tasks := delivertest.NewTasks()
+	tasks := delivertest.OpenFaulty(t)
 	tasks.Add(im.PushTask{App: app, ID: "t1", ExpiresAt: time.Now().Add(time.Hour).Unix()}, 3)
 	shared := deliver.NewAudienceCache(tasks, 0)
 	pushes, _, _, err := service.NewInbox(tasks, shared).Sync(context.Background(), im.App{SDKAppID: app}, im.Account{Ordinal: 3}, 0, 10)

@@ -117,9 +117,7 @@ func (s *Store) PendingHooks(ctx context.Context, now int64, limit int) ([]im.Pu
 // tasks after afterSeq in Seq order. A task with ExpiresAt 0 never expires.
 // It walks the (app, seq) index and reads neither blob.
 func (s *Store) StoredHeads(ctx context.Context, app uint64, afterSeq, now int64, limit int) ([]im.TaskHead, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT `+headColumns+` FROM push_tasks
-		WHERE app = ? AND seq > ? AND online_only = 0 AND state != 4 AND (expires_at = 0 OR expires_at > ?)
-		ORDER BY seq LIMIT ?`, int64(app), afterSeq, now, limit)
+	rows, err := s.r.heads.QueryContext(ctx, int64(app), afterSeq, now, limit)
 	if err != nil {
 		return nil, dbErr("read task heads", err)
 	}
@@ -137,14 +135,16 @@ func (s *Store) StoredHeads(ctx context.Context, app uint64, afterSeq, now int64
 	return out, dbErr("read task heads", rows.Err())
 }
 
-// headColumns are the columns of an im.TaskHead but its app.
-const headColumns = `id, seq, from_account, msg_body, offline, data_id, created_at, expires_at`
+// storedHeadsQuery reads the columns of an im.TaskHead but its app.
+const storedHeadsQuery = `SELECT id, seq, from_account, msg_body, offline, data_id, created_at, expires_at
+	FROM push_tasks
+	WHERE app = ? AND seq > ? AND online_only = 0 AND state != 4 AND (expires_at = 0 OR expires_at > ?)
+	ORDER BY seq LIMIT ?`
 
 // TaskAudience returns a task's serialized audience, or im.ErrNotFound.
 func (s *Store) TaskAudience(ctx context.Context, app uint64, id string) ([]byte, error) {
 	var b []byte
-	err := s.rdb.QueryRowContext(ctx, `SELECT audience FROM push_tasks WHERE app = ? AND id = ?`,
-		int64(app), id).Scan(&b)
+	err := s.r.audience.QueryRowContext(ctx, int64(app), id).Scan(&b)
 	if err != nil {
 		return nil, dbErr("read task audience", err)
 	}
