@@ -241,3 +241,28 @@ func TestE2EFutureDatedUserSig(t *testing.T) {
 	want("sig a year ahead, after the kick", sync(yearAhead), 70003)
 	want("a newer sig after the kick", sync(gen("alice", now+121)), 0)
 }
+
+// TestE2EUserSigSkewSetting: --usersig-skew widens or narrows the window.
+func TestE2EUserSigSkewSetting(t *testing.T) {
+	now := time.Now().Unix()
+	for _, c := range []struct {
+		skew  string
+		ahead int64
+		code  int
+	}{
+		{"1h", 1800, 0},
+		{"1h", 3700, 70003},
+		{"0s", 60, 70003},
+	} {
+		p := startApp(t, t.TempDir(), "--usersig-skew", c.skew)
+		s, err := usersig.Gen(e2eApp, e2eKey, e2eAdmin, 86400, now+c.ahead)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.sig = s
+		if r := p.call("timpush/get_attr_name", `{}`); r.code() != c.code {
+			t.Errorf("--usersig-skew %s, sig %ds ahead: ErrorCode %d, want %d", c.skew, c.ahead, r.code(), c.code)
+		}
+		p.stop()
+	}
+}

@@ -172,3 +172,54 @@ func (d *dict) del(ord uint32) {
 func (d *dict) bytes() uint64 {
 	return uint64(cap(d.arena)) + 8*uint64(cap(d.ents)) + 4*uint64(cap(d.slots))
 }
+
+// reserve sizes the dictionary for n IDs with ordinals up to maxOrd, so
+// that loading a snapshot neither regrows ents nor rehashes.
+func (d *dict) reserve(maxOrd uint32, n int) {
+	if need := int(maxOrd) + 1; len(d.ents) < need {
+		d.ents = slices.Grow(d.ents, need-len(d.ents))
+		d.ents = d.ents[:cap(d.ents)]
+	}
+	slots := minSlots
+	for slots*3 < (d.live+n)*4 {
+		slots *= 2
+	}
+	if slots > len(d.slots) {
+		old := d.slots
+		d.slots = make([]uint32, slots)
+		for _, s := range old {
+			if s != 0 {
+				d.insert(s - 1)
+			}
+		}
+	}
+}
+
+// load records that ord, which has no ID yet, is id, copying id into the
+// arena; ReadSnapshot calls it after reserve, in ascending ordinal order.
+func (d *dict) load(ord uint32, id []byte) {
+	if len(id) == 0 || len(id) > maxIDLen || d.raw(ord) != nil ||
+		uint64(len(d.arena)) > maxArena-uint64(len(id)) {
+		return
+	}
+	if int64(ord) >= int64(len(d.ents)) {
+		d.ents = slices.Grow(d.ents, int(ord)+1-len(d.ents))
+		d.ents = d.ents[:cap(d.ents)]
+	}
+	d.ents[ord] = uint64(len(d.arena))<<entLenBits | uint64(len(id))
+	d.arena = append(d.arena, id...)
+	if (d.live+1)*4 > len(d.slots)*3 {
+		d.grow()
+	}
+	d.insert(ord)
+	d.live++
+}
+
+// liveBytes returns the total length of the live IDs.
+func (d *dict) liveBytes() uint64 {
+	var n uint64
+	for _, e := range d.ents {
+		n += e & maxIDLen
+	}
+	return n
+}

@@ -38,6 +38,7 @@ type appIndex struct {
 	// each to its owner's ordinal (see Recipients).
 	owned *roaring.Bitmap
 	owner map[uint32]uint32
+	pos   uint64 // change position: the highest im.Change.Seq applied
 }
 
 func newAppIndex() *appIndex {
@@ -56,6 +57,7 @@ func (a *appIndex) reset() {
 	a.dict = newDict()
 	a.owned = roaring.New()
 	a.owner = map[uint32]uint32{}
+	a.pos = 0
 }
 
 // New returns an empty Index.
@@ -104,6 +106,7 @@ func (x *Index) Apply(changes []im.Change) {
 }
 
 func (a *appIndex) apply(c *im.Change) {
+	a.pos = max(a.pos, c.Seq)
 	switch c.Op {
 	case im.ChangeUpsert:
 		a.upsert(c)

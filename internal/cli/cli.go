@@ -40,6 +40,7 @@ func commands() []command {
 		{name: "app", args: "list|add|remove|rotate-key [--store DIR] [flags]",
 			summary: "list, add and remove the apps of a store and rotate their keys, stopped or running", run: appCmd},
 		{name: "bench", args: "--sdkappid N --key KEY [flags]", summary: "drive a running timd and report throughput and latency", run: bench},
+		{name: "import", args: "[flags] FILE", summary: "load accounts from a JSON Lines file into a stopped store or a running server", run: runImport},
 		{name: "crashtest", args: "[flags]", summary: "kill -9 a timd child while it writes and check what survived", run: runCrashTest},
 		{name: "version", args: "", summary: "print the module version and commit of this build", run: version},
 		{name: "help", args: "[COMMAND]", summary: "show this text, or a command's flags", run: help},

@@ -32,6 +32,7 @@ func commandFlags(t *testing.T) map[string][]string {
 		"bench":     {"addr", "sdkappid", "key", "admin", "ops", "concurrency", "duration", "batch", "accounts", "prepare", "baseline", "live", "push-every", "push-once", "live-wait"},
 		"crashtest": {"store", "bin", "accounts", "writers", "kills", "duration-per-round", "live", "seed"},
 		"app":       {"store", "sdkappid", "admin", "callback-url", "key"},
+		"import":    {"store", "url", "sdkappid", "key", "admin", "attr-names", "batch", "concurrency", "skip-lines", "progress", "max-reported"},
 		"version":   nil,
 		"help":      nil,
 	}

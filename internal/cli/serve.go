@@ -31,7 +31,9 @@ import (
 
 // serve runs the server until ctx is done, then shuts down in order:
 // stop accepting, drain requests, stop the push background work (progress
-// saved), close the store.
+// saved), write the index snapshot, close the store. It serves as soon as
+// it listens: while the store opens and the audience index loads, /healthz
+// answers 503 with the progress and the API "server is starting".
 func serve(ctx context.Context, env Env, args []string) error {
 	cfg, err := config.Load(args, env.Getenv)
 	if errors.Is(err, flag.ErrHelp) {
@@ -55,8 +57,19 @@ func serve(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer ln.Close()
+	progress := service.NewStartProgress()
+	gate := newStartGate(progress)
+	hs := serveHTTP(cfg, ln, tlsConfig, gate)
+	defer hs.abandon()
+	log.Info("accepting connections while starting", "addr", ln.Addr().String())
 
 	setMemoryLimit(cfg.MemoryLimit)
+	progress.Phase("opening store", 0)
+	unlock, err := sqlite.Lock(cfg.Store) // refuses a store that `timd import` is loading
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	defer unlock()
 	store, err := sqlite.OpenConfig(ctx, cfg.Store, log,
 		sqlite.Config{WriterCache: int64(cfg.StoreCache), ReaderCache: int64(cfg.StoreReadCache)})
 	if err != nil {
@@ -70,16 +83,17 @@ func serve(ctx context.Context, env Env, args []string) error {
 	if err := ensureApps(ctx, env, cfg, baseURL(cfg, ln.Addr()), apps, log); err != nil {
 		return err
 	}
-	start := time.Now()
-	n, err := service.RebuildIndex(ctx, store, index)
-	if err != nil {
-		return fmt.Errorf("rebuild audience index: %w", err)
+	src := indexSource(cfg.Store, store, index, progress, log)
+	if err := loadIndex(ctx, src, log); err != nil {
+		return fmt.Errorf("load audience index: %w", err)
 	}
-	log.Info("audience index built", "accounts", n, "took", time.Since(start).Round(time.Millisecond))
+	snaps := startSnapshotter(src, log)
+	defer snaps.close() // after the push work and the hub stop, before store.Close
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	auth := service.NewAuth(apps, store, nil)
+	auth.SetMaxSkew(time.Duration(cfg.UserSigSkew))
 	svc := httpapi.Services{
 		Auth:     auth,
 		Accounts: service.NewAccounts(store, auth, nil),
@@ -106,7 +120,9 @@ func serve(ctx context.Context, env Env, args []string) error {
 	// other path, method or spelling answers the JSON envelope.
 	srv := httpapi.New(svc, httpapi.Options{Limits: cfg.Limits, BodyLimit: cfg.BodyLimit, Rate: rateOverrides(cfg),
 		Prometheus: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})}, log, httpapi.NewMetrics(reg))
-	return listenAndServe(ctx, cfg, ln, tlsConfig, srv, log)
+	gate.ready(srv)
+	log.Info("listening", "addr", ln.Addr().String(), "tls", cfg.TLS())
+	return hs.wait(ctx, log)
 }
 
 // setMemoryLimit sets the Go runtime's soft memory limit when the
@@ -153,11 +169,18 @@ func baseURL(cfg config.Config, addr net.Addr) string {
 	return scheme + "://" + net.JoinHostPort(host, port)
 }
 
-// listenAndServe serves h on ln with cfg's time-outs, so that slow and
-// idle clients are disconnected, until ctx is done. With tlsConfig it
-// speaks only TLS: HTTPS, and WSS on /v1/connect.
-func listenAndServe(ctx context.Context, cfg config.Config, ln net.Listener, tlsConfig *tls.Config, h http.Handler, log *slog.Logger) error {
-	srv := &http.Server{
+// httpServer is the HTTP server on the listener.
+type httpServer struct {
+	srv  *http.Server
+	errc chan error
+	shut bool
+}
+
+// serveHTTP serves h on ln with cfg's time-outs, so that slow and idle
+// clients are disconnected. With tlsConfig it speaks only TLS: HTTPS, and
+// WSS on /v1/connect.
+func serveHTTP(cfg config.Config, ln net.Listener, tlsConfig *tls.Config, h http.Handler) *httpServer {
+	hs := &httpServer{errc: make(chan error, 1), srv: &http.Server{
 		TLSConfig:         tlsConfig,
 		Handler:           h,
 		ReadHeaderTimeout: time.Duration(cfg.ReadHeaderTimeout),
@@ -165,28 +188,39 @@ func listenAndServe(ctx context.Context, cfg config.Config, ln net.Listener, tls
 		WriteTimeout:      time.Duration(cfg.WriteTimeout),
 		IdleTimeout:       time.Duration(cfg.IdleTimeout),
 		MaxHeaderBytes:    64 << 10,
-	}
-	errc := make(chan error, 1)
+	}}
 	go func() {
 		if tlsConfig != nil {
-			errc <- srv.ServeTLS(ln, "", "") // the certificate is in TLSConfig
+			hs.errc <- hs.srv.ServeTLS(ln, "", "") // the certificate is in TLSConfig
 			return
 		}
-		errc <- srv.Serve(ln)
+		hs.errc <- hs.srv.Serve(ln)
 	}()
-	log.Info("listening", "addr", ln.Addr().String(), "tls", cfg.TLS())
+	return hs
+}
+
+// wait serves until ctx is done, then drains the requests in flight.
+func (hs *httpServer) wait(ctx context.Context, log *slog.Logger) error {
 	select {
-	case err := <-errc:
+	case err := <-hs.errc:
 		return err
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
+	hs.shut = true
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	if err := hs.srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
+}
+
+// abandon closes the server when start-up failed before wait.
+func (hs *httpServer) abandon() {
+	if !hs.shut {
+		_ = hs.srv.Close()
+	}
 }
 
 // ensureApps stores the configured apps, or creates a development app on

@@ -56,6 +56,10 @@ type Config struct {
 	// the GOMEMLIMIT environment variable sets. Near the limit the
 	// garbage collector runs more often instead of growing the heap.
 	MemoryLimit Bytes
+	// UserSigSkew is how far a UserSig's TLS.time may lie ahead of this
+	// server's clock; a sig dated further ahead is refused with 70003.
+	// From 0 to MaxUserSigSkew; the default is five minutes.
+	UserSigSkew Duration
 
 	// src records where each setting last came from, by flag name, for
 	// error messages: "config FILE: key \"name\"", "TIMD_X" or "--name".
@@ -147,9 +151,12 @@ const (
 	MinBodyLimit = 1 << 10
 	MaxBodyLimit = 64 << 20
 	MaxTimeout   = 24 * time.Hour
-	MaxAdmins    = 10
-	MaxAdminLen  = 32
-	MaxRate      = 1e6
+	// MaxUserSigSkew bounds --usersig-skew: a sig dated hours ahead would
+	// outlive a kick by as much.
+	MaxUserSigSkew = time.Hour
+	MaxAdmins      = 10
+	MaxAdminLen    = 32
+	MaxRate        = 1e6
 )
 
 // Default returns the defaults.
@@ -168,6 +175,8 @@ func Default() Config {
 
 		StoreCache:     32 << 20,
 		StoreReadCache: 8 << 20,
+
+		UserSigSkew: Duration(5 * time.Minute),
 	}
 }
 
@@ -276,6 +285,7 @@ func (c Config) String() string {
 	fmt.Fprintf(&b, " read-header-timeout=%s read-timeout=%s write-timeout=%s idle-timeout=%s",
 		c.ReadHeaderTimeout, c.ReadTimeout, c.WriteTimeout, c.IdleTimeout)
 	fmt.Fprintf(&b, " store-cache=%s store-read-cache=%s memory-limit=%s", c.StoreCache, c.StoreReadCache, c.MemoryLimit)
+	fmt.Fprintf(&b, " usersig-skew=%s", c.UserSigSkew)
 	if c.TLS() {
 		fmt.Fprintf(&b, " tls-cert=%s tls-key=%s", c.TLSCert, c.TLSKey)
 	}

@@ -30,6 +30,7 @@ var samples = map[string]struct {
 	"store-cache":         {"64MiB", `"64MiB"`},
 	"store-read-cache":    {"2097152", `2097152`},
 	"memory-limit":        {"1GiB", `"1GiB"`},
+	"usersig-skew":        {"2m", `"2m"`},
 }
 
 // needs lists the settings another must accompany.
@@ -142,6 +143,9 @@ func TestFileErrors(t *testing.T) {
 		{"zero timeout", `{"read-timeout":"0s"}`, []string{`key "read-timeout"`, "out of range"}},
 		{"negative timeout", `{"write_timeout":"-1s"}`, []string{`key "write_timeout"`, "out of range"}},
 		{"timeout over a day", `{"idle-timeout":"25h"}`, []string{`key "idle-timeout"`, "out of range"}},
+		{"usersig skew over an hour", `{"usersig-skew":"61m"}`, []string{`key "usersig-skew"`, "out of range"}},
+		{"negative usersig skew", `{"usersig_skew":"-1s"}`, []string{`key "usersig_skew"`, "out of range"}},
+		{"usersig skew without unit", `{"usersig-skew":300}`, []string{`key "usersig-skew"`, "unit"}},
 		{"tls cert without key", `{"tls-cert":"c.pem"}`, []string{`key "tls-cert"`, "--tls-key", "both or neither"}},
 		{"tls key without cert", `{"tls-key":"k.pem"}`, []string{`key "tls-key"`, "both or neither"}},
 		{"apps not a list", `{"apps":{"sdkappid":1}}`, []string{`key "apps"`, "list of app objects"}},

@@ -55,6 +55,8 @@ func (c *Config) flagSet() (*flag.FlagSet, *appFlags) {
 		"the SQLite page cache of each store read connection, `SIZE`")
 	fs.Var(&sizeValue{&c.MemoryLimit, 64 << 20, 1 << 50, true}, "memory-limit",
 		"the Go runtime's soft memory limit, `SIZE` such as 1GiB (0: none, or GOMEMLIMIT's)")
+	fs.Var(&skewValue{&c.UserSigSkew}, "usersig-skew",
+		"refuse (70003) UserSigs dated more than `DURATION` ahead of this server's clock (0 to 1h)")
 	fs.Var(&text{&c.TLSCert, nonEmpty}, "tls-cert", "serve HTTPS with the PEM certificate chain in `FILE` (needs --tls-key)")
 	fs.Var(&text{&c.TLSKey, nonEmpty}, "tls-key", "the PEM private key `FILE` of --tls-cert")
 	return fs, apps
@@ -286,6 +288,28 @@ func (v *durationValue) Set(s string) error {
 	}
 	if d <= 0 || d > MaxTimeout {
 		return fmt.Errorf("%s is out of range (more than 0, at most %s)", d, MaxTimeout)
+	}
+	*v.p = Duration(d)
+	return nil
+}
+
+// skewValue is a duration from 0 to MaxUserSigSkew.
+type skewValue struct{ p *Duration }
+
+func (v *skewValue) String() string {
+	if v.p == nil {
+		return "0s"
+	}
+	return v.p.String()
+}
+
+func (v *skewValue) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return errors.New("want a number and a unit, such as \"30s\" or \"5m\"")
+	}
+	if d < 0 || d > MaxUserSigSkew {
+		return fmt.Errorf("%s is out of range (0 to %s)", d, MaxUserSigSkew)
 	}
 	*v.p = Duration(d)
 	return nil

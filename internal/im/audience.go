@@ -94,7 +94,11 @@ const (
 // only input of the in-memory audience index, so that any backend (SQLite
 // now, a PostgreSQL change feed later) can drive the index the same way.
 type Change struct {
-	App     uint64
+	App uint64
+	// Seq is the app's change position of this change: the store numbers
+	// each app's committed changes 1, 2, 3, ... without gaps, in commit
+	// order, in the same transaction as the change (see ChangeLog).
+	Seq     uint64
 	Op      ChangeOp
 	ID      string
 	Type    AcctType

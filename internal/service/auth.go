@@ -33,10 +33,12 @@ type Auth struct {
 	mu    sync.Mutex
 	kicks map[kickKey]int64 // cached KickedAt per account; 0 = never kicked
 	fails map[failKey]*failCount
-	// latest is the newest TLS.time accepted per identity since the last
-	// kick: a kick must refuse every sig accepted before it, including one
-	// dated up to maxSkew ahead of the kick.
-	latest map[kickKey]int64
+	// ahead is the newest TLS.time accepted per identity for sigs dated
+	// ahead of the clock when accepted: a kick must refuse every sig
+	// accepted before it, including one dated up to maxSkew after the
+	// kick. A sig dated at or before its acceptance is older than any
+	// later kick anyway, so most identities never appear here.
+	ahead map[kickKey]int64
 	// good caches verified sigs: a REST client reuses one sig until it
 	// expires (spec §3.5), so verification (zlib + HMAC, ~50 µs) runs once
 	// per sig rather than once per request.
@@ -108,7 +110,7 @@ func NewAuth(apps *Apps, accounts im.AccountStore, now func() time.Time) *Auth {
 		now = time.Now
 	}
 	return &Auth{apps: apps, accounts: accounts, now: now, maxSkew: usersig.DefaultMaxSkew,
-		kicks: map[kickKey]int64{}, fails: map[failKey]*failCount{}, latest: map[kickKey]int64{}, good: map[goodKey]goodSig{}}
+		kicks: map[kickKey]int64{}, fails: map[failKey]*failCount{}, ahead: map[kickKey]int64{}, good: map[goodKey]goodSig{}}
 }
 
 // SetMaxSkew sets how far ahead of this server's clock a sig's TLS.time
@@ -178,7 +180,7 @@ func (a *Auth) verify(ctx context.Context, app im.App, c Credential) error {
 	if kicked > 0 && issued <= kicked {
 		return im.Errorf(im.CodeSigKicked, "usersig was invalidated by kick, generate a new one")
 	}
-	a.accepted(key, issued)
+	a.accepted(key, issued, now.Unix())
 	return nil
 }
 
@@ -241,18 +243,31 @@ func (a *Auth) fail(k failKey, now time.Time) bool {
 	return f.n > failLimit
 }
 
-// accepted records that a sig of key issued at issued was accepted.
-func (a *Auth) accepted(key kickKey, issued int64) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if issued <= a.latest[key] {
+// accepted records that a sig of key issued at issued was accepted at now.
+func (a *Auth) accepted(key kickKey, issued, now int64) {
+	if issued <= now {
 		return
 	}
-	if len(a.latest) > 1_000_000 {
-		clear(a.latest)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if issued <= a.ahead[key] {
+		return
 	}
-	a.latest[key] = issued
+	if len(a.ahead) >= maxAheadEntries {
+		for k, t := range a.ahead {
+			if t <= now {
+				delete(a.ahead, k)
+			}
+		}
+		if len(a.ahead) >= maxAheadEntries {
+			clear(a.ahead)
+		}
+	}
+	a.ahead[key] = issued
 }
+
+// maxAheadEntries bounds the map of sigs accepted while dated ahead.
+const maxAheadEntries = 100_000
 
 // kickTime returns the not-before time for a kick of (app, id) at now:
 // now, or later when a sig dated ahead (within the skew) was accepted
@@ -262,7 +277,7 @@ func (a *Auth) accepted(key kickKey, issued int64) {
 func (a *Auth) kickTime(app uint64, id string, now int64) int64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return max(now, a.latest[kickKey{app, id}])
+	return max(now, a.ahead[kickKey{app, id}])
 }
 
 func (a *Auth) kickedAt(ctx context.Context, key kickKey) (int64, error) {

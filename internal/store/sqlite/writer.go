@@ -53,7 +53,9 @@ type writer struct {
 	opt  options
 	tx   wtx
 	fold folder
-	buf  []byte // account_log images being encoded
+	seqs changeSeqs // change positions (changes.go)
+	bulk bulkStmts  // bulk loading (bulk.go)
+	buf  []byte     // account_log images being encoded
 	// evicting is the scratch list of keys a fold step drops.
 	evicting []int64
 
@@ -182,6 +184,10 @@ func (w *writer) runGroup(jobs []*job) {
 			return
 		}
 	}
+	if err := w.seqs.record(w.conn, jobs); err != nil {
+		w.fail(jobs, err)
+		return
+	}
 	seq, err := w.appendLog()
 	if err != nil {
 		w.fail(jobs, err)
@@ -196,6 +202,7 @@ func (w *writer) runGroup(jobs []*job) {
 	w.commitNano.Add(int64(time.Since(t1)))
 	w.commits.Add(1)
 	w.jobsRun.Add(int64(len(jobs)))
+	w.seqs.committed()
 	w.publish(seq)
 	for _, j := range jobs {
 		w.s.emit(j.changes)
@@ -308,5 +315,5 @@ func (w *writer) stop() {
 // close releases the writer's statements and connection; call it after
 // stop, or instead of it when run was never started.
 func (w *writer) close() error {
-	return errors.Join(w.tx.close(), w.conn.Close())
+	return errors.Join(w.tx.close(), w.seqs.close(), w.bulk.close(), w.conn.Close())
 }

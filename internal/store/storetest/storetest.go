@@ -35,6 +35,8 @@ type OpenFunc func(t *testing.T, dir string) im.Store
 //   - a change is emitted only when an account is created or deleted or its
 //     attributes or tags change, before the write returns, in commit order,
 //     never concurrently; replaying the feed rebuilds the stored state;
+//   - each app's changes carry Seq 1, 2, 3, ... without gaps in commit
+//     order, and the store implements im.ChangeLog over them;
 //   - per-edit codes 70107, 90035 (attribute slot or tag bound to the other
 //     account type) and 90032 (per-user or per-app tag limit, checked only
 //     for edits that add tags, counting tags the same edit releases);
@@ -58,6 +60,7 @@ func Run(t *testing.T, open OpenFunc) {
 	t.Run("PartialSuccess", h.testPartialSuccess)
 	t.Run("TagRegistry", h.testTagRegistry)
 	t.Run("ChangeFeed", h.testChangeFeed)
+	t.Run("ChangeLog", h.testChangeLog)
 	t.Run("ScanProfiles", h.testScanProfiles)
 	t.Run("Context", h.testContext)
 	t.Run("Concurrent", h.testConcurrent)
