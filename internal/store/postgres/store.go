@@ -8,8 +8,9 @@
 // storetest conformance suite (postgres_test.go, with TIMD_TEST_POSTGRES
 // set), plus two-handle tests of task Seqs, MsgRandom dedup, acks and
 // ordinals (twohandle_test.go). Not done yet: it is not selectable with
-// --store nor run by `timd migrate`; the ChangeSink sees only this
-// process's writes (no per-app change sequence for other nodes' indexes);
+// --store nor run by `timd migrate`; the change log (im.ChangeLog) is
+// written but no node tails it yet, and the ChangeSink sees only this
+// process's writes;
 // SaveFanout does not fence by lease owner (the interface carries none);
 // the quota and interval checks still run outside the task transaction; the
 // storetest suite itself has no two-handle cases yet.
@@ -158,8 +159,10 @@ func (s *Store) audienceWrite(ctx context.Context, app uint64, fn func(tx pgx.Tx
 			return dbErr("lock app", err)
 		}
 		var err error
-		changes, err = fn(tx)
-		return err
+		if changes, err = fn(tx); err != nil {
+			return err
+		}
+		return logChanges(ctx, tx, app, changes)
 	})
 	if err != nil {
 		return err

@@ -153,7 +153,7 @@ func TestTwoHandlesAcks(t *testing.T) {
 }
 
 // TestTwoHandlesOrdinals imports distinct accounts through two handles at
-// once: ordinals never collide.
+// once: ordinals never collide and change positions have no gap.
 func TestTwoHandlesOrdinals(t *testing.T) {
 	a, b := twoHandles(t)
 	ctx := context.Background()
@@ -188,6 +188,13 @@ func TestTwoHandlesOrdinals(t *testing.T) {
 	if len(seen) != 60 || !seen[1] || !seen[60] {
 		t.Fatalf("%d ordinals, want 1..60", len(seen))
 	}
+	// The change log numbered the 60 creations 1..60 across both handles.
+	if pos, err := b.ChangePosition(ctx, 1400000001); err != nil || pos != 60 {
+		t.Fatalf("ChangePosition = %d, %v; want 60", pos, err)
+	}
+	if ords, upTo, err := a.ChangedSince(ctx, 1400000001, 0); err != nil || upTo != 60 || len(ords) != 60 {
+		t.Fatalf("ChangedSince(0) = %d ordinals up to %d, %v; want 60 up to 60", len(ords), upTo, err)
+	}
 }
 
 // TestMigrateOnce opens a schema twice: each migration is recorded once.
@@ -197,7 +204,7 @@ func TestMigrateOnce(t *testing.T) {
 	if err := a.pool.QueryRow(context.Background(), `SELECT count(*), max(version) FROM schema_migrations`).Scan(&n, &v); err != nil {
 		t.Fatal(err)
 	}
-	if n != 1 || v != 1 {
-		t.Fatalf("schema_migrations has %d rows up to %d, want 1 row, version 1", n, v)
+	if n != 2 || v != 2 {
+		t.Fatalf("schema_migrations has %d rows up to %d, want 2 rows, up to version 2", n, v)
 	}
 }
