@@ -73,7 +73,6 @@ func TestE2EDevApp(t *testing.T) {
 	// Run the printed curl line against the server.
 	line := out[strings.Index(out, "curl "):]
 	line = line[:strings.IndexByte(line, '\n')]
-	line = strings.Replace(line, "http://127.0.0.1:0", p.base, 1)
 	raw, err := exec.Command("bash", "-c", line).Output()
 	if err != nil {
 		t.Fatalf("curl: %v", err)

@@ -264,6 +264,20 @@ func TestE2EAppCommand(t *testing.T) {
 	wantReply(t, "rotated key after restart", callAs(t, p.base, 1400000100, newKey, "ops", "timpush/get_attr_name", `{}`), 0)
 	p.stop()
 
+	// --configured-apps-only refuses the stored app the configuration
+	// does not name, and says so.
+	p = startLogged(t, store, nil, "--configured-apps-only", "on", "--app", fmt.Sprintf("%d:%s:%s", e2eApp, e2eKey, e2eAdmin))
+	if !regexp.MustCompile(`level=WARN msg="stored app is not in the configuration and is refused[^\n]*sdkappid=1400000100`).MatchString(p.stderr.String()) {
+		t.Errorf("no warning that app 1400000100 is refused:\n%s", p.stderr)
+	}
+	wantReply(t, "unconfigured app with --configured-apps-only", callAs(t, p.base, 1400000100, newKey, "ops", "timpush/get_attr_name", `{}`), 70020)
+	wantReply(t, "configured app with --configured-apps-only", callAs(t, p.base, e2eApp, e2eKey, e2eAdmin, "timpush/get_attr_name", `{}`), 0)
+	p.stop()
+	if _, errOut, code := timdCLI(t, "serve", "--store", store, "--listen", "127.0.0.1:0", "--configured-apps-only", "on"); code == 0 ||
+		!strings.Contains(errOut, "--configured-apps-only needs an app") {
+		t.Errorf("--configured-apps-only without an app: exit %d, %s", code, errOut)
+	}
+
 	// A given key is never echoed; bad calls fail with a reason.
 	out, _, code = timdCLI(t, "app", "add", "--store", store, "--sdkappid", "1400000101", "--admin", "a", "--key", "given-key-123")
 	if code != 0 || strings.Contains(out, "given-key-123") {

@@ -9,10 +9,12 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/big"
 	"net"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -240,11 +242,23 @@ func ensureApps(ctx context.Context, env Env, cfg config.Config, base string, ap
 	if err != nil {
 		return err
 	}
+	if cfg.ConfiguredAppsOnly {
+		if len(cfg.Apps) == 0 {
+			return errors.New("--configured-apps-only needs an app in --app or the config file")
+		}
+		apps.Only(slices.Collect(maps.Keys(configured)))
+	}
 	if len(cfg.Apps) > 0 {
 		for _, a := range existing {
-			if !configured[a.SDKAppID] {
+			switch {
+			case configured[a.SDKAppID]:
+			case cfg.ConfiguredAppsOnly:
+				log.Warn("stored app is not in the configuration and is refused (--configured-apps-only); "+
+					"remove it with `timd app remove`", "sdkappid", a.SDKAppID, "store", cfg.Store)
+			default:
 				log.Warn("stored app is not in the configuration and still accepts requests with its stored key; "+
-					"list apps with `timd app list`, remove it with `timd app remove`", "sdkappid", a.SDKAppID, "store", cfg.Store)
+					"list apps with `timd app list`, remove it with `timd app remove`, or start with --configured-apps-only on",
+					"sdkappid", a.SDKAppID, "store", cfg.Store)
 			}
 		}
 		return nil

@@ -56,6 +56,10 @@ type Config struct {
 	// the GOMEMLIMIT environment variable sets. Near the limit the
 	// garbage collector runs more often instead of growing the heap.
 	MemoryLimit Bytes
+	// ConfiguredAppsOnly refuses (70020) every stored app that the
+	// configuration (--app or the file's apps) does not name, instead of
+	// serving it with its stored key.
+	ConfiguredAppsOnly bool
 	// UserSigSkew is how far a UserSig's TLS.time may lie ahead of this
 	// server's clock; a sig dated further ahead is refused with 70003.
 	// From 0 to MaxUserSigSkew; the default is five minutes.
@@ -285,6 +289,9 @@ func (c Config) String() string {
 	fmt.Fprintf(&b, " read-header-timeout=%s read-timeout=%s write-timeout=%s idle-timeout=%s",
 		c.ReadHeaderTimeout, c.ReadTimeout, c.WriteTimeout, c.IdleTimeout)
 	fmt.Fprintf(&b, " store-cache=%s store-read-cache=%s memory-limit=%s", c.StoreCache, c.StoreReadCache, c.MemoryLimit)
+	if c.ConfiguredAppsOnly {
+		b.WriteString(" configured-apps-only=on")
+	}
 	fmt.Fprintf(&b, " usersig-skew=%s", c.UserSigSkew)
 	if c.TLS() {
 		fmt.Fprintf(&b, " tls-cert=%s tls-key=%s", c.TLSCert, c.TLSKey)

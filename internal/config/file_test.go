@@ -16,21 +16,22 @@ var samples = map[string]struct {
 	arg  string // as a flag or environment value
 	json string // as a file value
 }{
-	"listen":              {"0.0.0.0:9999", `"0.0.0.0:9999"`},
-	"store":               {"/var/lib/timd", `"/var/lib/timd"`},
-	"limits":              {"off", `false`},
-	"log-level":           {"debug", `"debug"`},
-	"body-limit":          {"65536", `65536`},
-	"read-header-timeout": {"3s", `"3s"`},
-	"read-timeout":        {"4s", `"4s"`},
-	"write-timeout":       {"5s", `"5s"`},
-	"idle-timeout":        {"6s", `"6s"`},
-	"tls-cert":            {"/etc/timd/cert.pem", `"/etc/timd/cert.pem"`},
-	"tls-key":             {"/etc/timd/key.pem", `"/etc/timd/key.pem"`},
-	"store-cache":         {"64MiB", `"64MiB"`},
-	"store-read-cache":    {"2097152", `2097152`},
-	"memory-limit":        {"1GiB", `"1GiB"`},
-	"usersig-skew":        {"2m", `"2m"`},
+	"listen":               {"0.0.0.0:9999", `"0.0.0.0:9999"`},
+	"store":                {"/var/lib/timd", `"/var/lib/timd"`},
+	"limits":               {"off", `false`},
+	"log-level":            {"debug", `"debug"`},
+	"body-limit":           {"65536", `65536`},
+	"read-header-timeout":  {"3s", `"3s"`},
+	"read-timeout":         {"4s", `"4s"`},
+	"write-timeout":        {"5s", `"5s"`},
+	"idle-timeout":         {"6s", `"6s"`},
+	"tls-cert":             {"/etc/timd/cert.pem", `"/etc/timd/cert.pem"`},
+	"tls-key":              {"/etc/timd/key.pem", `"/etc/timd/key.pem"`},
+	"store-cache":          {"64MiB", `"64MiB"`},
+	"store-read-cache":     {"2097152", `2097152`},
+	"memory-limit":         {"1GiB", `"1GiB"`},
+	"usersig-skew":         {"2m", `"2m"`},
+	"configured-apps-only": {"on", `true`},
 }
 
 // needs lists the settings another must accompany.

@@ -33,7 +33,9 @@ func (c *Config) flagSet() (*flag.FlagSet, *appFlags) {
 	fs.Var(&text{&c.Store, nonEmpty}, "store", "keep the embedded SQLite store in the directory `DIR`")
 	apps := &appFlags{}
 	fs.Var(apps, "app", "serve the app `SDKAPPID:SECRETKEY:ADMIN[,ADMIN...]` (repeatable; TIMD_APP: space-separated)")
-	fs.Var(&onOff{&c.Limits}, "limits", "`on|off`: off lifts every rate limit and quota (benchmarks)")
+	fs.Var(&onOff{&c.Limits}, "limits", "set to `on|off`; off lifts every rate limit and quota (benchmarks)")
+	fs.Var(&onOff{&c.ConfiguredAppsOnly}, "configured-apps-only",
+		"set to `on|off`; on refuses (70020) every stored app that --app and the config file do not name")
 	fs.Var(&text{&c.LogLevel, func(s string) error { _, err := parseLevel(s); return err }}, "log-level",
 		"log at `LEVEL`: debug, info, warn or error")
 	fs.Var(&bytesValue{&c.BodyLimit, MinBodyLimit, MaxBodyLimit}, "body-limit",

@@ -27,6 +27,7 @@ type Apps struct {
 
 	mu   sync.RWMutex
 	apps map[uint64]cachedApp
+	only map[uint64]bool // when not nil, the only apps Get answers
 }
 
 type cachedApp struct {
@@ -41,14 +42,30 @@ func NewApps(store im.AppStore, accounts im.AccountStore) *Apps {
 	return &Apps{store: store, accounts: accounts, now: time.Now, apps: map[uint64]cachedApp{}}
 }
 
-// Get returns the app, or an error with code 70020 when it does not exist.
+// Only makes Get refuse, as unknown (70020), every app but ids, whatever
+// the store holds (serve --configured-apps-only).
+func (a *Apps) Only(ids []uint64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.only = map[uint64]bool{}
+	for _, id := range ids {
+		a.only[id] = true
+	}
+}
+
+// Get returns the app, or an error with code 70020 when it does not exist
+// (or Only excludes it).
 // The first time it reads an app, and whenever the app's admins change, it
 // imports the admins as accounts (with an account store).
 func (a *Apps) Get(ctx context.Context, id uint64) (im.App, error) {
 	now := a.now()
 	a.mu.RLock()
 	c, ok := a.apps[id]
+	excluded := a.only != nil && !a.only[id]
 	a.mu.RUnlock()
+	if excluded {
+		return im.App{}, im.Errorf(im.CodeAppNotFound, "sdkappid %d does not exist", id)
+	}
 	if ok && now.Sub(c.loaded) < AppRefresh && !now.Before(c.loaded) {
 		return c.app, nil
 	}

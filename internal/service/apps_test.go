@@ -111,3 +111,26 @@ func TestAppsImportAdmins(t *testing.T) {
 		t.Errorf("a directory without an account store imported %+v", got)
 	}
 }
+
+// TestAppsOnly: with Only, Get refuses every other stored app as unknown.
+func TestAppsOnly(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	apps := NewApps(st, nil)
+	for _, id := range []uint64{1400000001, 1400000002} {
+		if err := apps.Put(ctx, im.App{SDKAppID: id, SecretKey: "k", Admins: []string{"a"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apps.Only([]uint64{1400000002})
+	if _, err := apps.Get(ctx, 1400000001); im.CodeOf(err) != im.CodeAppNotFound {
+		t.Errorf("excluded app: %v, want 70020", err)
+	}
+	if _, err := apps.Get(ctx, 1400000002); err != nil {
+		t.Errorf("allowed app: %v", err)
+	}
+}
