@@ -322,9 +322,11 @@ func TestSlowClientIsCutOffAndDeliverNeverBlocks(t *testing.T) {
 	task.MsgBody = json.RawMessage(`[{"MsgType":"TIMTextElem","MsgContent":{"Text":"` + strings.Repeat("x", 8000) + `"}}]`)
 	aud := roaring.BitmapOf(1)
 	var slowest time.Duration
-	for range 5000 {
+	for i := range 5000 {
 		start := time.Now()
-		h.hub.Deliver(&task, aud)
+		each := task // distinct TaskIds: a connection is written each push once
+		each.ID = fmt.Sprint("big", i)
+		h.hub.Deliver(&each, aud)
 		slowest = max(slowest, time.Since(start))
 	}
 	// A blocked Deliver would wait for WriteTimeout (10 s); a generous
