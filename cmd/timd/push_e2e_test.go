@@ -202,8 +202,8 @@ func TestE2EPush(t *testing.T) {
 // by the TIMD_TEST_FANOUT_HOLD test hook), restarts it and checks that the
 // fan-out completes exactly once: statistics show every recipient sent
 // once, each of 25 live clients spread over the audience has the push
-// exactly once across the two runs (repeats dropped by TaskId; one that
-// acknowledged before the kill gets no repeat at all), the store holds one task row in state
+// exactly once across the two runs (one that acknowledged before the kill
+// gets no repeat at all), the store holds one task row in state
 // Done, and the MsgRandom still answers the same TaskId.
 func TestE2EPushKill9(t *testing.T) {
 	if testing.Short() {

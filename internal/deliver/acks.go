@@ -38,7 +38,14 @@ func newAckBatcher(h *Hub) *ackBatcher {
 // its own pushes. The ack counts at once for catch-up (Hub.acked) and is
 // written with the next flush.
 func (b *ackBatcher) note(ctx context.Context, c *conn, id string, click bool) {
-	aud, err := b.h.aud.Get(ctx, c.app, id)
+	// A failing store read is retried (the client's reader waits), so a
+	// transient failure never drops an ack: a dropped ack would make the
+	// push owed again at the next connect.
+	var aud *roaring.Bitmap
+	err := b.h.retry(ctx, "read task audience for an ack", c.app, func() (err error) {
+		aud, err = b.h.aud.Get(ctx, c.app, id)
+		return err
+	})
 	if err != nil {
 		if !errors.Is(err, im.ErrNotFound) && ctx.Err() == nil {
 			b.h.log.Warn("ack: cannot read task", "app", c.app, "task", id, "err", err)

@@ -68,7 +68,7 @@ func (c *conn) catchUp(ctx context.Context, since int64) {
 			if err != nil {
 				return // c is closing
 			}
-			if !owed {
+			if !owed || !c.sent.claim(p.head.ID) {
 				continue
 			}
 			if c.stopping() || c.write(ctx, p.frame) != nil {

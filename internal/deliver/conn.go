@@ -27,6 +27,7 @@ type conn struct {
 	epoch    uint64 // hub registration count after c was added
 
 	send    chan []byte // live frames; bounded, never blocks a sender
+	sent    sentSet     // TaskIds already given to this connection
 	limiter *rate.Limiter
 	pinging atomic.Bool
 	heard   atomic.Int64 // when the client's last frame was read (unix ns)
@@ -118,10 +119,15 @@ func (c *conn) stopping() bool {
 }
 
 // enqueue queues a live frame without blocking. A full queue closes c as
-// a slow consumer. It reports whether the frame was queued.
-func (c *conn) enqueue(frame []byte) bool {
+// a slow consumer. It reports whether the frame was queued. A push frame
+// (task != "") that c was already given, live or by catch-up, is not
+// queued again and counts as queued.
+func (c *conn) enqueue(frame []byte, task string) bool {
 	if c.stopping() {
 		return false
+	}
+	if task != "" && !c.sent.claim(task) {
+		return true
 	}
 	select {
 	case c.send <- frame:
@@ -211,7 +217,7 @@ func (c *conn) readLoop(ctx context.Context) {
 		}
 		switch f.Type {
 		case TypePing:
-			c.enqueue(pongFrame)
+			c.enqueue(pongFrame, "")
 		case TypeAck, TypeClick:
 			c.h.acks.note(ctx, c, f.TaskID, f.Type == TypeClick)
 		}

@@ -215,7 +215,7 @@ func (h *Hub) Deliver(t *im.PushTask, aud *roaring.Bitmap) int {
 		return 0
 	}
 	head := t.Head()
-	return a.each(aud, PushFrame(&head))
+	return a.each(aud, PushFrame(&head), t.ID)
 }
 
 // Connected returns a snapshot of app's ordinals that have at least one
@@ -235,7 +235,7 @@ func (h *Hub) Connected(app uint64) *roaring.Bitmap {
 // {"Type":"revoke","TaskId":id} frame.
 func (h *Hub) Revoke(app uint64, id string, aud *roaring.Bitmap) {
 	if a := h.app(app, false); a != nil && aud != nil {
-		a.each(aud, revokeFrame(id))
+		a.each(aud, revokeFrame(id), "")
 	}
 }
 
@@ -243,7 +243,7 @@ func (h *Hub) Revoke(app uint64, id string, aud *roaring.Bitmap) {
 // how many ordinals had at least one connection take it. Intersecting with
 // the online set costs O(containers), so a 10M audience with few
 // connections is as cheap as a small one.
-func (a *appConns) each(aud *roaring.Bitmap, frame []byte) int {
+func (a *appConns) each(aud *roaring.Bitmap, frame []byte, task string) int {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	if a.online.IsEmpty() {
@@ -254,7 +254,7 @@ func (a *appConns) each(aud *roaring.Bitmap, frame []byte) int {
 	for it.HasNext() {
 		ok := false
 		for _, c := range a.byOrd[it.Next()] {
-			if c.enqueue(frame) {
+			if c.enqueue(frame, task) {
 				ok = true
 			}
 		}

@@ -322,9 +322,11 @@ func TestSlowClientIsCutOffAndDeliverNeverBlocks(t *testing.T) {
 	task.MsgBody = json.RawMessage(`[{"MsgType":"TIMTextElem","MsgContent":{"Text":"` + strings.Repeat("x", 8000) + `"}}]`)
 	aud := roaring.BitmapOf(1)
 	var slowest time.Duration
-	for range 5000 {
+	for i := range 5000 {
 		start := time.Now()
-		h.hub.Deliver(&task, aud)
+		each := task // distinct TaskIds: a connection is written each push once
+		each.ID = fmt.Sprint("big", i)
+		h.hub.Deliver(&each, aud)
 		slowest = max(slowest, time.Since(start))
 	}
 	// A blocked Deliver would wait for WriteTimeout (10 s); a generous
@@ -535,4 +537,45 @@ func TestEveryStoredPushArrivesWhileConnecting(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestPushReachesAConnectionOnce: a stored push that a connection got by
+// catch-up is not written to it again by a live pass of the same task (a
+// fan-out resumed after a restart while the client reconnects), nor twice
+// by two live passes; another connection of the same account still gets
+// it, and a revoke frame is never held back.
+func TestPushReachesAConnectionOnce(t *testing.T) {
+	h := newHarness(t, deliver.Options{})
+	task := h.tasks.Add(pushTask("s1"), 1)
+	c := h.dial("alice", 1, "")
+	if got := c.next()["TaskId"]; got != "s1" {
+		t.Fatalf("catch-up sent %v, want s1", got)
+	}
+	aud := roaring.BitmapOf(1)
+	if n := h.hub.Deliver(&task, aud); n != 1 {
+		t.Fatalf("Deliver reached %d, want 1 (alice has it already)", n)
+	}
+	h.hub.Deliver(&task, aud)
+	c.none(200 * time.Millisecond)
+
+	live := pushTask("l1")
+	live.OnlineOnly = true
+	h.hub.Deliver(&live, aud)
+	h.hub.Deliver(&live, aud)
+	if got := ids(c.sync()); !slices.Equal(got, []string{"l1"}) {
+		t.Fatalf("two live passes of l1 wrote %v, want [l1]", got)
+	}
+	h.hub.Revoke(testApp, "s1", aud)
+	h.hub.Revoke(testApp, "s1", aud)
+	if got := c.sync(); len(got) != 2 || got[0]["Type"] != "revoke" || got[1]["Type"] != "revoke" {
+		t.Fatalf("two revokes wrote %v, want two revoke frames", got)
+	}
+
+	// A second device of alice connects: it gets s1 once, by catch-up.
+	c2 := h.dial("alice", 1, "platform=Android")
+	if got := c2.next()["TaskId"]; got != "s1" {
+		t.Fatalf("second device caught up %v, want s1", got)
+	}
+	h.hub.Deliver(&task, aud)
+	c2.none(200 * time.Millisecond)
 }
