@@ -100,6 +100,12 @@ func (d *dict) put(ord uint32, id string) {
 		}
 		d.del(ord)
 	}
+	place(d, ord, id)
+}
+
+// place records that ord, which has no ID, is id, copying id into the
+// arena; nothing is recorded once the arena would overflow.
+func place[T string | []byte](d *dict, ord uint32, id T) {
 	if uint64(len(d.arena)) > maxArena-uint64(len(id)) {
 		return
 	}
@@ -198,21 +204,10 @@ func (d *dict) reserve(maxOrd uint32, n int) {
 // load records that ord, which has no ID yet, is id, copying id into the
 // arena; ReadSnapshot calls it after reserve, in ascending ordinal order.
 func (d *dict) load(ord uint32, id []byte) {
-	if len(id) == 0 || len(id) > maxIDLen || d.raw(ord) != nil ||
-		uint64(len(d.arena)) > maxArena-uint64(len(id)) {
+	if len(id) == 0 || len(id) > maxIDLen || d.raw(ord) != nil {
 		return
 	}
-	if int64(ord) >= int64(len(d.ents)) {
-		d.ents = slices.Grow(d.ents, int(ord)+1-len(d.ents))
-		d.ents = d.ents[:cap(d.ents)]
-	}
-	d.ents[ord] = uint64(len(d.arena))<<entLenBits | uint64(len(id))
-	d.arena = append(d.arena, id...)
-	if (d.live+1)*4 > len(d.slots)*3 {
-		d.grow()
-	}
-	d.insert(ord)
-	d.live++
+	place(d, ord, id)
 }
 
 // liveBytes returns the total length of the live IDs.
