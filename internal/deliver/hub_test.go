@@ -158,6 +158,10 @@ func TestAckWriteFailureIsRetried(t *testing.T) {
 	if n := h.tasks.RecordCalls(); n < 4 {
 		t.Fatalf("RecordAcks called %d times, want 3 failures and a success", n)
 	}
+	// The counter moves just after the write returns, so the counts can be
+	// seen a moment before it; wait for it, then check it went no further.
+	waitFor(t, "acks counted", func() bool { return h.hub.Stats().AcksRecorded >= 3 })
+	h.hub.Stop()
 	if s := h.hub.Stats(); s.AcksRecorded != 3 {
 		t.Fatalf("AcksRecorded = %d, want 3 (2 delivered, 1 clicked)", s.AcksRecorded)
 	}
