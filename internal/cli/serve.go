@@ -122,6 +122,7 @@ func serve(ctx context.Context, env Env, args []string) error {
 	svc.Accounts.SetPresence(hub)
 	push := newPushing(cfg, store, index, hub, reg, log, fanoutHold(env, log))
 	svc.Push, svc.Sched, svc.Stats = push.push, push.sched, push.stats
+	svc.Insights = service.NewInsights(store, index, push.stats, hub, audience.DefaultOptions(), nil)
 	push.start(context.WithoutCancel(ctx)) // stopped by push.stop, after the drain
 	defer push.stop()                      // after the HTTP drain below, before store.Close
 

@@ -207,6 +207,11 @@ func TestWrongTypeErrorInfo(t *testing.T) {
 		{"timpush/all_member_push_loss", `{"StartTime":1,"EndTime":{}}`, im.CodePushJSON, "EndTime must be a JSON integer, got object"},
 		{"timpush/normal_push_statistics", `{"StartTime":1,"EndTime":2e30}`, im.CodePushJSON, "EndTime must be an integer"},
 		{"timpush/normal_push_loss", `{"StartTime":[],"EndTime":2}`, im.CodePushJSON, "StartTime must be a JSON integer, got array"},
+		{"timd_ext/audience_count", `{"Condition":{"TagsNot":[1]}}`, im.CodePushJSON, "Condition.TagsNot must be an array of strings"},
+		{"timd_ext/app_summary", `{}`, 0, ""},
+		{"timd_ext/tag_histogram", `{"Limit":"5"}`, im.CodePushJSON, "Limit must be a JSON integer, got string"},
+		{"timd_ext/account_list", `{"Cursor":5}`, im.CodePushJSON, "Cursor must be a JSON string, got number"},
+		{"timd_ext/account_devices", `{"UserID":[]}`, im.CodeAccountNotStr, "UserID must be a JSON string, got array"},
 	} {
 		if c.code == 0 {
 			continue // takes no fields
@@ -220,7 +225,7 @@ func TestWrongTypeErrorInfo(t *testing.T) {
 		}
 	}
 	for _, cmd := range httpapi.Commands() {
-		if !covered[cmd] && !strings.HasSuffix(cmd, "get_attr_name") {
+		if !covered[cmd] && !strings.HasSuffix(cmd, "get_attr_name") && cmd != "timd_ext/app_summary" {
 			t.Errorf("%s has no wrong-type field case", cmd)
 		}
 	}
@@ -237,6 +242,9 @@ func TestPushDisabled(t *testing.T) {
 		"all_member_push_trace", "all_member_push_loss", "normal_push_statistics", "normal_push_trace",
 		"normal_push_loss"} {
 		pushCmds["timpush/"+c] = true
+	}
+	for _, c := range []string{"audience_count", "app_summary", "tag_histogram", "account_list", "account_devices"} {
+		pushCmds["timd_ext/"+c] = true
 	}
 	for _, cmd := range httpapi.Commands() {
 		for _, body := range []string{`{}`, `[]`, `{"MsgRandom":1,"OfflinePushInfo":{}}`} {

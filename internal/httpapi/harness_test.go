@@ -172,8 +172,9 @@ func newEnv(t testing.TB, o envOpts) *env {
 		Sched:    sched,
 		Stats:    service.NewStats(st, idx, clock.Now),
 	}
+	svc.Insights = service.NewInsights(st, idx, svc.Stats, live, audience.DefaultOptions(), clock.Now)
 	if o.noPush {
-		svc.Push, svc.Sched, svc.Stats = nil, nil, nil
+		svc.Push, svc.Sched, svc.Stats, svc.Insights = nil, nil, nil, nil
 	}
 	rate := func(app uint64, key string) (float64, bool) {
 		v, ok := o.rates[key]

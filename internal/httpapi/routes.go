@@ -71,6 +71,14 @@ var routes = []route{
 	{"all_member_push", "im_remove_tag", famPush, 100, plainCmd, (*Server).imRemoveTag},
 	{"all_member_push", "im_remove_all_tags", famPush, 100, plainCmd, (*Server).imRemoveAllTags},
 	{"all_member_push", "im_push", famPush, 0, pushCmd, (*Server).imPush},
+
+	// timd's extensions (ext.go): reads for the console, served by
+	// Services.Insights; marked push because they need the push store.
+	{extService, "audience_count", famPush, 20, pushCmd, (*Server).audienceCount},
+	{extService, "app_summary", famPush, 5, pushCmd, (*Server).appSummary},
+	{extService, "tag_histogram", famPush, 5, pushCmd, (*Server).tagHistogram},
+	{extService, "account_list", famPush, 20, pushCmd, (*Server).accountList},
+	{extService, "account_devices", famPush, 20, pushCmd, (*Server).accountDevices},
 }
 
 // routeKey is "service/command".
@@ -127,7 +135,8 @@ func (s *Server) endpoints() map[string]*endpoint {
 		name := routeKey(r.service, r.command)
 		t["/v4/"+name] = &endpoint{name: name, method: http.MethodPost, family: r.family, caller: callerAdmin,
 			rate: r.rate, bodyLimit: s.opt.BodyLimit, handle: r.handle}
-		if r.push && (s.svc.Push == nil || s.svc.Sched == nil || s.svc.Stats == nil) {
+		if r.push && (s.svc.Push == nil || s.svc.Sched == nil || s.svc.Stats == nil ||
+			r.service == extService && s.svc.Insights == nil) {
 			t["/v4/"+name].handle = (*Server).noPush
 		}
 	}

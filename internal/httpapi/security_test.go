@@ -99,6 +99,12 @@ func (f *fixture) bodies() map[string]string {
 		"all_member_push/im_remove_tag":      `{"UserTags":[{"To_Account":"u0","Tags":["gold"]}]}`,
 		"all_member_push/im_remove_all_tags": `{"To_Account":["u0"]}`,
 		"all_member_push/im_push":            `{"MsgRandom":12,` + msg + `}`,
+
+		"timd_ext/audience_count":  `{"Condition":{"TagsOr":["gold"]}}`,
+		"timd_ext/app_summary":     `{}`,
+		"timd_ext/tag_histogram":   `{"Limit":5}`,
+		"timd_ext/account_list":    `{"Limit":2}`,
+		"timd_ext/account_devices": `{"UserID":"u0"}`,
 	}
 }
 
@@ -226,7 +232,7 @@ func fixed(code int) func(string) int { return func(string) int { return code } 
 
 // adminCode is the not-an-admin code of cmd's service (spec §4).
 func adminCode(cmd string) int {
-	if strings.HasPrefix(cmd, "timpush/") || strings.HasPrefix(cmd, "all_member_push/") {
+	if strings.HasPrefix(cmd, "timpush/") || strings.HasPrefix(cmd, "all_member_push/") || strings.HasPrefix(cmd, "timd_ext/") {
 		return im.CodePushNotAdmin
 	}
 	return im.CodeAccountNotAdmin
@@ -269,6 +275,15 @@ func TestAppCannotReachAnotherApp(t *testing.T) {
 				if strings.Contains(got, s) {
 					t.Errorf("app B's answer shows app A's %s: %s", s, got)
 				}
+			}
+			if cmd == "timd_ext/app_summary" {
+				// Counts app B's own pushes, sent earlier in this loop:
+				// check them against B's store instead.
+				n, err := f.store.CountTasks(context.Background(), appB.SDKAppID, 0)
+				if err != nil || r["PushesToday"] != float64(n) || r["Accounts"] != float64(f.index.Count(appB.SDKAppID)) {
+					t.Errorf("app B's summary is not app B's (%d tasks, %d accounts): %s", n, f.index.Count(appB.SDKAppID), got)
+				}
+				return
 			}
 			if m := nonZeroCount.FindString(got); m != "" {
 				t.Errorf("app B sees counts (%s): %s", m, got)

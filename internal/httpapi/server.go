@@ -43,6 +43,9 @@ type Services struct {
 	Push  *service.Push
 	Sched *service.Sched
 	Stats *service.Stats
+	// Insights serves timd's extensions (/v4/timd_ext/...); when nil
+	// they answer 90045 like the push commands.
+	Insights *service.Insights
 	// Hub, Inbox and Devices serve the /v1 client API; when any is nil,
 	// /v1 is not served (60009).
 	Hub     *deliver.Hub
