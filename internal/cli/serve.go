@@ -24,6 +24,7 @@ import (
 
 	"timd/internal/audience"
 	"timd/internal/config"
+	"timd/internal/console"
 	"timd/internal/deliver"
 	"timd/internal/httpapi"
 	"timd/internal/im"
@@ -130,7 +131,7 @@ func serve(ctx context.Context, env Env, args []string) error {
 	// One handler serves /v4, /v1, /healthz and /metrics, so that every
 	// other path, method or spelling answers the JSON envelope.
 	srv := httpapi.New(svc, httpapi.Options{Limits: cfg.Limits, BodyLimit: cfg.BodyLimit, Rate: rateOverrides(cfg),
-		Prometheus: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})}, log, httpapi.NewMetrics(reg))
+		Prometheus: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Console: console.New(consoleExtras())}, log, httpapi.NewMetrics(reg))
 	gate.ready(srv)
 	log.Info("listening", "addr", ln.Addr().String(), "tls", cfg.TLS())
 	return hs.wait(ctx, log)
@@ -359,4 +360,11 @@ func rateOverrides(cfg config.Config) func(uint64, string) (float64, bool) {
 		v, ok := rates[app][key]
 		return v, ok
 	}
+}
+
+// consoleExtras are the files the console serves besides its own: the
+// JavaScript client for its test-device panel, at lib/timd.js, once the
+// client is part of the build (until then the panel says so).
+func consoleExtras() map[string][]byte {
+	return nil
 }

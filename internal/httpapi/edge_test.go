@@ -212,6 +212,8 @@ func TestWrongTypeErrorInfo(t *testing.T) {
 		{"timd_ext/tag_histogram", `{"Limit":"5"}`, im.CodePushJSON, "Limit must be a JSON integer, got string"},
 		{"timd_ext/account_list", `{"Cursor":5}`, im.CodePushJSON, "Cursor must be a JSON string, got number"},
 		{"timd_ext/account_devices", `{"UserID":[]}`, im.CodeAccountNotStr, "UserID must be a JSON string, got array"},
+		{"timd_ext/push_history", `{"Limit":[]}`, im.CodePushJSON, "Limit must be a JSON integer, got array"},
+		{"timd_ext/live", `{}`, 0, ""},
 	} {
 		if c.code == 0 {
 			continue // takes no fields
@@ -225,7 +227,7 @@ func TestWrongTypeErrorInfo(t *testing.T) {
 		}
 	}
 	for _, cmd := range httpapi.Commands() {
-		if !covered[cmd] && !strings.HasSuffix(cmd, "get_attr_name") && cmd != "timd_ext/app_summary" {
+		if !covered[cmd] && !strings.HasSuffix(cmd, "get_attr_name") && cmd != "timd_ext/app_summary" && cmd != "timd_ext/live" {
 			t.Errorf("%s has no wrong-type field case", cmd)
 		}
 	}
@@ -243,7 +245,7 @@ func TestPushDisabled(t *testing.T) {
 		"normal_push_loss"} {
 		pushCmds["timpush/"+c] = true
 	}
-	for _, c := range []string{"audience_count", "app_summary", "tag_histogram", "account_list", "account_devices"} {
+	for _, c := range []string{"audience_count", "app_summary", "tag_histogram", "account_list", "account_devices", "push_history", "live"} {
 		pushCmds["timd_ext/"+c] = true
 	}
 	for _, cmd := range httpapi.Commands() {

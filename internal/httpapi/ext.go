@@ -185,3 +185,34 @@ func (s *Server) accountDevices(r *request) (any, error) {
 		Devices []accountItem `json:"Devices"`
 	}{accountItems(s.svc.Insights.Devices(r.app.SDKAppID, *req.UserID))}, nil
 }
+
+// pushHistory answers the Limit newest tasks (default 50, at most 200) of
+// the last 7 days with their funnel counts, newest first.
+func (s *Server) pushHistory(r *request) (any, error) {
+	var req limitReq
+	if err := decode(r.body, &req); err != nil {
+		return nil, err
+	}
+	if req.Cursor != "" {
+		return nil, im.KindErrorf(im.KindBadJSON, "Cursor is not a field of push_history; expected Limit")
+	}
+	n, err := req.limit(50, service.MaxHistory)
+	if err != nil {
+		return nil, err
+	}
+	tasks, err := s.svc.Insights.History(r.ctx, r.app.SDKAppID, n)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		Tasks []service.PushSummary `json:"Tasks"`
+	}{tasks}, nil
+}
+
+// live answers the console's live counters (service.Live).
+func (s *Server) live(r *request) (any, error) {
+	if err := decode(r.body, &emptyReq{}); err != nil {
+		return nil, err
+	}
+	return s.svc.Insights.Live(r.ctx, r.app.SDKAppID)
+}

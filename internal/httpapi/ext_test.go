@@ -68,6 +68,16 @@ func TestExtCodes(t *testing.T) {
 		{"account_devices", `{"UserID":""}`, im.CodePushJSON},
 		{"account_devices", `{"UserID":7}`, im.CodeAccountNotStr},
 		{"account_devices", `{"UserID":"u0","All":true}`, im.CodePushJSON},
+
+		{"push_history", `{}`, 0},
+		{"push_history", `{"Limit":200}`, 0},
+		{"push_history", `{"Limit":201}`, im.CodePushJSON},
+		{"push_history", `{"Limit":0}`, im.CodePushJSON},
+		{"push_history", `{"Cursor":"1"}`, im.CodePushJSON},
+		{"push_history", `{"Kind":"batch"}`, im.CodePushJSON},
+
+		{"live", `{}`, 0},
+		{"live", `{"App":1}`, im.CodePushJSON},
 	} {
 		t.Run(c.cmd+" "+c.body, func(t *testing.T) {
 			wantCode(t, e.call("timd_ext/"+c.cmd, c.body), c.code)
@@ -164,6 +174,29 @@ func TestExtSummaryAndHistogram(t *testing.T) {
 	r = e.call("timd_ext/account_devices", `{"UserID":"u1"}`)
 	if got := jsonOf(r["Devices"]); got != `[{"Account":"dev","Owner":"u1","Type":1}]` {
 		t.Errorf("Devices %s", got)
+	}
+	r = e.call("timd_ext/push_history", `{}`)
+	wantCode(t, r, 0)
+	tasks, _ := r["Tasks"].([]any)
+	if len(tasks) != 1 {
+		t.Fatalf("history %v", r)
+	}
+	task := tasks[0].(map[string]any)
+	now := e.clock.Now().Unix()
+	st := e.call("timpush/all_member_push_statistics", fmt.Sprintf(`{"StartTime":%d,"EndTime":%d,"TaskID":[%q]}`, now-60, now+60, id))
+	res := st["Results"].([]any)[0].(map[string]any)
+	if task["TaskId"] != id || task["Kind"] != "push" || task["State"] != "done" || task["TotalCount"] != 6.0 {
+		t.Errorf("history item %v", task)
+	}
+	for _, k := range []string{"TotalCount", "SentCount", "DeliveredCount", "ClickCount"} {
+		if task[k] != res[k] {
+			t.Errorf("history %s %v, statistics %v", k, task[k], res[k])
+		}
+	}
+	r = e.call("timd_ext/live", `{}`)
+	wantCode(t, r, 0)
+	if r["SentToday"] != res["SentCount"] || r["Running"] != 0.0 || r["Online"] != 0.0 {
+		t.Errorf("live %v", r)
 	}
 	// App B sees none of it.
 	r = e.callAs(appB, "boss", "timd_ext/app_summary", `{}`)

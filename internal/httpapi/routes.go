@@ -79,6 +79,8 @@ var routes = []route{
 	{extService, "tag_histogram", famPush, 5, pushCmd, (*Server).tagHistogram},
 	{extService, "account_list", famPush, 20, pushCmd, (*Server).accountList},
 	{extService, "account_devices", famPush, 20, pushCmd, (*Server).accountDevices},
+	{extService, "push_history", famPush, 5, pushCmd, (*Server).pushHistory},
+	{extService, "live", famPush, 5, pushCmd, (*Server).live},
 }
 
 // routeKey is "service/command".
@@ -127,8 +129,9 @@ type endpoint struct {
 }
 
 // endpoints builds the path → endpoint table of s: every /v4 route, the
-// /v1 routes when the client services are configured, GET /healthz, and
-// GET /metrics when a Prometheus handler is.
+// /v1 routes when the client services are configured, GET /healthz, every
+// file of the web console when it is configured, and GET /metrics when a
+// Prometheus handler is.
 func (s *Server) endpoints() map[string]*endpoint {
 	t := map[string]*endpoint{}
 	for _, r := range routes {
@@ -147,6 +150,11 @@ func (s *Server) endpoints() map[string]*endpoint {
 		}
 	}
 	t["/healthz"] = &endpoint{name: "/healthz", method: http.MethodGet, family: famGateway, handle: (*Server).healthz}
+	if s.opt.Console != nil {
+		for _, p := range s.opt.Console.Paths() {
+			t[p] = &endpoint{name: "/console/", method: http.MethodGet, family: famGateway, handle: (*Server).console}
+		}
+	}
 	if s.opt.Prometheus != nil {
 		t["/metrics"] = &endpoint{name: "/metrics", method: http.MethodGet, family: famGateway, handle: (*Server).prometheus}
 	}

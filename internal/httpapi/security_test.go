@@ -105,6 +105,8 @@ func (f *fixture) bodies() map[string]string {
 		"timd_ext/tag_histogram":   `{"Limit":5}`,
 		"timd_ext/account_list":    `{"Limit":2}`,
 		"timd_ext/account_devices": `{"UserID":"u0"}`,
+		"timd_ext/push_history":    `{"Limit":10}`,
+		"timd_ext/live":            `{}`,
 	}
 }
 
@@ -282,6 +284,15 @@ func TestAppCannotReachAnotherApp(t *testing.T) {
 				n, err := f.store.CountTasks(context.Background(), appB.SDKAppID, 0)
 				if err != nil || r["PushesToday"] != float64(n) || r["Accounts"] != float64(f.index.Count(appB.SDKAppID)) {
 					t.Errorf("app B's summary is not app B's (%d tasks, %d accounts): %s", n, f.index.Count(appB.SDKAppID), got)
+				}
+				return
+			}
+			if cmd == "timd_ext/push_history" {
+				// Lists app B's own pushes, sent earlier in this loop.
+				for _, id := range []string{f.push, f.batch, f.revokable} {
+					if strings.Contains(got, id) {
+						t.Errorf("app B's history lists app A's task %s: %s", id, got)
+					}
 				}
 				return
 			}

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"timd/internal/console"
 	"timd/internal/deliver"
 	"timd/internal/im"
 	"timd/internal/service"
@@ -31,6 +32,8 @@ type Options struct {
 	Rate func(app uint64, key string) (float64, bool)
 	// Prometheus, when set, is served at GET /metrics.
 	Prometheus http.Handler
+	// Console, when set, is the web console served at GET /console/.
+	Console *console.Site
 }
 
 // Services are the business services the routes call.
@@ -177,6 +180,12 @@ func (s *Server) fail(w http.ResponseWriter, f family, err error, payload any) i
 func (s *Server) healthz(r *request) (any, error) {
 	r.w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	_, _ = r.w.Write([]byte("ok\n"))
+	return nil, errAnswered
+}
+
+// console serves a file of the web console.
+func (s *Server) console(r *request) (any, error) {
+	s.opt.Console.ServeHTTP(r.w, r.http)
 	return nil, errAnswered
 }
 

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/RoaringBitmap/roaring/v2"
@@ -100,7 +101,7 @@ func (s *Insights) Summary(ctx context.Context, app uint64) (Summary, error) {
 	if out.PushesToday, err = s.stats.store.CountTasks(ctx, app, today.Unix()); err != nil {
 		return Summary{}, err
 	}
-	kinds := append(append([]im.PushKind{}, allMemberKinds...), normalKinds...)
+	kinds := allKinds()
 	for d := FunnelDays - 1; d >= 0; d-- {
 		day := today.AddDate(0, 0, -d)
 		rs, err := s.stats.reports(ctx, app, kinds, Window{Start: day.Unix(), End: day.Unix() + 86399}, nil)
@@ -138,4 +139,90 @@ func (s *Insights) Accounts(app uint64, from uint32, limit int) ([]audience.Entr
 // Devices returns up to MaxDevicesShown RegistrationIDs the UserID id owns.
 func (s *Insights) Devices(app uint64, id string) []audience.Entry {
 	return s.index.Devices(app, id, MaxDevicesShown)
+}
+
+// MaxHistory is push_history's largest Limit.
+const MaxHistory = 200
+
+// PushSummary is one task of the push history.
+type PushSummary struct {
+	TaskID     string          `json:"TaskId"`
+	Kind       string          `json:"Kind"`  // "push", "batch" or "im_push"
+	State      string          `json:"State"` // "pending", "running", "done" or "revoked"
+	CreatedAt  int64           `json:"CreatedAt"`
+	RevokedAt  int64           `json:"RevokedAt,omitempty"`
+	From       string          `json:"From_Account"`
+	Condition  *im.Condition   `json:"Condition,omitempty"`
+	Offline    json.RawMessage `json:"OfflinePushInfo,omitempty"`
+	HasMsgBody bool            `json:"HasMsgBody"`
+	Counts
+	Webhook string `json:"Webhook"` // "pending", "done", "gave_up" or "none"
+}
+
+var (
+	kindNames  = map[im.PushKind]string{im.PushCondition: "push", im.PushBatch: "batch", im.PushLegacy: "im_push"}
+	stateNames = map[im.TaskState]string{im.TaskPending: "pending", im.TaskRunning: "running", im.TaskDone: "done", im.TaskRevoked: "revoked"}
+	hookNames  = map[im.HookState]string{im.HookPending: "pending", im.HookDone: "done", im.HookGaveUp: "gave_up", im.HookNone: "none"}
+)
+
+// History returns app's limit newest tasks of every kind created in the
+// last FunnelDays days, newest first, with their funnel counts. Errors:
+// 90001 when limit is outside 1..MaxHistory.
+func (s *Insights) History(ctx context.Context, app uint64, limit int) ([]PushSummary, error) {
+	if limit < 1 || limit > MaxHistory {
+		return nil, im.KindErrorf(im.KindBadParam, "Limit must be from 1 to %d", MaxHistory)
+	}
+	now := s.now().Unix()
+	rs, err := s.stats.store.Reports(ctx, app, allKinds(), now-FunnelDays*86400, now, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]PushSummary, len(rs))
+	for i, r := range rs {
+		t := r.Task
+		out[i] = PushSummary{TaskID: t.ID, Kind: kindNames[t.Kind], State: stateNames[t.State],
+			CreatedAt: t.CreatedAt, RevokedAt: t.RevokedAt, From: t.From, Condition: t.Condition,
+			Offline: t.Offline, HasMsgBody: len(t.MsgBody) > 0, Webhook: hookNames[t.HookState],
+			Counts: sumStats("", []report{{TaskReport: r}}).Counts}
+	}
+	return out, nil
+}
+
+func allKinds() []im.PushKind {
+	return append(append([]im.PushKind{}, allMemberKinds...), normalKinds...)
+}
+
+// Live is what the console's live page polls.
+type Live struct {
+	Time        int64  `json:"Time"`        // unix ms of this reading
+	Online      uint64 `json:"Online"`      // accounts with a live connection
+	Running     int    `json:"Running"`     // tasks still fanning out
+	SentToday   int64  `json:"SentToday"`   // recipients handed a push since 00:00 UTC
+	HookPending int    `json:"HookPending"` // today's tasks whose webhook events are not all posted
+}
+
+// Live reads app's live counters. Pushes per second are the difference
+// of two readings' SentToday over their Time. It reads at most 10,000 of
+// today's tasks. Errors: the push store's (internal).
+func (s *Insights) Live(ctx context.Context, app uint64) (Live, error) {
+	now := s.now()
+	out := Live{Time: now.UnixMilli()}
+	if s.live != nil {
+		out.Online = s.live.Connected(app).GetCardinality()
+	}
+	day := now.UTC().Truncate(24 * time.Hour)
+	rs, err := s.stats.store.Reports(ctx, app, allKinds(), day.Unix(), now.Unix()+1, maxReportTasks)
+	if err != nil {
+		return Live{}, err
+	}
+	for _, r := range rs {
+		out.SentToday += sumStats("", []report{{TaskReport: r}}).SentCount
+		if !r.Task.Finished() {
+			out.Running++
+		}
+		if r.Task.HookState == im.HookPending {
+			out.HookPending++
+		}
+	}
+	return out, nil
 }
