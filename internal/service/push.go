@@ -68,6 +68,12 @@ type PushConfig struct {
 	AppLimits func(app uint64) PushLimits
 	// Audience tunes Condition evaluation.
 	Audience audience.Options
+	// IndexSync, when set, is waited on before an audience is resolved, so
+	// that a push sees the account, attribute and tag writes made through
+	// other nodes before it (IndexTail.Sync; nil on a single node).
+	IndexSync interface {
+		Sync(ctx context.Context, app uint64) error
+	}
 	Now      func() time.Time
 	Log      *slog.Logger
 }
@@ -297,6 +303,11 @@ func (p *Push) build(ctx context.Context, app uint64, req *PushRequest, now time
 	var aud *roaring.Bitmap
 	var errs []ItemError
 	var err error
+	if p.cfg.IndexSync != nil {
+		if err := p.cfg.IndexSync.Sync(ctx, app); err != nil {
+			return im.PushTask{}, nil, err
+		}
+	}
 	if req.Kind == im.PushBatch {
 		aud, errs = p.resolve(app, req.To)
 	} else {
