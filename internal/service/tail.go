@@ -82,9 +82,10 @@ type IndexTail struct {
 
 	announce ChangeAnnouncer // may be nil
 
-	wmu    sync.Mutex
-	woken  map[uint64]bool
-	wakeCh chan struct{}
+	wmu      sync.Mutex
+	woken    map[uint64]bool
+	wokenAll bool
+	wakeCh   chan struct{}
 
 	stop chan struct{}
 	done chan struct{}
@@ -209,6 +210,19 @@ func (t *IndexTail) Wake(app uint64) {
 	}
 }
 
+// WakeAll asks the tail to compare every app with the store now (the
+// wake-up channel lost messages it cannot attribute to one app, or was
+// down). It never blocks.
+func (t *IndexTail) WakeAll() {
+	t.wmu.Lock()
+	t.wokenAll = true
+	t.wmu.Unlock()
+	select {
+	case t.wakeCh <- struct{}{}:
+	default:
+	}
+}
+
 // Start runs the tail until Stop.
 func (t *IndexTail) Start(ctx context.Context) {
 	ctx, cancel := context.WithCancel(ctx)
@@ -237,9 +251,13 @@ func (t *IndexTail) run(ctx context.Context) {
 			t.pollAll(ctx)
 		case <-t.wakeCh:
 			t.wmu.Lock()
-			apps := t.woken
-			t.woken = map[uint64]bool{}
+			apps, all := t.woken, t.wokenAll
+			t.woken, t.wokenAll = map[uint64]bool{}, false
 			t.wmu.Unlock()
+			if all {
+				t.pollAll(ctx)
+				continue
+			}
 			for app := range apps {
 				t.follow(ctx, app)
 			}

@@ -33,7 +33,7 @@ type node struct {
 }
 
 // pgURL returns TIMD_TEST_POSTGRES or skips.
-func pgURL(t *testing.T) string {
+func pgURL(t testing.TB) string {
 	t.Helper()
 	url := os.Getenv("TIMD_TEST_POSTGRES")
 	if url == "" {
@@ -43,7 +43,7 @@ func pgURL(t *testing.T) string {
 }
 
 // freshSchema creates a schema of its own for one test, dropped at the end.
-func freshSchema(t *testing.T, url string) string {
+func freshSchema(t testing.TB, url string) string {
 	t.Helper()
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, url)
@@ -69,7 +69,7 @@ func freshSchema(t *testing.T, url string) string {
 
 // twoNodes opens two nodes on one fresh schema, with tails configured by
 // cfg but not started, and the app with four attribute slots.
-func twoNodes(t *testing.T, cfg service.TailConfig) (*node, *node) {
+func twoNodes(t testing.TB, cfg service.TailConfig) (*node, *node) {
 	t.Helper()
 	url := pgURL(t)
 	schema := freshSchema(t, url)
@@ -101,7 +101,7 @@ func twoNodes(t *testing.T, cfg service.TailConfig) (*node, *node) {
 	return a, b
 }
 
-func (n *node) importUsers(t *testing.T, from, to int) {
+func (n *node) importUsers(t testing.TB, from, to int) {
 	t.Helper()
 	var in []im.AccountInput
 	for i := from; i < to; i++ {
@@ -112,7 +112,7 @@ func (n *node) importUsers(t *testing.T, from, to int) {
 	}
 }
 
-func (n *node) edit(t *testing.T, edits ...im.Edit) {
+func (n *node) edit(t testing.TB, edits ...im.Edit) {
 	t.Helper()
 	if _, err := n.st.ApplyEdits(context.Background(), tailApp, edits, im.EditLimits{}); err != nil {
 		t.Fatal(err)
@@ -120,7 +120,7 @@ func (n *node) edit(t *testing.T, edits ...im.Edit) {
 }
 
 // storePos is the app's change position in the store.
-func (n *node) storePos(t *testing.T) uint64 {
+func (n *node) storePos(t testing.TB) uint64 {
 	t.Helper()
 	p, err := n.st.ChangePosition(context.Background(), tailApp)
 	if err != nil {
@@ -130,7 +130,7 @@ func (n *node) storePos(t *testing.T) uint64 {
 }
 
 // snapshotBytes encodes idx's copy of the app (with its position).
-func snapshotBytes(t *testing.T, idx *audience.Index) []byte {
+func snapshotBytes(t testing.TB, idx *audience.Index) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	if _, err := idx.Snapshot("s").WriteTo(&buf); err != nil {
@@ -141,7 +141,7 @@ func snapshotBytes(t *testing.T, idx *audience.Index) []byte {
 
 // equalsRebuild fails unless n's index equals an index rebuilt from the
 // store at the same position, bitmap for bitmap.
-func (n *node) equalsRebuild(t *testing.T) {
+func (n *node) equalsRebuild(t testing.TB) {
 	t.Helper()
 	fresh := audience.New()
 	if _, err := service.LoadIndex(context.Background(), service.IndexSource{Store: n.st, Changes: n.st, Index: fresh}); err != nil {
@@ -158,7 +158,7 @@ func (n *node) equalsRebuild(t *testing.T) {
 
 // waitCaughtUp waits (generously) until n's index reaches the store's
 // position.
-func (n *node) waitCaughtUp(t *testing.T) {
+func (n *node) waitCaughtUp(t testing.TB) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
