@@ -60,6 +60,12 @@ type Fanout interface {
 	Revoke(t *im.PushTask)
 }
 
+// IndexSyncer waits until this node's audience index has every account
+// change the store had committed for app when it was called (IndexTail).
+type IndexSyncer interface {
+	Sync(ctx context.Context, app uint64) error
+}
+
 // PushConfig configures the push service.
 type PushConfig struct {
 	// Limits enables the limits; false (--limits off) disables every one.
@@ -71,11 +77,9 @@ type PushConfig struct {
 	// IndexSync, when set, is waited on before an audience is resolved, so
 	// that a push sees the account, attribute and tag writes made through
 	// other nodes before it (IndexTail.Sync; nil on a single node).
-	IndexSync interface {
-		Sync(ctx context.Context, app uint64) error
-	}
-	Now      func() time.Time
-	Log      *slog.Logger
+	IndexSync IndexSyncer
+	Now       func() time.Time
+	Log       *slog.Logger
 }
 
 // Push implements v4/timpush/push, batch and revoke and the legacy
