@@ -59,7 +59,7 @@ func Start(dir string) (*Fakes, error) {
 	f.Vendors = config.Vendors{
 		APNs: &config.APNsVendor{KeyFile: p("AuthKey.p8"), KeyID: f.APNs.KeyID, TeamID: f.APNs.TeamID,
 			Topic: Topic, Endpoint: f.APNs.URL(), CAFile: p("apns-ca.pem")},
-		FCM:  &config.FCMVendor{ServiceAccountFile: p("fcm-sa.json"), Endpoint: f.FCM.URL(), CAFile: p("fcm-ca.pem")},
+		FCM: &config.FCMVendor{ServiceAccountFile: p("fcm-sa.json"), Endpoint: f.FCM.URL(), CAFile: p("fcm-ca.pem")},
 		WebPush: &config.WebPushVendor{VAPIDPublicKey: pub, VAPIDPrivateKeyFile: p("vapid.key"),
 			Subscriber: "mailto:ops@example.com", AllowedHosts: []string{"127.0.0.1"}, CAFile: p("webpush-ca.pem")},
 	}
