@@ -223,9 +223,9 @@ func TestE2EConsole(t *testing.T) {
 	b := newBrowser(t)
 	p := startApp(t, t.TempDir())
 	p.want("timpush/set_attr_name", `{"AttrNames":{"0":"city"}}`, 0)
-	p.want("im_open_login_svc/multiaccount_import", `{"Accounts":["u1","u2","u3","u4","u5"]}`, 0)
+	p.want("im_open_login_svc/multiaccount_import", `{"Accounts":["u1","u2","u3","u4","u5","console-test-device"]}`, 0)
 	p.want("im_open_login_svc/account_import", fmt.Sprintf(`{"UserID":%q}`, markupUser), 0)
-	p.want("timpush/add_tag", fmt.Sprintf(`{"UserTags":[{"To_Account":"u1","Tags":["gold"]},{"To_Account":"u2","Tags":["gold","beta"]},{"To_Account":"u3","Tags":["beta"]},{"To_Account":%q,"Tags":[%q]}]}`, markupUser, markupTag), 0)
+	p.want("timpush/add_tag", fmt.Sprintf(`{"UserTags":[{"To_Account":"u1","Tags":["gold"]},{"To_Account":"console-test-device","Tags":["gold"]},{"To_Account":"u2","Tags":["gold","beta"]},{"To_Account":"u3","Tags":["beta"]},{"To_Account":%q,"Tags":[%q]}]}`, markupUser, markupTag), 0)
 	p.want("timpush/set_attr", `{"UserAttrs":[{"To_Account":"u1","Attrs":{"city":"Berlin"}}]}`, 0)
 	b.run("set the viewport", chromedp.EmulateViewport(1200, 860))
 
@@ -252,7 +252,7 @@ func TestE2EConsole(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS(`#secret`), e2eKey),
 		chromedp.Click(chromedp.CSS(`#signin button[type=submit]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#stat-accounts`)))
-	b.waitText("#stat-accounts", "7") // 6 imported and the admin
+	b.waitText("#stat-accounts", "8") // 7 imported and the admin
 	pushesBefore := b.text("#stat-pushes .n")
 	if pushesBefore != "0" {
 		t.Errorf("pushes today before sending: %q", pushesBefore)
@@ -261,16 +261,18 @@ func TestE2EConsole(t *testing.T) {
 
 	// Compose: the count follows the Condition as it is typed.
 	b.run("open compose", chromedp.Navigate(p.base+"/console/#/compose"), chromedp.WaitVisible(chromedp.CSS(`#compose`)))
-	b.waitText("#audience-count", "7 recipients (everyone)")
+	b.run("connect the test device", chromedp.Click(chromedp.CSS(`#device button[type=submit]`)))
+	b.waitText("#device-state", "console-test-device: open")
+	b.waitText("#audience-count", "8 recipients (everyone)")
 	b.run("type TagsAnd", chromedp.SendKeys(chromedp.CSS(`input[name=TagsAnd]`), "gold"))
-	b.waitText("#audience-count", "2 recipients")
+	b.waitText("#audience-count", "3 recipients")
 	b.run("type TagsNot", chromedp.SendKeys(chromedp.CSS(`input[name=TagsNot]`), "beta"))
-	b.waitText("#audience-count", "1 recipient ")
+	b.waitText("#audience-count", "2 recipients")
 	b.run("clear TagsNot, add an attribute clause", set(`input[name=TagsNot]`, ""),
 		chromedp.SendKeys(chromedp.CSS(`input[name=AttrsAnd]`), "city=Berlin"))
 	b.waitText("#audience-count", "Refused by timd: error 90039") // tag and attribute clauses together
 	b.run("clear AttrsAnd", set(`input[name=AttrsAnd]`, ""), chromedp.SendKeys(chromedp.CSS(`input[name=TagsOr]`), " "))
-	b.waitText("#audience-count", "2 recipients")
+	b.waitText("#audience-count", "3 recipients")
 	b.run("write the push",
 		chromedp.SendKeys(chromedp.CSS(`textarea[name=text]`), "Hello gold members"),
 		chromedp.SendKeys(chromedp.CSS(`input[name=Title]`), "Gold week"),
@@ -282,11 +284,30 @@ func TestE2EConsole(t *testing.T) {
 	if task == "" {
 		t.Fatal("no TaskId shown")
 	}
+	// The push lands on the test device, which acks it; opening it clicks.
+	b.waitText("#device-pushes", "Gold week")
+	b.waitText("#device-pushes", task)
+	b.screenshot("console-compose-sent")
+	b.run("open the push on the device", chromedp.Click(chromedp.CSS(`#device-pushes li button`)))
+	b.waitText("#device-pushes", "clicked")
+	counts := func() map[string]any {
+		for _, x := range p.call("timd_ext/push_history", `{}`)["Tasks"].([]any) {
+			if m := x.(map[string]any); m["TaskId"] == task {
+				return m
+			}
+		}
+		return nil
+	}
+	within(t, "the click reaches the statistics", 60*time.Second, func() bool {
+		c := counts()
+		return c != nil && c["DeliveredCount"] == 1.0 && c["ClickCount"] == 1.0
+	})
 
 	// The statistics change.
 	b.run("overview again", chromedp.Navigate(p.base+"/console/#/overview"), chromedp.WaitVisible(chromedp.CSS(`#stat-pushes`)))
 	b.waitText("#stat-pushes .n", "1")
-	b.waitText("#funnel-total", "Total 2")
+	b.waitText("#funnel-total", "Total 3 ·")
+	b.waitText("#funnel-total", "delivered 1 · clicked 1")
 
 	// Pushes: the task, its funnel, revoke.
 	b.run("open pushes", chromedp.Navigate(p.base+"/console/#/pushes?task="+url.QueryEscape(task)), chromedp.WaitVisible(chromedp.CSS(`#history table`)))
@@ -297,6 +318,12 @@ func TestE2EConsole(t *testing.T) {
 	b.eval(`window.confirm = () => true; true`, &ok)
 	b.run("revoke", chromedp.Click(chromedp.CSS(fmt.Sprintf(`button[aria-label="Revoke %s"]`, task))))
 	b.waitText("#history tbody", "revoked")
+	b.waitText("#device-pushes", "revoked") // the device was told to drop it
+	var struck int
+	b.eval(`document.querySelectorAll('#device-pushes li.revoked').length`, &struck)
+	if struck != 1 {
+		t.Errorf("%d revoked pushes shown on the device", struck)
+	}
 	if r := p.call("timd_ext/push_history", `{}`); !strings.Contains(fmt.Sprint(r["Tasks"]), "State:revoked") {
 		t.Errorf("the server does not have the task revoked: %v", r["Tasks"])
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	jsclient "timd/clients/js"
 	"timd/internal/audience"
 	"timd/internal/cluster"
 	"timd/internal/config"
@@ -372,8 +373,7 @@ func rateOverrides(cfg config.Config) func(uint64, string) (float64, bool) {
 }
 
 // consoleExtras are the files the console serves besides its own: the
-// JavaScript client for its test-device panel, at lib/timd.js, once the
-// client is part of the build (until then the panel says so).
+// JavaScript client (clients/js) for its test-device panel, at lib/timd.js.
 func consoleExtras() map[string][]byte {
-	return nil
+	return map[string][]byte{"lib/timd.js": jsclient.Module}
 }

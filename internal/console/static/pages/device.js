@@ -60,10 +60,10 @@ function fill(v) {
       h('small', { class: 'muted', text: `${p.TaskId} · ${fmtTime(p.CreatedAt)}${revoked ? ' · revoked' : ''}${clicked ? ' · clicked' : ''}` }),
       !revoked && !clicked ? h('button', { type: 'button', class: 'small', text: 'Open (click)', onclick: () => { state.client.click(p.TaskId); state.pushes[i].clicked = true; redraw(); } }) : null);
   });
-  v.replaceChildren(h('h3', { text: 'Test device' }), form,
+  v.replaceChildren(...[h('h3', { text: 'Test device' }), form,
     h('p', { class: 'muted', id: 'device-state' }, state.client ? `${state.id}: ${state.status}` : 'Not connected.'),
     state.error ? errorBox(state.error.code > 0 ? { kind: 'refused', code: state.error.code, info: state.error.info } : state.error) : null,
-    h('ul', { class: 'pushes', id: 'device-pushes', 'aria-live': 'polite' }, items));
+    h('ul', { class: 'pushes', id: 'device-pushes', 'aria-live': 'polite' }, items)].filter(Boolean));
 }
 
 /** panel returns the test-device panel, kept up to date while it is shown. */
