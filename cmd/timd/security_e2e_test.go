@@ -204,7 +204,7 @@ func TestE2ESecretsNeverLeak(t *testing.T) {
 	for i, cmd := range httpapi.Commands() {
 		probe := fmt.Sprint("probe", i) // a name per command keeps it under the throttle
 		notAdmin := 70403
-		if strings.HasPrefix(cmd, "timpush/") || strings.HasPrefix(cmd, "all_member_push/") {
+		if strings.HasPrefix(cmd, "timpush/") || strings.HasPrefix(cmd, "all_member_push/") || strings.HasPrefix(cmd, "timd_ext/") {
 			notAdmin = 90009
 		}
 		expect(pr.send("POST", v4Path(cmd, flagApp, probe, sigAt(t, flagApp, fileKey, probe, 86400, now)), `{}`), 70009, cmd+" other app's key")
