@@ -347,6 +347,34 @@ func TestE2EConsole(t *testing.T) {
 		t.Errorf("markup was rendered: %+v", shown)
 	}
 	b.screenshot("console-accounts")
+
+	// Import a CSV: a progress bar, and one error per bad line.
+	csv := filepath.Join(t.TempDir(), "accounts.csv")
+	long := strings.Repeat("x", 40)
+	body := "UserID,Tags,city\nimp1,vip;new,Paris\n,vip,Rome\nimp2,,Oslo\n" + long + ",vip,\nimp3,vip,nowhere-but-a-value-that-is-far-longer-than-fifty-bytes\n"
+	if err := os.WriteFile(csv, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b.run("import", chromedp.SetUploadFiles(chromedp.CSS(`input[type=file]`), []string{csv}),
+		chromedp.Click(chromedp.CSS(`#import button`)))
+	b.waitText("#import-report", "problems")
+	var report struct {
+		Text      string
+		Value, Max float64
+	}
+	b.eval(`({Text: document.querySelector('#import-report').textContent,
+		Value: document.querySelector('#import progress').value, Max: document.querySelector('#import progress').max})`, &report)
+	for _, want := range []string{"4 accounts read", "3empty UserID", "5" + long + ": not imported"} {
+		if !strings.Contains(report.Text, want) {
+			t.Errorf("import report lacks %q: %s", want, report.Text)
+		}
+	}
+	if report.Value != report.Max || report.Max != 4 {
+		t.Errorf("progress %v of %v", report.Value, report.Max)
+	}
+	if r := p.call("timpush/get_tag", `{"To_Account":["imp1"]}`); !strings.Contains(fmt.Sprint(r["UserTags"]), "vip new") {
+		t.Errorf("imp1's tags: %v", r["UserTags"])
+	}
 	b.run("audience", chromedp.Navigate(p.base+"/console/#/audience"), chromedp.WaitVisible(chromedp.CSS(`.tag`)))
 	b.waitText("main", markupTag)
 	b.eval(`!!document.getElementById('bold') || typeof pwned !== 'undefined'`, &ok)

@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -240,4 +241,37 @@ func TestExtAccountList(t *testing.T) {
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("listed %v\nwant %v", got, want)
 	}
+}
+
+// TestConsoleRoutes: the console's files are GET-only endpoints of the one
+// table, with the security headers; any other method, an unknown file,
+// and an unclean or slash-less path get the JSON envelope.
+func TestConsoleRoutes(t *testing.T) {
+	e := newEnv(t, envOpts{quiet: true, console: true})
+	for _, p := range []string{"/console/", "/console/app.js", "/console/style.css"} {
+		resp, err := http.Get(e.srv.URL + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Security-Policy") == "" || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("GET %s: %d %v", p, resp.StatusCode, resp.Header)
+		}
+	}
+	for _, c := range []struct {
+		method, path string
+		code         int
+	}{
+		{http.MethodPost, "/console/", im.CodeBadURL},
+		{http.MethodPut, "/console/app.js", im.CodeBadURL},
+		{http.MethodGet, "/console", im.CodeUnknownCommand},
+		{http.MethodGet, "/console/nope.js", im.CodeUnknownCommand},
+		{http.MethodGet, "/console//app.js", im.CodeUnknownCommand},
+		{http.MethodGet, "/console/pages/../app.js", im.CodeUnknownCommand},
+	} {
+		wantCode(t, e.do(c.method, e.srv.URL+c.path, ""), c.code)
+	}
+	// Without the console, its paths are unknown.
+	plain := newEnv(t, envOpts{quiet: true})
+	wantCode(t, plain.do(http.MethodGet, plain.srv.URL+"/console/", ""), im.CodeUnknownCommand)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"timd/internal/audience"
+	"timd/internal/console"
 	"timd/internal/fanout"
 	"timd/internal/httpapi"
 	"timd/internal/im"
@@ -59,6 +60,8 @@ type envOpts struct {
 	// noPush builds the server without the push services (Push, Sched,
 	// Stats), as a deployment without push is.
 	noPush bool
+	// console serves the web console's files.
+	console bool
 }
 
 // fakeClock is a settable clock.
@@ -180,7 +183,11 @@ func newEnv(t testing.TB, o envOpts) *env {
 		v, ok := o.rates[key]
 		return v, ok
 	}
-	h := httpapi.New(svc, httpapi.Options{Limits: o.limits, BodyLimit: 64 << 10, Rate: rate}, log,
+	var site *console.Site
+	if o.console {
+		site = console.New(nil)
+	}
+	h := httpapi.New(svc, httpapi.Options{Limits: o.limits, BodyLimit: 64 << 10, Rate: rate, Console: site}, log,
 		httpapi.NewMetrics(prometheus.NewRegistry()))
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)

@@ -197,7 +197,7 @@ function importSection() {
       table('Per-line errors', ['Line', 'Problem'], errors.map((e) => [String(e.line), e.text]), 'No errors.'));
     btn.disabled = false;
   });
-  return h('section', { class: 'card' }, h('h3', { text: 'Import' }),
+  return h('section', { class: 'card', id: 'import' }, h('h3', { text: 'Import' }),
     h('p', { class: 'muted', text: 'CSV with a header UserID,Tags,<attribute>… (tags separated by ;) or JSON Lines {"UserID":…,"Tags":[…],"Attrs":{…}}.' }),
     field('File', file), btn, bar, status, report);
 }
