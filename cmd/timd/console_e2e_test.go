@@ -359,7 +359,7 @@ func TestE2EConsole(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#import button`)))
 	b.waitText("#import-report", "problems")
 	var report struct {
-		Text      string
+		Text       string
 		Value, Max float64
 	}
 	b.eval(`({Text: document.querySelector('#import-report').textContent,
