@@ -76,7 +76,7 @@ func newBrowser(t *testing.T) *browser {
 	}
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelC := chromedp.NewContext(actx)
-	ctx, cancelT := context.WithTimeout(ctx, 4*time.Minute)
+	ctx, cancelT := context.WithTimeout(ctx, 8*time.Minute)
 	t.Cleanup(func() { cancelT(); cancelC(); cancelA() })
 	b := &browser{t: t, ctx: ctx}
 	listen := chromedp.Listen(ctx, func(ev any) {
@@ -439,7 +439,10 @@ func TestE2EConsoleErrors(t *testing.T) {
 	b.waitText("#signin", "expired")
 
 	b.run("phone", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile, chromedp.EmulatePortrait))
-	signIn(e2eKey, "")
+	// Keyboard only: the SDKAppID field has the focus, Tab moves on (and
+	// selects the prefilled identifier), Enter submits.
+	b.run("sign in from the keyboard", chromedp.Navigate(p.base+"/console/"), chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(`#signin`)),
+		chromedp.KeyEvent(fmt.Sprint(e2eApp)+"\t"+e2eAdmin+"\t"+e2eKey+"\r"))
 	b.run("compose on a phone", chromedp.WaitVisible(chromedp.CSS(`#stat-accounts`)),
 		chromedp.Navigate(p.base+"/console/#/compose"), chromedp.WaitVisible(chromedp.CSS(`#compose`)))
 	var overflow bool
