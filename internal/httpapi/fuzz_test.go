@@ -44,6 +44,12 @@ func FuzzRequests(f *testing.F) {
 		{"all_member_push/im_set_attr", `{"UserAttrs":[{"To_Account":"a","Attrs":{"sex":"m"}}]}`},
 		{"all_member_push/im_add_tag", `{"UserTags":[{"To_Account":"a","Tags":["x"]}]}`},
 		{"all_member_push/im_push", `{"MsgRandom":4,"MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"hi"}}]}`},
+		{"timd_ext/audience_count", `{"Condition":{"TagsAnd":["x"],"TagsNot":["y"]}}`},
+		{"timd_ext/audience_count", `{"Condition":{"AttrsOr":{"sex":"m"}}}`},
+		{"timd_ext/tag_histogram", `{"Limit":3}`},
+		{"timd_ext/account_list", `{"Limit":2,"Cursor":"3"}`},
+		{"timd_ext/account_devices", `{"UserID":"a"}`},
+		{"timd_ext/push_history", `{"Limit":5}`},
 		// Misspelt and empty keys (a misspelt key never widens a request).
 		{"timpush/push", `{"MsgRandom":4,"Condition":{"TagOr":["x"]},"OfflinePushInfo":{}}`},
 		{"timpush/push", `{"MsgRandom":5,"Condition":{},"OfflinePushInfo":{}}`},
