@@ -253,11 +253,15 @@ func TestE2EConsole(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#signin button[type=submit]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#stat-accounts`)))
 	b.waitText("#stat-accounts", "8") // 7 imported and the admin
+	var overviews int
+	b.eval(`document.querySelectorAll('#stat-accounts').length`, &overviews)
+	if overviews != 1 {
+		t.Errorf("after sign-in the overview is shown %d times", overviews)
+	}
 	pushesBefore := b.text("#stat-pushes .n")
 	if pushesBefore != "0" {
 		t.Errorf("pushes today before sending: %q", pushesBefore)
 	}
-	b.screenshot("console-overview")
 
 	// Compose: the count follows the Condition as it is typed.
 	b.run("open compose", chromedp.Navigate(p.base+"/console/#/compose"), chromedp.WaitVisible(chromedp.CSS(`#compose`)))
@@ -308,6 +312,12 @@ func TestE2EConsole(t *testing.T) {
 	b.waitText("#stat-pushes .n", "1")
 	b.waitText("#funnel-total", "Total 3 ·")
 	b.waitText("#funnel-total", "delivered 1 · clicked 1")
+	var views int
+	b.eval(`document.querySelectorAll('#stat-pushes').length`, &views)
+	if views != 1 {
+		t.Errorf("the overview is shown %d times", views)
+	}
+	b.screenshot("console-overview")
 
 	// Pushes: the task, its funnel, revoke.
 	b.run("open pushes", chromedp.Navigate(p.base+"/console/#/pushes?task="+url.QueryEscape(task)), chromedp.WaitVisible(chromedp.CSS(`#history table`)))

@@ -18,18 +18,24 @@ const nav = document.getElementById('nav');
 const who = document.getElementById('who');
 const banner = document.getElementById('banner');
 let cleanup = null;
+let token = 0;
 
-/** route renders the page named by the location hash. */
+/** route renders the page named by the location hash into a fresh view; a render overtaken by a newer route is dropped. */
 async function route() {
+  const mine = ++token;
   if (cleanup) { try { cleanup(); } catch { /* a page's cleanup must not block the next */ } cleanup = null; }
-  clear(main);
+  const view = document.createElement('div');
+  clear(main).append(view);
   banner.hidden = true;
   const name = (location.hash.replace(/^#\/?/, '').split('?')[0]) || 'overview';
   if (!signedIn()) {
     nav.hidden = true;
     who.hidden = true;
     document.title = 'Sign in · timd console';
-    signin.render(main, () => { location.hash = `#/${pages[name] ? name : 'overview'}`; route(); });
+    signin.render(view, () => {
+      const target = `#/${pages[name] ? name : 'overview'}`;
+      if (location.hash === target) route(); else location.hash = target; // hashchange routes
+    });
     return;
   }
   const c = current();
@@ -43,9 +49,11 @@ async function route() {
   const page = pages[name] || overview;
   document.title = `${name[0].toUpperCase()}${name.slice(1)} · timd console`;
   try {
-    cleanup = (await page.render(main, onError)) || null;
+    const done = (await page.render(view, onError)) || null;
+    if (mine !== token) { if (done) done(); return; }
+    cleanup = done;
   } catch (e) {
-    onError(e);
+    if (mine === token) onError(e);
   }
 }
 
