@@ -21,7 +21,8 @@ const (
 )
 
 // MaxTaskIDLen bounds the TaskId of a client frame. Our TaskIds are far
-// shorter; spec §7.1 suggests at most 64 characters.
+// shorter; docs/api.md ("timpush/batch")
+// documents at most 64 characters.
 const MaxTaskIDLen = 128
 
 // pushFrame is the JSON shape of a push frame and of a /v1/sync item.

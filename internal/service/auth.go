@@ -40,7 +40,7 @@ type Auth struct {
 	// later kick anyway, so most identities never appear here.
 	ahead map[kickKey]int64
 	// good caches verified sigs: a REST client reuses one sig until it
-	// expires (spec §3.5), so verification (zlib + HMAC, ~50 µs) runs once
+	// expires (docs/compatibility.md, "UserSig and admins"), so verification (zlib + HMAC, ~50 µs) runs once
 	// per sig rather than once per request.
 	good map[goodKey]goodSig
 }
