@@ -38,7 +38,7 @@ const MaxTaskIDLen = 128
 // without its reflection: a frame is rendered for every stored push that a
 // catch-up or a /v1/sync serves.
 func PushFrame(t *im.TaskHead) []byte {
-	return AppendPushFrame(make([]byte, 0, 128+len(t.ID)+len(t.From)+len(t.DataID)+len(t.MsgBody)+len(t.Offline)), t)
+	return AppendPushFrame(make([]byte, 0, 192+len(t.ID)+len(t.From)+len(t.DataID)+len(t.MsgBody)+len(t.Offline)), t)
 }
 
 // AppendPushFrame appends t's push frame (see PushFrame) to b.
@@ -97,12 +97,30 @@ func appendRaw(b []byte, name string, raw json.RawMessage) []byte {
 		b = append(b, name...)
 		return append(b, q...)
 	}
+	if !hasSpace(raw) { // already compact: validate and copy
+		if !json.Valid(raw) {
+			return b
+		}
+		return append(append(b, name...), raw...)
+	}
 	n := len(b)
 	buf := bytes.NewBuffer(append(b, name...))
 	if err := json.Compact(buf, raw); err != nil {
 		return b[:n]
 	}
 	return buf.Bytes()
+}
+
+// hasSpace reports whether raw holds a JSON whitespace byte (which
+// compacting may drop).
+func hasSpace(raw []byte) bool {
+	for _, c := range raw {
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			return true
+		}
+	}
+	return false
 }
 
 // needsEscape reports whether raw holds a byte that encoding/json escapes
