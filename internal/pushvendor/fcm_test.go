@@ -9,7 +9,7 @@ import (
 	"timd/internal/pushvendor/vendortest"
 )
 
-func newFCM(t *testing.T) (*vendortest.FCM, pushvendor.Sender) {
+func newFCM(t testing.TB) (*vendortest.FCM, pushvendor.Sender) {
 	t.Helper()
 	f, err := vendortest.NewFCM("timd-test")
 	if err != nil {

@@ -11,7 +11,7 @@ import (
 	"timd/internal/pushvendor/vendortest"
 )
 
-func newWebPush(t *testing.T) (*vendortest.WebPush, pushvendor.Sender, pushvendor.Target) {
+func newWebPush(t testing.TB) (*vendortest.WebPush, pushvendor.Sender, pushvendor.Target) {
 	t.Helper()
 	f, err := vendortest.NewWebPush()
 	if err != nil {

@@ -52,9 +52,17 @@ type WebPush struct {
 	// accepted (base64url), as a browser that subscribed with it would.
 	VAPIDPublicKey string
 
-	mu   sync.Mutex
-	subs map[string]subKeys
-	got  []WebPushMessage
+	mu       sync.Mutex
+	subs     map[string]subKeys
+	got      []WebPushMessage
+	lastBody []byte
+}
+
+// LastBody is the encrypted body of the last accepted message.
+func (f *WebPush) LastBody() []byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.lastBody
 }
 
 type subKeys struct {
@@ -144,7 +152,10 @@ func (f *WebPush) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.mu.Lock()
-	f.got = append(f.got, WebPushMessage{Endpoint: f.URL() + "/push/" + id, Header: r.Header.Clone(), Payload: plain})
+	f.lastBody = body
+	if f.accept() {
+		f.got = append(f.got, WebPushMessage{Endpoint: f.URL() + "/push/" + id, Header: r.Header.Clone(), Payload: plain})
+	}
 	f.mu.Unlock()
 	w.Header().Set("Location", f.URL()+"/message/"+id)
 	w.WriteHeader(http.StatusCreated)
