@@ -48,11 +48,9 @@ type WebPushMessage struct {
 // checked when present.
 type WebPush struct {
 	server
-	// VAPIDPublicKey, when set, is the only application server key
-	// accepted (base64url), as a browser that subscribed with it would.
-	VAPIDPublicKey string
 
 	mu       sync.Mutex
+	vapidKey string // the only key accepted ("" = any): RequireVAPIDKey
 	subs     map[string]subKeys
 	got      []WebPushMessage
 	lastBody []byte
@@ -77,6 +75,14 @@ func NewWebPush() (*WebPush, error) {
 	mux.HandleFunc("POST /push/{id}", f.serve)
 	f.start(mux)
 	return f, nil
+}
+
+// RequireVAPIDKey makes pub (base64url) the only application server key
+// accepted, as a browser that subscribed with it would.
+func (f *WebPush) RequireVAPIDKey(pub string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.vapidKey = strings.TrimRight(pub, "=")
 }
 
 // Subscribe makes a new subscription on the fake.
@@ -195,7 +201,10 @@ func (f *WebPush) checkVAPID(auth string) error {
 			key = v
 		}
 	}
-	if f.VAPIDPublicKey != "" && key != strings.TrimRight(f.VAPIDPublicKey, "=") {
+	f.mu.Lock()
+	want := f.vapidKey
+	f.mu.Unlock()
+	if want != "" && key != want {
 		return errors.New("k is not the key the subscription was made with")
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(key)
