@@ -30,10 +30,11 @@ type pushing struct {
 
 // newPushing wires the push services over store. live is the live
 // delivery hub; nil delivers to nobody (every recipient offline).
-// hold is the fan-out test hook (fanout.Options.HoldAfter; 0 off).
+// hold is the fan-out test hook (fanout.Options.HoldAfter; 0 off); owner
+// names this node in fan-out leases (see leaseOwner).
 func newPushing(cfg config.Config, store *sqlite.Store, index *audience.Index, live fanout.Live,
-	reg prometheus.Registerer, log *slog.Logger, hold int64) *pushing {
-	engine := fanout.New(store, live, fanout.Options{Owner: nodeName(), Rate: fanoutRates(cfg), Registerer: reg,
+	reg prometheus.Registerer, log *slog.Logger, hold int64, owner string) *pushing {
+	engine := fanout.New(store, live, fanout.Options{Owner: owner, Rate: fanoutRates(cfg), Registerer: reg,
 		HoldAfter: hold}, log)
 	hooks := webhook.New(store, store, index, webhook.Options{Registerer: reg}, log)
 	engine.SetHooks(hooks)
@@ -80,13 +81,21 @@ func fanoutHold(env Env, log *slog.Logger) int64 {
 	return n
 }
 
-// nodeName is this node's lease owner: stable across restarts, so that a
-// restarted timd resumes its own tasks at once.
-func nodeName() string {
-	if h, err := os.Hostname(); err == nil && h != "" {
-		return h
+// leaseOwner is this node's name in fan-out leases. A single node uses
+// its host name, stable across restarts, so that a restarted timd resumes
+// its own tasks at once. A cluster node adds its boot id (node, from the
+// NATS bus): nodes on one host, or pods that share a host name, must
+// never both hold a lease, and a killed node's tasks go to a live one once
+// the lease runs out.
+func leaseOwner(node string) string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		h = "timd"
 	}
-	return "timd"
+	if node != "" {
+		return h + "/" + node
+	}
+	return h
 }
 
 // pushLimits returns each app's push limits from its quotas.

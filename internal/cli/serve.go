@@ -28,6 +28,7 @@ import (
 	"timd/internal/deliver"
 	"timd/internal/httpapi"
 	"timd/internal/im"
+	"timd/internal/relay"
 	"timd/internal/service"
 	"timd/internal/store/sqlite"
 	"timd/internal/usersig"
@@ -128,8 +129,15 @@ func serve(ctx context.Context, env Env, args []string) error {
 	hub := deliver.NewHub(store, audiences, deliver.Options{Registerer: reg}, log)
 	hub.Start(context.WithoutCancel(ctx))
 	defer hub.Stop() // after the HTTP drain: closes upgraded connections, flushes acks
-	svc.Accounts.SetPresence(hub)
-	push := newPushing(cfg, store, index, hub, reg, log, fanoutHold(env, log))
+	// The relay stands in for the hub where the whole cluster counts:
+	// delivery, revokes, kicks and presence reach every node's connections.
+	live := relay.New(bus, hub, auth, store, log)
+	if err := live.Start(); err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	defer live.Stop() // before hub.Stop
+	svc.Accounts.SetPresence(live)
+	push := newPushing(cfg, store, index, live, reg, log, fanoutHold(env, log), leaseOwner(bus.Node()))
 	svc.Push, svc.Sched, svc.Stats = push.push, push.sched, push.stats
 	push.start(context.WithoutCancel(ctx)) // stopped by push.stop, after the drain
 	defer push.stop()                      // after the HTTP drain below, before store.Close
