@@ -38,7 +38,7 @@ type Auth struct {
 	// trustKicks reports whether the kick cache is current (see
 	// SetKickTrust); nil: always.
 	trustKicks func() bool
-	fails map[failKey]*failCount
+	fails      map[failKey]*failCount
 	// ahead is the newest TLS.time accepted per identity for sigs dated
 	// ahead of the clock when accepted: a kick must refuse every sig
 	// accepted before it, including one dated up to maxSkew after the
