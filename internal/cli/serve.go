@@ -146,6 +146,7 @@ func serve(ctx context.Context, env Env, args []string) error {
 	// One handler serves /v4, /v1, /healthz and /metrics, so that every
 	// other path, method or spelling answers the JSON envelope.
 	srv := httpapi.New(svc, httpapi.Options{Limits: cfg.Limits, BodyLimit: cfg.BodyLimit, Rate: rateOverrides(cfg),
+		RateShare:  func() float64 { return 1 / float64(bus.Peers()+1) }, // the nodes split each REST limit
 		Prometheus: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})}, log, httpapi.NewMetrics(reg))
 	gate.ready(srv)
 	log.Info("listening", "addr", ln.Addr().String(), "tls", cfg.TLS())

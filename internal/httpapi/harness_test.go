@@ -59,6 +59,8 @@ type envOpts struct {
 	// noPush builds the server without the push services (Push, Sched,
 	// Stats), as a deployment without push is.
 	noPush bool
+	// share is the server's RateShare (nil: a single node).
+	share func() float64
 }
 
 // fakeClock is a settable clock.
@@ -179,7 +181,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 		v, ok := o.rates[key]
 		return v, ok
 	}
-	h := httpapi.New(svc, httpapi.Options{Limits: o.limits, BodyLimit: 64 << 10, Rate: rate}, log,
+	h := httpapi.New(svc, httpapi.Options{Limits: o.limits, BodyLimit: 64 << 10, Rate: rate, RateShare: o.share}, log,
 		httpapi.NewMetrics(prometheus.NewRegistry()))
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
