@@ -31,15 +31,16 @@ type pushing struct {
 // newPushing wires the push services over store. live is the live
 // delivery hub; nil delivers to nobody (every recipient offline).
 // hold is the fan-out test hook (fanout.Options.HoldAfter; 0 off); owner
-// names this node in fan-out leases (see leaseOwner).
+// names this node in fan-out leases (see leaseOwner); share is this node's
+// part of the in-memory rate limits (service.PushConfig.RateShare).
 func newPushing(cfg config.Config, store *sqlite.Store, index *audience.Index, live fanout.Live,
-	reg prometheus.Registerer, log *slog.Logger, hold int64, owner string) *pushing {
+	reg prometheus.Registerer, log *slog.Logger, hold int64, owner string, share func() float64) *pushing {
 	engine := fanout.New(store, live, fanout.Options{Owner: owner, Rate: fanoutRates(cfg), Registerer: reg,
 		HoldAfter: hold}, log)
 	hooks := webhook.New(store, store, index, webhook.Options{Registerer: reg}, log)
 	engine.SetHooks(hooks)
 	push := service.NewPush(store, store, index, engine, service.PushConfig{
-		Limits: cfg.Limits, AppLimits: pushLimits(cfg), Audience: audience.DefaultOptions(), Log: log})
+		Limits: cfg.Limits, AppLimits: pushLimits(cfg), Audience: audience.DefaultOptions(), RateShare: share, Log: log})
 	sched := service.NewSched(store, push, nil)
 	scheduler := fanout.NewScheduler(store, sched.Fire, fanout.SchedOptions{}, log)
 	sched.SetWake(scheduler.Wake)

@@ -137,7 +137,7 @@ func serve(ctx context.Context, env Env, args []string) error {
 	}
 	defer live.Stop() // before hub.Stop
 	svc.Accounts.SetPresence(live)
-	push := newPushing(cfg, store, index, live, reg, log, fanoutHold(env, log), leaseOwner(bus.Node()))
+	push := newPushing(cfg, store, index, live, reg, log, fanoutHold(env, log), leaseOwner(bus.Node()), rateShare(bus))
 	svc.Push, svc.Sched, svc.Stats = push.push, push.sched, push.stats
 	push.start(context.WithoutCancel(ctx)) // stopped by push.stop, after the drain
 	defer push.stop()                      // after the HTTP drain below, before store.Close
@@ -146,11 +146,18 @@ func serve(ctx context.Context, env Env, args []string) error {
 	// One handler serves /v4, /v1, /healthz and /metrics, so that every
 	// other path, method or spelling answers the JSON envelope.
 	srv := httpapi.New(svc, httpapi.Options{Limits: cfg.Limits, BodyLimit: cfg.BodyLimit, Rate: rateOverrides(cfg),
-		RateShare:  func() float64 { return 1 / float64(bus.Peers()+1) }, // the nodes split each REST limit
+		RateShare:  rateShare(bus),
 		Prometheus: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})}, log, httpapi.NewMetrics(reg))
 	gate.ready(srv)
 	log.Info("listening", "addr", ln.Addr().String(), "tls", cfg.TLS())
 	return hs.wait(ctx, log)
+}
+
+// rateShare is the part of every in-memory rate limit this node enforces:
+// the N live nodes of a cluster split each evenly, so that together they
+// never allow more than the limit (docs/deploy.md).
+func rateShare(bus *cluster.Bus) func() float64 {
+	return func() float64 { return 1 / float64(bus.Peers()+1) }
 }
 
 // setMemoryLimit sets the Go runtime's soft memory limit when the

@@ -160,7 +160,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 	engine := fanout.New(st, live, fanout.Options{Scan: scan, SaveEvery: time.Millisecond}, log)
 	push := service.NewPush(st, st, idx, engine, service.PushConfig{Limits: o.limits,
 		AppLimits: func(uint64) service.PushLimits { return service.PushLimitsFrom(o.quotas) },
-		Audience:  audience.DefaultOptions(), Now: clock.Now, Log: log})
+		Audience:  audience.DefaultOptions(), RateShare: o.share, Now: clock.Now, Log: log})
 	sched := service.NewSched(st, push, clock.Now)
 	scheduler := fanout.NewScheduler(st, sched.Fire, fanout.SchedOptions{Tick: tick, Now: clock.Now}, log)
 	engine.Start(ctx)
