@@ -13,9 +13,9 @@ import (
 	"timd/internal/store/sqlite"
 )
 
-// twoNodes returns node B's authenticator and node A's account service
+// kickNodes returns node B's authenticator and node A's account service
 // (kicks go through it), two nodes sharing one store.
-func twoNodes(t *testing.T) (b *service.Auth, accts *service.Accounts) {
+func kickNodes(t *testing.T) (b *service.Auth, accts *service.Accounts) {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -53,7 +53,7 @@ func TestKickThroughAnotherNode(t *testing.T) {
 		{"cache not trusted", false, func(*service.Auth) {}, im.CodeSigKicked},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			b, accts := twoNodes(t)
+			b, accts := kickNodes(t)
 			var trusted atomic.Bool
 			trusted.Store(true)
 			b.SetKickTrust(trusted.Load)

@@ -60,6 +60,12 @@ type Fanout interface {
 	Revoke(t *im.PushTask)
 }
 
+// IndexSyncer waits until this node's audience index has every account
+// change the store had committed for app when it was called (IndexTail).
+type IndexSyncer interface {
+	Sync(ctx context.Context, app uint64) error
+}
+
 // PushConfig configures the push service.
 type PushConfig struct {
 	// Limits enables the limits; false (--limits off) disables every one.
@@ -72,6 +78,10 @@ type PushConfig struct {
 	// (batch_per_second) this node enforces, in (0, 1]: the N nodes of a
 	// cluster take 1/N each. nil is a single node (1).
 	RateShare func() float64
+	// IndexSync, when set, is waited on before an audience is resolved, so
+	// that a push sees the account, attribute and tag writes made through
+	// other nodes before it (IndexTail.Sync; nil on a single node).
+	IndexSync IndexSyncer
 	Now       func() time.Time
 	Log       *slog.Logger
 }
@@ -306,6 +316,11 @@ func (p *Push) build(ctx context.Context, app uint64, req *PushRequest, now time
 	var aud *roaring.Bitmap
 	var errs []ItemError
 	var err error
+	if p.cfg.IndexSync != nil {
+		if err := p.cfg.IndexSync.Sync(ctx, app); err != nil {
+			return im.PushTask{}, nil, err
+		}
+	}
 	if req.Kind == im.PushBatch {
 		aud, errs = p.resolve(app, req.To)
 	} else {
