@@ -12,7 +12,6 @@ import (
 	"timd/internal/config"
 	"timd/internal/fanout"
 	"timd/internal/service"
-	"timd/internal/store/sqlite"
 	"timd/internal/webhook"
 )
 
@@ -31,7 +30,7 @@ type pushing struct {
 // newPushing wires the push services over store. live is the live
 // delivery hub; nil delivers to nobody (every recipient offline).
 // hold is the fan-out test hook (fanout.Options.HoldAfter; 0 off).
-func newPushing(cfg config.Config, store *sqlite.Store, index *audience.Index, live fanout.Live,
+func newPushing(cfg config.Config, store backend, index *audience.Index, live fanout.Live,
 	reg prometheus.Registerer, log *slog.Logger, hold int64) *pushing {
 	engine := fanout.New(store, live, fanout.Options{Owner: nodeName(), Rate: fanoutRates(cfg), Registerer: reg,
 		HoldAfter: hold}, log)
@@ -116,6 +115,6 @@ func fanoutRates(cfg config.Config) func(uint64) int {
 var (
 	_ service.Fanout = (*fanout.Engine)(nil)
 	_ fanout.Waker   = (*webhook.Dispatcher)(nil)
-	_ webhook.Apps   = (*sqlite.Store)(nil)
+	_ webhook.Apps   = backend(nil)
 	_ webhook.Names  = (*audience.Index)(nil)
 )
