@@ -62,6 +62,10 @@ func (c *Config) flagSet() (*flag.FlagSet, *appFlags) {
 		"serve Go's runtime profiles (/debug/pprof/) on `ADDR`, unauthenticated: keep it on loopback (default: off)")
 	fs.Var(&skewValue{&c.UserSigSkew}, "usersig-skew",
 		"refuse (70003) UserSigs dated more than `DURATION` ahead of this server's clock (0 to 1h)")
+	fs.Var(&text{&c.NATS, checkNATS}, "nats",
+		"join the nodes sharing the store through the NATS server at `URL` (nats://host:port; default: a single node)")
+	fs.Var(&text{&c.NATSPrefix, checkSubjectPrefix}, "nats-prefix",
+		"begin every NATS subject with `PREFIX`: the same on every node of one cluster, different between clusters")
 	fs.Var(&text{&c.TLSCert, nonEmpty}, "tls-cert", "serve HTTPS with the PEM certificate chain in `FILE` (needs --tls-key)")
 	fs.Var(&text{&c.TLSKey, nonEmpty}, "tls-key", "the PEM private key `FILE` of --tls-cert")
 	return fs, apps
