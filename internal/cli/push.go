@@ -12,7 +12,6 @@ import (
 	"timd/internal/config"
 	"timd/internal/fanout"
 	"timd/internal/service"
-	"timd/internal/store/sqlite"
 	"timd/internal/webhook"
 )
 
@@ -33,7 +32,7 @@ type pushing struct {
 // hold is the fan-out test hook (fanout.Options.HoldAfter; 0 off); owner
 // names this node in fan-out leases (see leaseOwner); share is this node's
 // part of the in-memory rate limits (service.PushConfig.RateShare).
-func newPushing(cfg config.Config, store *sqlite.Store, index *audience.Index, live fanout.Live,
+func newPushing(cfg config.Config, store backend, index *audience.Index, live fanout.Live,
 	reg prometheus.Registerer, log *slog.Logger, hold int64, owner string, share func() float64) *pushing {
 	engine := fanout.New(store, live, fanout.Options{Owner: owner, Rate: fanoutRates(cfg), Registerer: reg,
 		HoldAfter: hold}, log)
@@ -126,6 +125,6 @@ func fanoutRates(cfg config.Config) func(uint64) int {
 var (
 	_ service.Fanout = (*fanout.Engine)(nil)
 	_ fanout.Waker   = (*webhook.Dispatcher)(nil)
-	_ webhook.Apps   = (*sqlite.Store)(nil)
+	_ webhook.Apps   = backend(nil)
 	_ webhook.Names  = (*audience.Index)(nil)
 )

@@ -30,7 +30,6 @@ import (
 	"timd/internal/im"
 	"timd/internal/relay"
 	"timd/internal/service"
-	"timd/internal/store/sqlite"
 	"timd/internal/usersig"
 )
 
@@ -85,17 +84,11 @@ func serve(ctx context.Context, env Env, args []string) error {
 		log.Info("joined the cluster through NATS", "node", bus.Node(), "nats-prefix", cfg.NATSPrefix, "connected", bus.Healthy())
 	}
 	progress.Phase("opening store", 0)
-	unlock, err := sqlite.Lock(cfg.Store) // refuses a store that `timd import` is loading
+	store, err := openStore(ctx, cfg, log)
 	if err != nil {
-		return fmt.Errorf("open store: %w", err)
+		return err
 	}
-	defer unlock()
-	store, err := sqlite.OpenConfig(ctx, cfg.Store, log,
-		sqlite.Config{WriterCache: int64(cfg.StoreCache), ReaderCache: int64(cfg.StoreReadCache)})
-	if err != nil {
-		return fmt.Errorf("open store: %w", err)
-	}
-	defer store.Close()
+	defer store.close()
 	index := audience.New()
 	store.SetChangeSink(index)
 
@@ -103,7 +96,7 @@ func serve(ctx context.Context, env Env, args []string) error {
 	if err := ensureApps(ctx, env, cfg, baseURL(cfg, ln.Addr()), apps, log); err != nil {
 		return err
 	}
-	src := indexSource(cfg.Store, store, index, progress, log)
+	src := indexSource(store, index, progress, log)
 	if err := loadIndex(ctx, src, log); err != nil {
 		return fmt.Errorf("load audience index: %w", err)
 	}
@@ -306,11 +299,11 @@ func ensureApps(ctx context.Context, env Env, cfg config.Config, base string, ap
 			case configured[a.SDKAppID]:
 			case cfg.ConfiguredAppsOnly:
 				log.Warn("stored app is not in the configuration and is refused (--configured-apps-only); "+
-					"remove it with `timd app remove`", "sdkappid", a.SDKAppID, "store", cfg.Store)
+					"remove it with `timd app remove`", "sdkappid", a.SDKAppID, "store", config.StoreName(cfg.Store))
 			default:
 				log.Warn("stored app is not in the configuration and still accepts requests with its stored key; "+
 					"list apps with `timd app list`, remove it with `timd app remove`, or start with --configured-apps-only on",
-					"sdkappid", a.SDKAppID, "store", cfg.Store)
+					"sdkappid", a.SDKAppID, "store", config.StoreName(cfg.Store))
 			}
 		}
 		return nil
@@ -360,7 +353,7 @@ func printDevApp(env Env, cfg config.Config, base string, app im.App) {
 Try it:
   curl -s -X POST '%s/v4/im_open_login_svc/account_import?sdkappid=%d&identifier=%s&usersig=%s&random=1&contenttype=json' -d '{"UserID":"alice"}'
 
-`, cfg.Store, app.SDKAppID, app.SecretKey, app.Admins[0], base, base, app.SDKAppID, app.Admins[0], sig)
+`, config.StoreName(cfg.Store), app.SDKAppID, app.SecretKey, app.Admins[0], base, base, app.SDKAppID, app.Admins[0], sig)
 }
 
 // devicesPerUser returns each app's "devices_per_user" quota (0 when not
