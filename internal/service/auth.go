@@ -32,7 +32,13 @@ type Auth struct {
 
 	mu    sync.Mutex
 	kicks map[kickKey]int64 // cached KickedAt per account; 0 = never kicked
-	fails map[failKey]*failCount
+	// kickGen counts ForgetKick calls, so that a store read that began
+	// before a forget does not put its older KickedAt back in the cache.
+	kickGen uint64
+	// trustKicks reports whether the kick cache is current (see
+	// SetKickTrust); nil: always.
+	trustKicks func() bool
+	fails      map[failKey]*failCount
 	// ahead is the newest TLS.time accepted per identity for sigs dated
 	// ahead of the clock when accepted: a kick must refuse every sig
 	// accepted before it, including one dated up to maxSkew after the
@@ -142,6 +148,7 @@ func (a *Auth) User(ctx context.Context, c Credential) (im.App, im.Account, erro
 	if err != nil {
 		return im.App{}, im.Account{}, err
 	}
+	gen := a.kickGenNow()
 	accts, err := a.accounts.Accounts(ctx, app.SDKAppID, []string{c.Identifier})
 	if err != nil {
 		return im.App{}, im.Account{}, err
@@ -153,7 +160,7 @@ func (a *Auth) User(ctx context.Context, c Credential) (im.App, im.Account, erro
 		stored = acct.KickedAt
 	}
 	key := kickKey{app.SDKAppID, c.Identifier}
-	if kicked := a.noteKickRead(key, stored); kicked > 0 && issued <= kicked {
+	if kicked := a.noteKickRead(key, stored, gen); kicked > 0 && issued <= kicked {
 		return im.App{}, im.Account{}, im.Errorf(im.CodeSigKicked, "usersig was invalidated by kick, generate a new one")
 	}
 	if !ok {
@@ -291,14 +298,17 @@ func (a *Auth) kickTime(app uint64, id string, now int64) int64 {
 func (a *Auth) kickedAt(ctx context.Context, key kickKey) (int64, error) {
 	a.mu.Lock()
 	t, ok := a.kicks[key]
+	gen, trust := a.kickGen, a.trustKicks
 	a.mu.Unlock()
-	if ok {
+	cached := trust == nil || trust()
+	if ok && cached {
 		return t, nil
 	}
 	accts, err := a.accounts.Accounts(ctx, key.app, []string{key.id})
 	if err != nil {
 		return 0, err
 	}
+	t = 0
 	if acct, found := accts[key.id]; found && acct.Type == im.AcctUserID {
 		t = acct.KickedAt
 	}
@@ -306,20 +316,40 @@ func (a *Auth) kickedAt(ctx context.Context, key kickKey) (int64, error) {
 	if len(a.kicks) > 1_000_000 {
 		clear(a.kicks)
 	}
-	a.kicks[key] = t
+	if a.kickGen == gen && cached {
+		a.kicks[key] = t
+	}
 	a.mu.Unlock()
 	return t, nil
 }
 
-// noteKickRead merges a kick time just read from the store (0 when never
-// kicked or not an account) into the kick cache and returns the kick time
-// to enforce: the later of the two, since a kick this process made may
-// be cached before a read that started earlier returns.
-func (a *Auth) noteKickRead(key kickKey, stored int64) int64 {
+// kickGenNow returns the kick cache's generation, to pass to
+// noteKickRead for a store read that starts now.
+func (a *Auth) kickGenNow() uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.kickGen
+}
+
+// noteKickRead merges a kick time read from the store (0 when never
+// kicked or not an account) by a read that started at generation gen
+// into the kick cache, and returns the kick time to enforce. While the
+// cache is trusted (SetKickTrust) that is the later of the cached and the
+// stored time, since a kick this process made may be cached before a read
+// that started earlier returns; the stored time is cached only when no
+// kick or forget happened during the read. While it is not trusted, the
+// stored time alone, and nothing is cached.
+func (a *Auth) noteKickRead(key kickKey, stored int64, gen uint64) int64 {
+	a.mu.Lock()
+	trust := a.trustKicks
+	a.mu.Unlock()
+	if trust != nil && !trust() {
+		return stored
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	t, ok := a.kicks[key]
-	if !ok {
+	if !ok && a.kickGen == gen {
 		if len(a.kicks) > 1_000_000 {
 			clear(a.kicks)
 		}
@@ -328,9 +358,34 @@ func (a *Auth) noteKickRead(key kickKey, stored int64) int64 {
 	return max(t, stored)
 }
 
+// SetKickTrust makes the kick cache conditional: while trusted returns
+// false (a cluster node that may be missing kicks made through other
+// nodes, see package relay), every verification reads the account's
+// KickedAt from the store. Call it before serving.
+func (a *Auth) SetKickTrust(trusted func() bool) {
+	a.mu.Lock()
+	a.trustKicks = trusted
+	a.mu.Unlock()
+}
+
+// ForgetKick drops the cached KickedAt of (app, id), so that the next
+// verification reads it from the store: another node kicked or deleted
+// the account. app 0 forgets every account (a kick may have been missed).
+func (a *Auth) ForgetKick(app uint64, id string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.kickGen++
+	if app == 0 {
+		clear(a.kicks)
+		return
+	}
+	delete(a.kicks, kickKey{app, id})
+}
+
 // noteKick updates the kick cache after a kick or a delete.
 func (a *Auth) noteKick(app uint64, id string, at int64) {
 	a.mu.Lock()
+	a.kickGen++ // a read in flight must not put an older value back
 	a.kicks[kickKey{app, id}] = at
 	a.mu.Unlock()
 }
