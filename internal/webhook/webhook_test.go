@@ -3,7 +3,6 @@ package webhook_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -38,6 +37,10 @@ type endpoint struct {
 	mode     string // "", "500", "fail-envelope", "garbage", "slow"
 	requests atomic.Int32
 	failures atomic.Int32
+	// token, when set, is the callback token every request must be
+	// signed with (webhook.VerifyRequest); verified counts those that were.
+	token    string
+	verified atomic.Int32
 }
 
 func newEndpoint(t *testing.T) *endpoint {
@@ -60,11 +63,22 @@ func (ep *endpoint) serve(w http.ResponseWriter, r *http.Request) {
 		q.Get("contenttype") != "json" || q.Get("token") != "s3cret" {
 		ep.t.Errorf("bad callback request %s %s", r.Method, r.URL)
 	}
+	raw, err := io.ReadAll(r.Body)
+	if err != nil && r.Context().Err() != nil {
+		return // the dispatcher timed out mid-body on a loaded machine; it retries
+	}
+	if ep.token != "" {
+		if err := webhook.VerifyRequest(q, r.Header, raw, ep.token, time.Now()); err != nil {
+			ep.t.Errorf("callback signature: %v", err)
+		} else {
+			ep.verified.Add(1)
+		}
+	}
 	var body struct {
 		Events []webhook.Event `json:"Events"`
 	}
-	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || len(body.Events) == 0 || len(body.Events) > 100 {
-		if errors.Is(err, io.ErrUnexpectedEOF) && r.Context().Err() != nil {
+	if err := json.Unmarshal(raw, &body); err != nil || len(body.Events) == 0 || len(body.Events) > 100 {
+		if r.Context().Err() != nil {
 			return // the dispatcher timed out mid-body on a loaded machine; it retries
 		}
 		ep.t.Errorf("bad callback body: %d events, %v", len(body.Events), err)
