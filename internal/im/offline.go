@@ -70,7 +70,9 @@ func (d *PushDevice) Reachable() bool {
 // DeviceStore persists the vendor side of devices.
 type DeviceStore interface {
 	// PutPushDevice creates or replaces the device d.RegistrationID: a
-	// refreshed token updates the one row, never adds another.
+	// refreshed token updates the one row, never adds another. A token or
+	// Web Push endpoint another device of the app holds moves to d (an app
+	// reinstalled under a new RegistrationID is still one device).
 	PutPushDevice(ctx context.Context, app uint64, d PushDevice) error
 	// PushDevice returns one device, or ErrNotFound.
 	PushDevice(ctx context.Context, app uint64, regID string) (PushDevice, error)

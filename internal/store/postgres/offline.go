@@ -20,9 +20,21 @@ var (
 
 const deviceColumns = `reg_id, target, owner, platform, vendor, token, bundle, endpoint, p256dh, auth, cred_hash, updated_at`
 
-// PutPushDevice creates or replaces the device's row.
+// PutPushDevice creates or replaces the device's row, taking its token or
+// endpoint from any other device of the app that held it.
 func (s *Store) PutPushDevice(ctx context.Context, app uint64, d im.PushDevice) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO push_devices (app, `+deviceColumns+`)
+	return s.write(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `UPDATE push_devices SET token = '', endpoint = '', p256dh = '', auth = ''
+			WHERE app = $1 AND reg_id <> $2 AND ($3 <> '' AND token = $3 OR $4 <> '' AND endpoint = $4)`,
+			int64(app), d.RegistrationID, d.Token, d.Endpoint); err != nil {
+			return dbErr("move token", err)
+		}
+		return s.putDevice(ctx, tx, app, d)
+	})
+}
+
+func (s *Store) putDevice(ctx context.Context, tx pgx.Tx, app uint64, d im.PushDevice) error {
+	_, err := tx.Exec(ctx, `INSERT INTO push_devices (app, `+deviceColumns+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 		ON CONFLICT (app, reg_id) DO UPDATE SET target = excluded.target, owner = excluded.owner,
 			platform = excluded.platform, vendor = excluded.vendor, token = excluded.token,

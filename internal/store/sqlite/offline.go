@@ -20,9 +20,15 @@ var (
 
 const deviceColumns = `reg_id, target, owner, platform, vendor, token, bundle, endpoint, p256dh, auth, cred_hash, updated_at`
 
-// PutPushDevice creates or replaces the device's row.
+// PutPushDevice creates or replaces the device's row, taking its token or
+// endpoint from any other device of the app that held it.
 func (s *Store) PutPushDevice(ctx context.Context, app uint64, d im.PushDevice) error {
 	return s.w.do(ctx, 1, func(t *wtx) ([]im.Change, error) {
+		if _, err := t.execSQL(`UPDATE push_devices SET token = '', endpoint = '', p256dh = '', auth = ''
+			WHERE app = ? AND reg_id <> ? AND (? <> '' AND token = ? OR ? <> '' AND endpoint = ?)`,
+			int64(app), d.RegistrationID, d.Token, d.Token, d.Endpoint, d.Endpoint); err != nil {
+			return nil, dbErr("move token", err)
+		}
 		_, err := t.execSQL(`INSERT INTO push_devices (app, `+deviceColumns+`)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (app, reg_id) DO UPDATE SET target = excluded.target, owner = excluded.owner,

@@ -29,10 +29,21 @@ func (h harness) testPushDevices(t *testing.T) {
 	if err := f.s.PutPushDevice(f.ctx, testApp, ios); err != nil {
 		t.Fatal(err)
 	}
-	got, err := f.s.PushDevicesOf(f.ctx, testApp, []uint32{7, 9, 100})
-	if err != nil || len(got) != 2 {
-		t.Fatalf("PushDevicesOf = %+v, %v; want 2 devices", got, err)
+	// The same token under a new RegistrationID moves there.
+	if err := f.s.PutPushDevice(f.ctx, testApp, im.PushDevice{RegistrationID: "r-new", Target: 100, Vendor: im.VendorAPNs, Token: "tok2"}); err != nil {
+		t.Fatal(err)
 	}
+	if err := f.s.PutPushDevice(f.ctx, testApp, ios); err != nil { // and back
+		t.Fatal(err)
+	}
+	if d, err := f.s.PushDevice(f.ctx, testApp, "r-new"); err != nil || d.Token != "" {
+		t.Fatalf("r-new after its token moved back: %+v, %v", d, err)
+	}
+	got, err := f.s.PushDevicesOf(f.ctx, testApp, []uint32{7, 9, 100})
+	if err != nil || len(got) != 3 || got[2].RegistrationID != "r-web" {
+		t.Fatalf("PushDevicesOf = %+v, %v; want 3 devices", got, err)
+	}
+	got = append(got[:1], got[2])
 	if got[0].RegistrationID != "r-ios" || got[0].Token != "tok2" || got[0].Bundle != "com.example" || got[0].Vendor != im.VendorAPNs {
 		t.Errorf("ios device = %+v", got[0])
 	}
