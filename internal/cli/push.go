@@ -11,6 +11,7 @@ import (
 	"timd/internal/audience"
 	"timd/internal/config"
 	"timd/internal/fanout"
+	"timd/internal/offline"
 	"timd/internal/service"
 	"timd/internal/store/sqlite"
 	"timd/internal/webhook"
@@ -26,39 +27,54 @@ type pushing struct {
 	engine    *fanout.Engine
 	hooks     *webhook.Dispatcher
 	scheduler *fanout.Scheduler
+	vendors   *offline.Dispatcher // nil without vendor senders
 }
 
 // newPushing wires the push services over store. live is the live
 // delivery hub; nil delivers to nobody (every recipient offline).
 // hold is the fan-out test hook (fanout.Options.HoldAfter; 0 off).
+// senders are the apps' vendor senders; nil sends nothing through
+// vendors (recipients without a connection keep their inbox copy only).
 func newPushing(cfg config.Config, store *sqlite.Store, index *audience.Index, live fanout.Live,
-	reg prometheus.Registerer, log *slog.Logger, hold int64) *pushing {
+	reg prometheus.Registerer, log *slog.Logger, hold int64, senders offline.Senders, vopt offline.Options) *pushing {
 	engine := fanout.New(store, live, fanout.Options{Owner: nodeName(), Rate: fanoutRates(cfg), Registerer: reg,
 		HoldAfter: hold}, log)
 	hooks := webhook.New(store, store, index, webhook.Options{Registerer: reg}, log)
 	engine.SetHooks(hooks)
+	var vendors *offline.Dispatcher
+	if senders != nil {
+		vopt.Owner = nodeName()
+		vendors = offline.New(store, senders, vopt, log)
+		engine.SetOutbox(store, vendors)
+	}
 	push := service.NewPush(store, store, index, engine, service.PushConfig{
 		Limits: cfg.Limits, AppLimits: pushLimits(cfg), Audience: audience.DefaultOptions(), Log: log})
 	sched := service.NewSched(store, push, nil)
 	scheduler := fanout.NewScheduler(store, sched.Fire, fanout.SchedOptions{}, log)
 	sched.SetWake(scheduler.Wake)
 	return &pushing{push: push, sched: sched, stats: service.NewStats(store, index, nil),
-		engine: engine, hooks: hooks, scheduler: scheduler}
+		engine: engine, hooks: hooks, scheduler: scheduler, vendors: vendors}
 }
 
 // start resumes unfinished fan-outs and webhooks and starts the scheduler.
 func (p *pushing) start(ctx context.Context) {
 	p.hooks.Start(ctx)
+	if p.vendors != nil {
+		p.vendors.Start(ctx)
+	}
 	p.engine.Start(ctx)
 	p.scheduler.Start(ctx)
 }
 
 // stop ends the background work in order: no new scheduled pushes, then
-// the fan-out (progress saved), then the webhooks (cursors saved). Call it
+// the fan-out (progress saved), then vendor sends, then the webhooks (cursors saved). Call it
 // after the HTTP server has drained and before the store closes.
 func (p *pushing) stop() {
 	p.scheduler.Stop()
 	p.engine.Stop()
+	if p.vendors != nil {
+		p.vendors.Stop() // sends in flight stay leased and go out after a restart
+	}
 	p.hooks.Stop()
 }
 

@@ -27,6 +27,7 @@ import (
 	"timd/internal/deliver"
 	"timd/internal/httpapi"
 	"timd/internal/im"
+	"timd/internal/offline"
 	"timd/internal/service"
 	"timd/internal/store/sqlite"
 	"timd/internal/usersig"
@@ -120,7 +121,8 @@ func serve(ctx context.Context, env Env, args []string) error {
 	hub.Start(context.WithoutCancel(ctx))
 	defer hub.Stop() // after the HTTP drain: closes upgraded connections, flushes acks
 	svc.Accounts.SetPresence(hub)
-	push := newPushing(cfg, store, index, hub, reg, log, fanoutHold(env, log))
+	svc.Accounts.SetDevices(store)
+	push := newPushing(cfg, store, index, hub, reg, log, fanoutHold(env, log), nil, offline.Options{})
 	svc.Push, svc.Sched, svc.Stats = push.push, push.sched, push.stats
 	push.start(context.WithoutCancel(ctx)) // stopped by push.stop, after the drain
 	defer push.stop()                      // after the HTTP drain below, before store.Close

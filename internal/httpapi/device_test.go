@@ -86,7 +86,9 @@ func TestDeviceOnlyCredential(t *testing.T) {
 		{"oversize", "kiosk-1", strings.Repeat("c", 4096), im.CodeSigMismatch},
 		{"neither usersig nor devicetoken", "kiosk-1", "", im.CodeSigEmpty},
 	} {
-		t.Run(tc.name, func(t *testing.T) { wantCode(t, e.do(http.MethodGet, e.v1Device("/v1/sync", tc.id, tc.cred), ""), tc.code) })
+		t.Run(tc.name, func(t *testing.T) {
+			wantCode(t, e.do(http.MethodGet, e.v1Device("/v1/sync", tc.id, tc.cred), ""), tc.code)
+		})
 	}
 	// A device credential never opens /v4.
 	q := url.Values{"sdkappid": {fmt.Sprint(appA.SDKAppID)}, "identifier": {"kiosk-1"}, "devicetoken": {cred},
@@ -170,4 +172,38 @@ func TestDeviceVendorFields(t *testing.T) {
 	wantCode(t, register("alice", `{"Platform":"ios","Vendor":"apns","Token":"00","Bundle":"`+strings.Repeat("b", 255)+`"}`), 0)
 	wantCode(t, register("alice", `{"Platform":"web","Vendor":"webpush","Subscription":`+good+`}`), 0)
 	wantCode(t, register("alice", `{"Platform":"web","Vendor":7}`), im.CodeBodyJSON)
+}
+
+// TestPushOnline: an account without a live connection but with a device
+// a vendor can reach is PushOnline; with a connection it is Online; a
+// device whose token is gone does not count.
+func TestPushOnline(t *testing.T) {
+	e := newClientEnv(t)
+	status := func() string {
+		t.Helper()
+		r := e.call("openim/query_online_status", `{"To_Account":["alice","bob","carol"],"IsNeedDetail":1}`)
+		wantCode(t, r, 0)
+		return jsonOf(r["QueryResult"])
+	}
+	wantCode(t, e.do(http.MethodPost, e.v1("/v1/device/register", appA, "alice", sig(t, appA, "alice"), nil),
+		`{"Platform":"iPhone","RegistrationID":"alice-phone","Vendor":"apns","Token":"0a0b"}`), 0)
+	wantCode(t, e.do(http.MethodPost, e.v1("/v1/device/register", appA, "carol", sig(t, appA, "carol"), nil),
+		`{"Platform":"web"}`), 0) // no vendor: not reachable offline
+	want := `[{"Detail":[{"Platform":"iPhone","Status":"PushOnline"}],"Status":"PushOnline","To_Account":"alice"},` +
+		`{"Status":"Offline","To_Account":"bob"},{"Status":"Offline","To_Account":"carol"}]`
+	if got := status(); got != want {
+		t.Fatalf("status\n got %s\nwant %s", got, want)
+	}
+	c := e.connect("alice", url.Values{"platform": {"Web"}})
+	c.pingPong()
+	want = `[{"Detail":[{"Platform":"Web","Status":"Online"},{"Platform":"iPhone","Status":"PushOnline"}],"Status":"Online","To_Account":"alice"},` +
+		`{"Status":"Offline","To_Account":"bob"},{"Status":"Offline","To_Account":"carol"}]`
+	if got := status(); got != want {
+		t.Fatalf("connected status\n got %s\nwant %s", got, want)
+	}
+	if ok, err := e.store.DropToken(context.Background(), appA.SDKAppID, "alice-phone", "0a0b"); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	_ = c.ws.CloseNow()
+	waitUntil(t, func() bool { return strings.Contains(status(), `{"Status":"Offline","To_Account":"alice"}`) })
 }

@@ -124,7 +124,8 @@ type Outbox interface {
 	EnqueueOffline(ctx context.Context, app uint64, taskID string, targets []uint32, now int64) (int, error)
 	// ClaimOutbox leases to owner until leaseUntil (unix ms) at most limit
 	// items that are due at now and not leased by a live lease, oldest first.
-	// Items of revoked or expired tasks are deleted instead of claimed.
+	// Items of revoked tasks, and of tasks past their VendorUntil, are
+	// deleted instead of claimed.
 	ClaimOutbox(ctx context.Context, owner string, now, leaseUntil int64, limit int) ([]OutboxItem, error)
 	// FinishOutbox deletes the item of r and records r, in one transaction.
 	FinishOutbox(ctx context.Context, r SendResult) error

@@ -130,7 +130,7 @@ func (s *Store) ClaimOutbox(ctx context.Context, owner string, now, leaseUntil i
 			SELECT q.app, q.task_id FROM (SELECT DISTINCT app, task_id FROM push_outbox
 				WHERE due_at <= $1 AND lease_until <= $1 ORDER BY app, task_id LIMIT 64) q
 			LEFT JOIN push_tasks k ON k.app = q.app AND k.id = q.task_id
-			WHERE k.id IS NULL OR k.state = $2 OR k.expires_at > 0 AND k.expires_at * 1000 <= $1)`,
+			WHERE k.id IS NULL OR k.state = $2 OR k.vendor_until * 1000 <= $1)`,
 			now, int64(im.TaskRevoked)); err != nil {
 			return dbErr("drop dead sends", err)
 		}

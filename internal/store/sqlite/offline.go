@@ -151,11 +151,11 @@ func (s *Store) ClaimOutbox(ctx context.Context, owner string, now, leaseUntil i
 			live, seen := dead[k]
 			if !seen {
 				var state, expires int64
-				err := t.queryRow(`SELECT state, expires_at FROM push_tasks WHERE app = ? AND id = ?`, int64(it.App), it.TaskID).Scan(&state, &expires)
+				err := t.queryRow(`SELECT state, vendor_until FROM push_tasks WHERE app = ? AND id = ?`, int64(it.App), it.TaskID).Scan(&state, &expires)
 				if err != nil && err != sql.ErrNoRows {
 					return nil, dbErr("claim sends", err)
 				}
-				live = err == nil && state != int64(im.TaskRevoked) && (expires == 0 || expires*1000 > now)
+				live = err == nil && state != int64(im.TaskRevoked) && expires*1000 > now
 				dead[k] = live
 				if !live {
 					if _, err := t.execSQL(`DELETE FROM push_outbox WHERE app = ? AND task_id = ?`, int64(it.App), it.TaskID); err != nil {

@@ -51,3 +51,7 @@ CREATE TABLE push_sends (
 	at       BIGINT  NOT NULL,
 	PRIMARY KEY (app, task_id, reg_id)
 );
+
+-- vendor_until: until when (unix s) a task may be sent through vendors;
+-- 0 never (OnlineOnlyFlag 1, OfflinePushInfo.PushFlag 1, or older tasks).
+ALTER TABLE push_tasks ADD COLUMN vendor_until BIGINT NOT NULL DEFAULT 0;

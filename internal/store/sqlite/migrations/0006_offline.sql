@@ -51,3 +51,7 @@ CREATE TABLE push_sends (
 	at       INTEGER NOT NULL,
 	PRIMARY KEY (app, task_id, reg_id)
 ) WITHOUT ROWID;
+
+-- vendor_until: until when (unix s) a task may be sent through vendors;
+-- 0 never (OnlineOnlyFlag 1, OfflinePushInfo.PushFlag 1, or older tasks).
+ALTER TABLE push_tasks ADD COLUMN vendor_until INTEGER NOT NULL DEFAULT 0;
