@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"timd/internal/audience"
+	"timd/internal/cluster"
 	"timd/internal/config"
 	"timd/internal/deliver"
 	"timd/internal/httpapi"
@@ -74,6 +75,14 @@ func serve(ctx context.Context, env Env, args []string) error {
 			return err
 		}
 		defer stop()
+	}
+	bus, err := cluster.Open(cluster.Options{URL: cfg.NATS, Prefix: cfg.NATSPrefix, Name: "timd " + cfg.Listen}, log)
+	if err != nil {
+		return err
+	}
+	defer bus.Close() // last: the hub and the push work publish until they stop
+	if bus.Clustered() {
+		log.Info("joined the cluster through NATS", "node", bus.Node(), "nats-prefix", cfg.NATSPrefix, "connected", bus.Healthy())
 	}
 	progress.Phase("opening store", 0)
 	unlock, err := sqlite.Lock(cfg.Store) // refuses a store that `timd import` is loading

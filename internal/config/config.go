@@ -68,6 +68,12 @@ type Config struct {
 	// server's clock; a sig dated further ahead is refused with 70003.
 	// From 0 to MaxUserSigSkew; the default is five minutes.
 	UserSigSkew Duration
+	// NATS is the NATS server URL (nats://host:port, or several
+	// comma-separated) that joins this node to the others sharing its
+	// store; empty runs a single node. NATSPrefix is the first token of
+	// every subject, shared by the nodes of one cluster.
+	NATS       string
+	NATSPrefix string
 
 	// src records where each setting last came from, by flag name, for
 	// error messages: "config FILE: key \"name\"", "TIMD_X" or "--name".
@@ -125,8 +131,13 @@ type AppConfig struct {
 	SecretKey   string
 	Admins      []string
 	CallbackURL string
-	Rates       map[string]float64
-	Quotas      map[string]int64
+	// CallbackToken is the app's callback authentication token: when set,
+	// callbacks carry RequestTime and Sign (webhook.SignURL). Secret.
+	CallbackToken string
+	// Vendors are the app's push-vendor credentials (offline delivery).
+	Vendors Vendors
+	Rates   map[string]float64
+	Quotas  map[string]int64
 
 	// src names where the app was configured, for error messages.
 	src string
@@ -185,6 +196,8 @@ func Default() Config {
 		StoreReadCache: 8 << 20,
 
 		UserSigSkew: Duration(5 * time.Minute),
+
+		NATSPrefix: "timd",
 	}
 }
 
@@ -303,6 +316,9 @@ func (c Config) String() string {
 	if c.PprofListen != "" {
 		fmt.Fprintf(&b, " pprof-listen=%s", c.PprofListen)
 	}
+	if c.NATS != "" {
+		fmt.Fprintf(&b, " nats=%s nats-prefix=%s", redactURLs(c.NATS), c.NATSPrefix)
+	}
 	for _, a := range c.Apps {
 		fmt.Fprintf(&b, " app=%d:[redacted]:%s", a.SDKAppID, strings.Join(a.Admins, ","))
 	}
@@ -316,4 +332,43 @@ func checkCallbackURL(s string) error {
 		return errors.New("want an absolute http:// or https:// URL")
 	}
 	return nil
+}
+
+// checkNATS accepts one or more comma-separated nats:// or tls:// URLs
+// with a host.
+func checkNATS(s string) error {
+	for one := range strings.SplitSeq(s, ",") {
+		u, err := url.Parse(strings.TrimSpace(one))
+		if err != nil || (u.Scheme != "nats" && u.Scheme != "tls") || u.Host == "" {
+			return errors.New("want nats://host:port (or tls://), several separated by commas")
+		}
+	}
+	return nil
+}
+
+// checkSubjectPrefix accepts dot-separated tokens of 1 to 64 letters,
+// digits, '_' and '-': no NATS wildcards.
+func checkSubjectPrefix(s string) error {
+	for tok := range strings.SplitSeq(s, ".") {
+		ok := tok != "" && len(tok) <= 64
+		for _, r := range tok {
+			ok = ok && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-')
+		}
+		if !ok {
+			return errors.New("want dot-separated tokens of 1 to 64 letters, digits, _ or -")
+		}
+	}
+	return nil
+}
+
+// redactURLs hides the passwords of comma-separated URLs.
+func redactURLs(s string) string {
+	parts := strings.Split(s, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+			u.User = url.User("[redacted]")
+			parts[i] = u.String()
+		}
+	}
+	return strings.Join(parts, ",")
 }

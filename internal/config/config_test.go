@@ -115,6 +115,14 @@ func TestInvalid(t *testing.T) {
 		{"garbage timeout", []string{"--config", write(`{"idle_timeout":"soon"}`)}},
 		{"bad limits", []string{"--limits", "maybe"}},
 		{"bad log level", []string{"--log-level", "loud"}},
+		{"nats without scheme", []string{"--nats", "127.0.0.1:4222"}},
+		{"nats http scheme", []string{"--nats", "http://127.0.0.1:4222"}},
+		{"nats one bad of two", []string{"--nats", "nats://a:4222,b"}},
+		{"nats empty", []string{"--nats", ""}},
+		{"nats prefix wildcard", []string{"--nats-prefix", "timd.*"}},
+		{"nats prefix tail", []string{"--nats-prefix", "timd.>"}},
+		{"nats prefix empty token", []string{"--nats-prefix", "a..b"}},
+		{"nats prefix space", []string{"--nats-prefix", "a b"}},
 		{"stray argument", []string{"extra"}},
 		{"unknown flag", []string{"--nope"}},
 	} {
@@ -189,6 +197,11 @@ func TestMemorySettings(t *testing.T) {
 	if c, err = Load([]string{"--pprof-listen", "127.0.0.1:6060"}, env(nil)); err != nil || c.PprofListen != "127.0.0.1:6060" ||
 		!strings.Contains(c.String(), "pprof-listen=127.0.0.1:6060") {
 		t.Fatalf("pprof: %v %+v", err, c)
+	}
+	c, err = Load([]string{"--nats", "nats://u:natspw@127.0.0.1:4222,nats://10.0.0.2:4222", "--nats-prefix", "eu"}, env(nil))
+	if err != nil || c.NATSPrefix != "eu" || strings.Contains(c.String(), "natspw") ||
+		!strings.Contains(c.String(), "10.0.0.2:4222 nats-prefix=eu") {
+		t.Fatalf("nats: %v %s", err, c)
 	}
 	for _, args := range [][]string{
 		{"--store-cache", "1KiB"},          // below 1MiB

@@ -33,6 +33,8 @@ var samples = map[string]struct {
 	"pprof-listen":         {"127.0.0.1:6060", `"127.0.0.1:6060"`},
 	"usersig-skew":         {"2m", `"2m"`},
 	"configured-apps-only": {"on", `true`},
+	"nats":                 {"nats://127.0.0.1:4222", `"nats://127.0.0.1:4222"`},
+	"nats-prefix":          {"prod.eu", `"prod.eu"`},
 }
 
 // needs lists the settings another must accompany.

@@ -61,6 +61,10 @@ func (c *Config) flagSet() (*flag.FlagSet, *appFlags) {
 		"serve Go's runtime profiles (/debug/pprof/) on `ADDR`, unauthenticated: keep it on loopback (default: off)")
 	fs.Var(&skewValue{&c.UserSigSkew}, "usersig-skew",
 		"refuse (70003) UserSigs dated more than `DURATION` ahead of this server's clock (0 to 1h)")
+	fs.Var(&text{&c.NATS, checkNATS}, "nats",
+		"join the nodes sharing the store through the NATS server at `URL` (nats://host:port; default: a single node)")
+	fs.Var(&text{&c.NATSPrefix, checkSubjectPrefix}, "nats-prefix",
+		"begin every NATS subject with `PREFIX`: the same on every node of one cluster, different between clusters")
 	fs.Var(&text{&c.TLSCert, nonEmpty}, "tls-cert", "serve HTTPS with the PEM certificate chain in `FILE` (needs --tls-key)")
 	fs.Var(&text{&c.TLSKey, nonEmpty}, "tls-key", "the PEM private key `FILE` of --tls-cert")
 	return fs, apps
@@ -347,7 +351,7 @@ func ParseApp(s string) (AppConfig, error) {
 }
 
 // mergeApps overlays flag apps on file apps by SDKAppID, keeping file-only
-// settings (rates, quotas, callback) for apps given in both.
+// settings (rates, quotas, callback, vendors) for apps given in both.
 func mergeApps(file []AppConfig, flags []AppConfig) []AppConfig {
 	byID := map[uint64]AppConfig{}
 	for _, a := range file {
@@ -356,6 +360,7 @@ func mergeApps(file []AppConfig, flags []AppConfig) []AppConfig {
 	for _, a := range flags {
 		if old, ok := byID[a.SDKAppID]; ok {
 			a.Rates, a.Quotas, a.CallbackURL = old.Rates, old.Quotas, old.CallbackURL
+			a.CallbackToken, a.Vendors = old.CallbackToken, old.Vendors
 			a.src += " (with " + old.src + ")"
 		}
 		byID[a.SDKAppID] = a
