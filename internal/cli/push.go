@@ -52,7 +52,9 @@ func newPushing(cfg config.Config, store *sqlite.Store, index *audience.Index, l
 	sched := service.NewSched(store, push, nil)
 	scheduler := fanout.NewScheduler(store, sched.Fire, fanout.SchedOptions{}, log)
 	sched.SetWake(scheduler.Wake)
-	return &pushing{push: push, sched: sched, stats: service.NewStats(store, index, nil),
+	stats := service.NewStats(store, index, nil)
+	stats.SetSends(store)
+	return &pushing{push: push, sched: sched, stats: stats,
 		engine: engine, hooks: hooks, scheduler: scheduler, vendors: vendors}
 }
 

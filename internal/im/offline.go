@@ -136,4 +136,18 @@ type Outbox interface {
 	SendResults(ctx context.Context, app uint64, taskID, afterRegID string, limit int) ([]SendResult, error)
 	// OutboxLen counts the items still queued for a task.
 	OutboxLen(ctx context.Context, app uint64, taskID string) (int, error)
+	// SendCounts counts a task's sends by vendor: finished ones by ErrCode
+	// ("" accepted), and those still queued (Queued, ErrCode "").
+	SendCounts(ctx context.Context, app uint64, taskID string) ([]SendCount, error)
+	// AccountSends returns a task's results for the recipient account, in
+	// RegistrationID order.
+	AccountSends(ctx context.Context, app uint64, taskID, account string) ([]SendResult, error)
+}
+
+// SendCount is one group of a task's vendor sends.
+type SendCount struct {
+	Vendor  Vendor
+	ErrCode string
+	Queued  bool
+	N       int64
 }

@@ -10,10 +10,12 @@ import (
 
 	"github.com/RoaringBitmap/roaring/v2"
 
+	"timd/internal/audience"
 	"timd/internal/fanout"
 	"timd/internal/im"
 	"timd/internal/offline"
 	"timd/internal/pushvendor"
+	"timd/internal/service"
 	"timd/internal/store/sqlite"
 )
 
@@ -77,6 +79,7 @@ type world struct {
 	engine  *fanout.Engine
 	disp    *offline.Dispatcher
 	random  uint32
+	index   *audience.Index
 }
 
 // newWorld: alice (iOS and Android), bob (browser, connected), carol (iOS)
@@ -88,7 +91,9 @@ func newWorld(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	w := &world{t: t, st: st, ord: map[string]uint32{}, senders: map[pushvendor.Kind]*sender{}}
+	index := audience.New()
+	st.SetChangeSink(index)
+	w := &world{t: t, st: st, index: index, ord: map[string]uint32{}, senders: map[pushvendor.Kind]*sender{}}
 	accts, err := st.ImportAccounts(ctx, app, []im.AccountInput{{UserID: "alice"}, {UserID: "bob"}, {UserID: "carol"}})
 	if err != nil {
 		t.Fatal(err)
@@ -282,5 +287,61 @@ func TestUnregisteredAndRetry(t *testing.T) {
 	w.waitQueue("u2", 0)
 	if got := w.senders[pushvendor.APNs].of("u2"); !slices.Equal(got, []string{"a1"}) {
 		t.Errorf("APNs sent u2 to %v, want a1 only", got)
+	}
+}
+
+// TestStatsTraceLoss: every vendor result counts in the statistics (per
+// PushPlatform), the trace (one instance per device) and the loss report
+// (the vendor's own ErrCode).
+func TestStatsTraceLoss(t *testing.T) {
+	w := newWorld(t)
+	w.senders[pushvendor.APNs].gone["c1"] = true
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w.engine.Start(ctx)
+	defer w.engine.Stop()
+	w.disp.Start(ctx)
+	defer w.disp.Stop()
+	w.push("s1", time.Now().Unix()+3600)
+	w.waitDone("s1")
+	w.waitQueue("s1", 0)
+	stats := service.NewStats(w.st, w.index, nil)
+	stats.SetSends(w.st)
+	res, err := stats.AllMember(ctx, app, service.Window{Start: 1, End: 2}, []string{"s1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := map[int]service.PlatformCounts{}
+	for _, p := range res[0].PlatformStatistics {
+		if p.PushPlatform != 0 {
+			rows[p.PushPlatform] = p
+		}
+	}
+	if a, f := rows[im.VendorAPNs.PushPlatform()], rows[im.VendorFCM.PushPlatform()]; a.TotalCount != 2 || a.SentCount != 1 ||
+		f.TotalCount != 2 || f.SentCount != 2 || a.EventType != 1 || len(rows) != 2 {
+		t.Errorf("vendor rows %+v", res[0].PlatformStatistics)
+	}
+	loss, err := stats.AllMemberLoss(ctx, app, service.Window{Start: 1, End: 2}, []string{"s1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, l := range loss[0].PlatformPostSendDeliveredLoss {
+		found = found || l.ErrCode == "Unregistered" && l.ErrCount == 1 && *l.PushPlatform == im.VendorAPNs.PushPlatform()
+	}
+	if !found {
+		t.Errorf("loss %+v lacks the APNs Unregistered", loss[0])
+	}
+	tr, err := stats.Trace(ctx, app, "s1", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tr) != 3 || tr[1].InstanceID != "alice-android" || tr[1].PushPlatform != im.VendorFCM.PushPlatform() ||
+		tr[2].InstanceID != "alice-ios" || tr[2].OfflinePushStat.OfflineStat.PushStatus != 1 {
+		t.Errorf("alice's trace %+v", tr)
+	}
+	tr, err = stats.Trace(ctx, app, "s1", "carol")
+	if err != nil || len(tr) != 2 || tr[1].OfflinePushStat.OfflineStat.ErrorInfo != "Unregistered" || tr[1].OfflinePushStat.OfflineStat.PushStatus != -1 {
+		t.Errorf("carol's trace %+v, %v", tr, err)
 	}
 }

@@ -206,3 +206,50 @@ func (s *Store) OutboxLen(ctx context.Context, app uint64, taskID string) (int, 
 	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM push_outbox WHERE app = $1 AND task_id = $2`, int64(app), taskID).Scan(&n)
 	return n, dbErr("count sends", err)
 }
+
+// SendCounts counts a task's sends by vendor and ErrCode, and its queued
+// sends by vendor.
+func (s *Store) SendCounts(ctx context.Context, app uint64, taskID string) ([]im.SendCount, error) {
+	rows, err := s.pool.Query(ctx, `SELECT vendor, err_code, false, count(*) FROM push_sends
+			WHERE app = $1 AND task_id = $2 GROUP BY vendor, err_code
+		UNION ALL SELECT COALESCE(d.vendor, ''), '', true, count(*) FROM push_outbox o
+			LEFT JOIN push_devices d ON d.app = o.app AND d.reg_id = o.reg_id
+			WHERE o.app = $1 AND o.task_id = $2 GROUP BY d.vendor
+		ORDER BY 1, 3, 2`, int64(app), taskID)
+	if err != nil {
+		return nil, dbErr("count sends", err)
+	}
+	defer rows.Close()
+	var out []im.SendCount
+	for rows.Next() {
+		var c im.SendCount
+		var vendor string
+		if err := rows.Scan(&vendor, &c.ErrCode, &c.Queued, &c.N); err != nil {
+			return nil, dbErr("count sends", err)
+		}
+		c.Vendor = im.Vendor(vendor)
+		out = append(out, c)
+	}
+	return out, dbErr("count sends", rows.Err())
+}
+
+// AccountSends returns a task's results for one recipient.
+func (s *Store) AccountSends(ctx context.Context, app uint64, taskID, account string) ([]im.SendResult, error) {
+	rows, err := s.pool.Query(ctx, `SELECT reg_id, account, vendor, platform, status, err_code, at FROM push_sends
+		WHERE app = $1 AND task_id = $2 AND account = $3 ORDER BY reg_id`, int64(app), taskID, account)
+	if err != nil {
+		return nil, dbErr("read sends", err)
+	}
+	defer rows.Close()
+	var out []im.SendResult
+	for rows.Next() {
+		r := im.SendResult{App: app, TaskID: taskID}
+		var vendor string
+		if err := rows.Scan(&r.RegistrationID, &r.Account, &vendor, &r.Platform, &r.Status, &r.ErrCode, &r.At); err != nil {
+			return nil, dbErr("read sends", err)
+		}
+		r.Vendor = im.Vendor(vendor)
+		out = append(out, r)
+	}
+	return out, dbErr("read sends", rows.Err())
+}

@@ -161,9 +161,30 @@ func (h harness) testOutbox(t *testing.T) {
 	if n, err := f.s.OutboxLen(f.ctx, testApp, "t2"); err != nil || n != 0 {
 		t.Errorf("revoked task keeps %d sends, %v", n, err)
 	}
+	counts, err := f.s.SendCounts(f.ctx, testApp, "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var finished, queued int64
+	for _, c := range counts {
+		if c.Queued {
+			queued += c.N
+		} else if c.Vendor == im.VendorAPNs && c.ErrCode == "" {
+			finished += c.N
+		}
+	}
+	if finished != 1 || queued != 2 {
+		t.Errorf("SendCounts = %+v; want 1 finished (apns) and 2 queued", counts)
+	}
 	// Expired tasks too.
 	if its := claim("n6", (created+3600)*1000+200000, 10); len(its) != 0 {
 		t.Errorf("claimed sends of an expired task: %+v", its)
+	}
+	if got, err := f.s.AccountSends(f.ctx, testApp, "t1", "alice"); err != nil || len(got) != 1 || got[0] != r {
+		t.Errorf("AccountSends(alice) = %+v, %v", got, err)
+	}
+	if got, err := f.s.AccountSends(f.ctx, testApp, "t1", "bob"); err != nil || len(got) != 0 {
+		t.Errorf("AccountSends(bob) = %+v, %v", got, err)
 	}
 	f.reopen()
 	res, err := f.s.SendResults(f.ctx, testApp, "t1", "", 10)
