@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -96,6 +97,24 @@ func fanoutHold(env Env, log *slog.Logger) int64 {
 	}
 	log.Warn("test hook: every fan-out holds after N recipients", "TIMD_TEST_FANOUT_HOLD", n)
 	return n
+}
+
+// vendorLease reads TIMD_TEST_VENDOR_LEASE, a test hook and not a
+// setting: how long a claimed vendor send stays reserved (default 60 s),
+// so that the kill -9 end-to-end test sees the sends in flight at the
+// kill go out again without waiting a minute.
+func vendorLease(env Env, log *slog.Logger) time.Duration {
+	v := env.Getenv("TIMD_TEST_VENDOR_LEASE")
+	if v == "" {
+		return 0
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		log.Warn("ignoring TIMD_TEST_VENDOR_LEASE: not a positive duration", "value", v)
+		return 0
+	}
+	log.Warn("test hook: vendor sends are leased for", "TIMD_TEST_VENDOR_LEASE", d)
+	return d
 }
 
 // nodeName is this node's lease owner: stable across restarts, so that a

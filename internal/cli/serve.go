@@ -29,6 +29,7 @@ import (
 	"timd/internal/httpapi"
 	"timd/internal/im"
 	"timd/internal/offline"
+	"timd/internal/pushvendor"
 	"timd/internal/service"
 	"timd/internal/store/sqlite"
 	"timd/internal/usersig"
@@ -131,12 +132,22 @@ func serve(ctx context.Context, env Env, args []string) error {
 	defer hub.Stop() // after the HTTP drain: closes upgraded connections, flushes acks
 	svc.Accounts.SetPresence(hub)
 	svc.Accounts.SetDevices(store)
-	push := newPushing(cfg, store, index, hub, reg, log, fanoutHold(env, log), nil, offline.Options{})
+	vendors, err := pushvendor.NewSet(cfg.Apps)
+	if err != nil {
+		return fmt.Errorf("vendors: %w", err)
+	}
+	senders := func(app uint64, kind pushvendor.Kind) pushvendor.Sender {
+		x, _ := vendors.Sender(app, kind)
+		return x
+	}
+	push := newPushing(cfg, store, index, hub, reg, log, fanoutHold(env, log), senders,
+		offline.Options{Pacer: vendors.Pacer, Lease: vendorLease(env, log)})
 	svc.Push, svc.Sched, svc.Stats = push.push, push.sched, push.stats
 	push.start(context.WithoutCancel(ctx)) // stopped by push.stop, after the drain
 	defer push.stop()                      // after the HTTP drain below, before store.Close
 
 	svc.Hub, svc.Inbox, svc.Devices = hub, service.NewInbox(store, audiences), service.NewDevices(store, devicesPerUser(cfg))
+	svc.Devices.SetTargetCheck(func(app uint64, t pushvendor.Target) error { return vendors.CheckTarget(app, t) })
 	// One handler serves /v4, /v1, /healthz and /metrics, so that every
 	// other path, method or spelling answers the JSON envelope.
 	srv := httpapi.New(svc, httpapi.Options{Limits: cfg.Limits, BodyLimit: cfg.BodyLimit, Rate: rateOverrides(cfg),

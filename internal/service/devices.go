@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"timd/internal/im"
+	"timd/internal/pushvendor"
 )
 
 // Device registration limits.
@@ -37,7 +38,14 @@ type Devices struct {
 	accounts DeviceStore
 	perUser  func(app uint64) int
 	now      func() time.Time
+	check    func(app uint64, t pushvendor.Target) error
 }
+
+// SetTargetCheck installs the check of a device's vendor side against the
+// app's configured vendors (pushvendor.Set.CheckTarget): a vendor the app
+// has no credentials for, or a token or subscription that vendor would
+// refuse, is 70402. Without it only the shape is checked.
+func (d *Devices) SetTargetCheck(check func(app uint64, t pushvendor.Target) error) { d.check = check }
 
 // DeviceStore is what device registration needs of the store: the
 // RegistrationID accounts and their vendor side.
@@ -113,6 +121,13 @@ func (d *Devices) RegisterDevice(ctx context.Context, app uint64, req DeviceRequ
 	}
 	if err := validVendor(&req); err != nil {
 		return Registration{}, err
+	}
+	if req.Vendor != im.VendorNone && d.check != nil {
+		t := pushvendor.Target{Kind: pushvendor.Kind(req.Vendor), Token: req.Token, Bundle: req.Bundle,
+			Endpoint: req.Endpoint, P256dh: req.P256dh, Auth: req.Auth}
+		if err := d.check(app, t); err != nil {
+			return Registration{}, im.Errorf(im.CodeAccountBadParam, "Vendor %s: %v", req.Vendor, err)
+		}
 	}
 	if req.RegistrationID == "" {
 		req.RegistrationID = newUUID()
