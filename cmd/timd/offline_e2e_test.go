@@ -183,3 +183,86 @@ func getReply(t *testing.T, u string) reply {
 	}
 	return r
 }
+
+// TestE2EOfflineKill9 kills the server with SIGKILL in the middle of an
+// offline push to 2,000 devices (the fan-out held part-way by the test
+// hook, vendor sends paced at 300/s), restarts it on the same store, and
+// checks that every device got the notification, that repeats are bounded
+// by the in-flight window (256 sends), and that a repeat carries the same
+// collapse id.
+func TestE2EOfflineKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kill -9 run: not in -short")
+	}
+	const users, perUser = 100, 20
+	fakes := startFakes(t)
+	fakes.Vendors.APNs.Rate = 300
+	flags := append(writeVendorConfig(t, "", fakes), "--limits", "off")
+	store := t.TempDir()
+	env := []string{"TIMD_TEST_VENDOR_LEASE=2s"}
+	p := startEnv(t, store, append(env, fanoutHold(40)...), flags...)
+	p.importN(users)
+	regs := make(chan int)
+	errs := make(chan error, 8)
+	done := make(chan struct{})
+	for range 8 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range regs {
+				r := userCall(t, p.base, "/v1/device/register", fmt.Sprintf("u%d", i/perUser),
+					`{"Platform":"iPhone","Vendor":"apns","Token":"`+apnsToken(i)+`"}`)
+				if r.code() != 0 {
+					errs <- fmt.Errorf("register device %d: %v", i, r)
+				}
+			}
+		}()
+	}
+	for i := range users * perUser {
+		regs <- i
+	}
+	close(regs)
+	for range 8 {
+		<-done
+	}
+	select {
+	case err := <-errs:
+		t.Fatal(err)
+	default:
+	}
+	task := p.want("timpush/push", `{"MsgRandom":5,"OfflinePushInfo":{"Title":"Everyone","Desc":"kill -9"}}`, 0)["TaskId"].(string)
+	waitFor(t, "300 notifications before the kill", func() bool { return len(fakes.APNs.Received()) >= 300 })
+	p.kill()
+	atKill := len(fakes.APNs.Received())
+	if atKill >= users*perUser {
+		t.Fatalf("all %d sent before the kill; the test did not kill mid-push", atKill)
+	}
+	p = startEnv(t, store, env, flags...)
+	waitFor(t, "every device after the restart", func() bool {
+		seen := map[string]bool{}
+		for _, n := range fakes.APNs.Received() {
+			seen[n.Token] = true
+		}
+		return len(seen) == users*perUser
+	})
+	time.Sleep(3 * time.Second) // past the lease: any straggler would be out now
+	got := fakes.APNs.Received()
+	collapse := map[string]string{}
+	repeats := 0
+	for _, n := range got {
+		c := n.Header.Get("apns-collapse-id")
+		if prev, ok := collapse[n.Token]; ok {
+			repeats++
+			if prev != c {
+				t.Errorf("token %s: collapse ids %q then %q", n.Token, prev, c)
+			}
+		}
+		collapse[n.Token] = c
+		if c == "" || !strings.HasPrefix(task, c[:min(len(c), len(task))]) {
+			t.Fatalf("apns-collapse-id %q is not the TaskId %s", c, task)
+		}
+	}
+	t.Logf("%d sent before the kill, %d in all, %d repeats", atKill, len(got), repeats)
+	if repeats > 256 {
+		t.Errorf("%d repeats after the restart, more than the in-flight window (256)", repeats)
+	}
+}
