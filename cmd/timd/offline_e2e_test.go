@@ -3,10 +3,14 @@ package main_test
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -51,7 +55,7 @@ func apnsToken(i int) string { return fmt.Sprintf("%064x", i+1) }
 // each device.
 func TestE2EOfflineVendors(t *testing.T) {
 	fakes := startFakes(t)
-	cb := newCallbackServer(t)
+	cb := newEventServer(t)
 	p := start(t, t.TempDir(), append(writeVendorConfig(t, cb.URL, fakes), "--limits", "off")...)
 	p.want("im_open_login_svc/account_import", `{"UserID":"alice"}`, 0)
 	p.want("im_open_login_svc/account_import", `{"UserID":"bob"}`, 0)
@@ -127,8 +131,54 @@ func TestE2EOfflineVendors(t *testing.T) {
 	if got := js(st["PlatformStatistics"]); !strings.Contains(got, `"PushPlatform":1,"SentCount":1`) && !strings.Contains(got, `"EventType":1,"PushPlatform":1,"TotalCount":1,"SentCount":1`) {
 		t.Logf("statistics %s", got)
 	}
-	// The webhook receiver hears of alice (EventType 1: offline).
-	waitFor(t, "the webhook event", func() bool { return cb.count(task) == 1 })
+	// The webhook receiver hears of alice (EventType 1: offline), once as
+	// a recipient (PushPlatform 0) and once per vendor notification.
+	want := []string{"alice 1 0 -1", "alice 1 1 0", "alice 1 2 0", "alice 1 3 0"} // timd's own channel kept no copy (a notification without MsgLifeTime); each vendor took one
+	waitFor(t, "the webhook events", func() bool { return len(cb.of(task)) >= len(want) })
+	time.Sleep(300 * time.Millisecond)
+	if got := cb.of(task); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("webhook events %v, want %v", got, want)
+	}
+}
+
+// eventServer is an app's callback endpoint that keeps every event as
+// "To_Account EventType PushPlatform ErrCode", per TaskId.
+type eventServer struct {
+	*httptest.Server
+	mu     sync.Mutex
+	events map[string][]string
+}
+
+func newEventServer(t *testing.T) *eventServer {
+	es := &eventServer{events: map[string][]string{}}
+	es.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Events []struct {
+				CallbackCommand, TaskId, To_Account string
+				EventType, PushPlatform, ErrCode    int
+			}
+		}
+		if r.URL.Query().Get("CallbackCommand") != "Push.AllMemberPush" || json.NewDecoder(r.Body).Decode(&body) != nil || len(body.Events) > 100 {
+			t.Errorf("bad callback %s", r.URL)
+		}
+		es.mu.Lock()
+		for _, e := range body.Events {
+			es.events[e.TaskId] = append(es.events[e.TaskId], fmt.Sprintf("%s %d %d %d", e.To_Account, e.EventType, e.PushPlatform, e.ErrCode))
+		}
+		es.mu.Unlock()
+		_, _ = w.Write([]byte(`{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0}`))
+	}))
+	t.Cleanup(es.Close)
+	return es
+}
+
+// of returns the events of task, sorted.
+func (es *eventServer) of(task string) []string {
+	es.mu.Lock()
+	defer es.mu.Unlock()
+	out := slices.Clone(es.events[task])
+	slices.Sort(out)
+	return out
 }
 
 // deviceCall posts to a /v1 path as a RegistrationID-only device.

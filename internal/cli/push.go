@@ -12,6 +12,7 @@ import (
 	"timd/internal/audience"
 	"timd/internal/config"
 	"timd/internal/fanout"
+	"timd/internal/im"
 	"timd/internal/offline"
 	"timd/internal/service"
 	"timd/internal/store/sqlite"
@@ -45,6 +46,8 @@ func newPushing(cfg config.Config, store *sqlite.Store, index *audience.Index, l
 	var vendors *offline.Dispatcher
 	if senders != nil {
 		vopt.Owner = nodeName()
+		hooks.SetSends(store)
+		vopt.OnResult = func(im.SendResult, *im.PushTask) { hooks.WakeSends() }
 		vendors = offline.New(store, senders, vopt, log)
 		engine.SetOutbox(store, vendors)
 	}

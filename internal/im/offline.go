@@ -142,6 +142,12 @@ type Outbox interface {
 	// AccountSends returns a task's results for the recipient account, in
 	// RegistrationID order.
 	AccountSends(ctx context.Context, app uint64, taskID, account string) ([]SendResult, error)
+	// UnpostedSends returns at most limit results of every app whose
+	// webhook event has not been posted yet, oldest first.
+	UnpostedSends(ctx context.Context, limit int) ([]SendResult, error)
+	// MarkSendsPosted records that the events of rs were posted (or that
+	// their app has no callback URL).
+	MarkSendsPosted(ctx context.Context, rs []SendResult) error
 }
 
 // SendCount is one group of a task's vendor sends.

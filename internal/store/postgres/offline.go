@@ -166,7 +166,8 @@ func (s *Store) FinishOutbox(ctx context.Context, r im.SendResult) error {
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO push_sends (app, task_id, reg_id, account, vendor, platform, status, err_code, at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (app, task_id, reg_id) DO UPDATE SET account = excluded.account,
-			vendor = excluded.vendor, platform = excluded.platform, status = excluded.status, err_code = excluded.err_code, at = excluded.at`,
+			vendor = excluded.vendor, platform = excluded.platform, status = excluded.status, err_code = excluded.err_code, at = excluded.at,
+			posted = 0`,
 			int64(r.App), r.TaskID, r.RegistrationID, r.Account, string(r.Vendor), r.Platform, r.Status, r.ErrCode, r.At)
 		return dbErr("record send", err)
 	})
@@ -252,4 +253,42 @@ func (s *Store) AccountSends(ctx context.Context, app uint64, taskID, account st
 		out = append(out, r)
 	}
 	return out, dbErr("read sends", rows.Err())
+}
+
+// UnpostedSends returns results whose webhook event is not yet posted.
+func (s *Store) UnpostedSends(ctx context.Context, limit int) ([]im.SendResult, error) {
+	rows, err := s.pool.Query(ctx, `SELECT app, task_id, reg_id, account, vendor, platform, status, err_code, at
+		FROM push_sends WHERE posted = 0 ORDER BY at LIMIT $1`, limit)
+	if err != nil {
+		return nil, dbErr("read unposted sends", err)
+	}
+	defer rows.Close()
+	var out []im.SendResult
+	for rows.Next() {
+		var r im.SendResult
+		var app int64
+		var vendor string
+		if err := rows.Scan(&app, &r.TaskID, &r.RegistrationID, &r.Account, &vendor, &r.Platform, &r.Status, &r.ErrCode, &r.At); err != nil {
+			return nil, dbErr("read unposted sends", err)
+		}
+		r.App, r.Vendor = uint64(app), im.Vendor(vendor)
+		out = append(out, r)
+	}
+	return out, dbErr("read unposted sends", rows.Err())
+}
+
+// MarkSendsPosted marks results posted.
+func (s *Store) MarkSendsPosted(ctx context.Context, rs []im.SendResult) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	return s.write(ctx, func(tx pgx.Tx) error {
+		for _, r := range rs {
+			if _, err := tx.Exec(ctx, `UPDATE push_sends SET posted = 1 WHERE app = $1 AND task_id = $2 AND reg_id = $3 AND at = $4`,
+				int64(r.App), r.TaskID, r.RegistrationID, r.At); err != nil {
+				return dbErr("mark sends posted", err)
+			}
+		}
+		return nil
+	})
 }

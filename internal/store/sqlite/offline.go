@@ -213,7 +213,8 @@ func (s *Store) FinishOutbox(ctx context.Context, r im.SendResult) error {
 		}
 		_, err := t.execSQL(`INSERT INTO push_sends (app, task_id, reg_id, account, vendor, platform, status, err_code, at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (app, task_id, reg_id) DO UPDATE SET account = excluded.account,
-			vendor = excluded.vendor, platform = excluded.platform, status = excluded.status, err_code = excluded.err_code, at = excluded.at`,
+			vendor = excluded.vendor, platform = excluded.platform, status = excluded.status, err_code = excluded.err_code, at = excluded.at,
+			posted = 0`,
 			int64(r.App), r.TaskID, r.RegistrationID, r.Account, string(r.Vendor), r.Platform, r.Status, r.ErrCode, r.At)
 		return nil, dbErr("record send", err)
 	})
@@ -306,4 +307,42 @@ func scanSends(rows *sql.Rows, app uint64, taskID string) ([]im.SendResult, erro
 		out = append(out, r)
 	}
 	return out, dbErr("read sends", rows.Err())
+}
+
+// UnpostedSends returns results whose webhook event is not yet posted.
+func (s *Store) UnpostedSends(ctx context.Context, limit int) ([]im.SendResult, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT app, task_id, reg_id, account, vendor, platform, status, err_code, at
+		FROM push_sends WHERE posted = 0 ORDER BY at LIMIT ?`, limit)
+	if err != nil {
+		return nil, dbErr("read unposted sends", err)
+	}
+	defer rows.Close()
+	var out []im.SendResult
+	for rows.Next() {
+		var r im.SendResult
+		var app int64
+		var vendor string
+		if err := rows.Scan(&app, &r.TaskID, &r.RegistrationID, &r.Account, &vendor, &r.Platform, &r.Status, &r.ErrCode, &r.At); err != nil {
+			return nil, dbErr("read unposted sends", err)
+		}
+		r.App, r.Vendor = uint64(app), im.Vendor(vendor)
+		out = append(out, r)
+	}
+	return out, dbErr("read unposted sends", rows.Err())
+}
+
+// MarkSendsPosted marks results posted.
+func (s *Store) MarkSendsPosted(ctx context.Context, rs []im.SendResult) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	return s.w.do(ctx, len(rs), func(t *wtx) ([]im.Change, error) {
+		for _, r := range rs {
+			if _, err := t.execSQL(`UPDATE push_sends SET posted = 1 WHERE app = ? AND task_id = ? AND reg_id = ? AND at = ?`,
+				int64(r.App), r.TaskID, r.RegistrationID, r.At); err != nil {
+				return nil, dbErr("mark sends posted", err)
+			}
+		}
+		return nil, nil
+	})
 }

@@ -186,6 +186,16 @@ func (h harness) testOutbox(t *testing.T) {
 	if got, err := f.s.AccountSends(f.ctx, testApp, "t1", "bob"); err != nil || len(got) != 0 {
 		t.Errorf("AccountSends(bob) = %+v, %v", got, err)
 	}
+	un, err := f.s.UnpostedSends(f.ctx, 10)
+	if err != nil || len(un) != 1 || un[0] != r {
+		t.Fatalf("UnpostedSends = %+v, %v; want [%+v]", un, err, r)
+	}
+	if err := f.s.MarkSendsPosted(f.ctx, un); err != nil {
+		t.Fatal(err)
+	}
+	if un, err := f.s.UnpostedSends(f.ctx, 10); err != nil || len(un) != 0 {
+		t.Fatalf("after MarkSendsPosted: %+v, %v", un, err)
+	}
 	f.reopen()
 	res, err := f.s.SendResults(f.ctx, testApp, "t1", "", 10)
 	if err != nil || len(res) != 1 || res[0] != r {

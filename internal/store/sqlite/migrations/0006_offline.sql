@@ -49,8 +49,11 @@ CREATE TABLE push_sends (
 	status   INTEGER NOT NULL DEFAULT 0,
 	err_code TEXT    NOT NULL DEFAULT '',
 	at       INTEGER NOT NULL,
+	posted   INTEGER NOT NULL DEFAULT 0, -- 1 once its webhook event was posted
 	PRIMARY KEY (app, task_id, reg_id)
 ) WITHOUT ROWID;
+
+CREATE INDEX push_sends_unposted ON push_sends (at) WHERE posted = 0;
 
 -- vendor_until: until when (unix s) a task may be sent through vendors;
 -- 0 never (OnlineOnlyFlag 1, OfflinePushInfo.PushFlag 1, or older tasks).
