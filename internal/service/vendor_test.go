@@ -28,3 +28,27 @@ func TestVendorUntil(t *testing.T) {
 		}
 	}
 }
+
+// FuzzValidVendor: any device registration's vendor side is accepted or
+// refused with 70402, never a panic; an accepted one is well formed.
+func FuzzValidVendor(f *testing.F) {
+	f.Add("webpush", "", "https://push.example/x", "BPc3", "AAAA", "")
+	f.Add("apns", "0a0b", "", "", "", "com.example")
+	f.Add("fcm", "tok", "", "", "", "")
+	f.Fuzz(func(t *testing.T, vendor, token, endpoint, p256dh, auth, bundle string) {
+		req := DeviceRequest{Vendor: im.Vendor(vendor), Token: token, Endpoint: endpoint, P256dh: p256dh, Auth: auth, Bundle: bundle}
+		err := validVendor(&req)
+		if err != nil {
+			if im.CodeOf(err) != im.CodeAccountBadParam {
+				t.Fatalf("error %v, want 70402", err)
+			}
+			return
+		}
+		if len(bundle) > im.MaxBundleLen || len(endpoint) > im.MaxEndpointLen {
+			t.Fatalf("accepted an oversize field: %q %q", bundle, endpoint)
+		}
+		if req.Vendor == im.VendorWebPush && (token != "" || endpoint == "") {
+			t.Fatalf("accepted a Web Push device without a subscription: %+v", req)
+		}
+	})
+}
