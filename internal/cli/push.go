@@ -12,7 +12,6 @@ import (
 	"timd/internal/config"
 	"timd/internal/fanout"
 	"timd/internal/service"
-	"timd/internal/store/sqlite"
 	"timd/internal/webhook"
 )
 
@@ -30,15 +29,17 @@ type pushing struct {
 
 // newPushing wires the push services over store. live is the live
 // delivery hub; nil delivers to nobody (every recipient offline).
-// hold is the fan-out test hook (fanout.Options.HoldAfter; 0 off).
-func newPushing(cfg config.Config, store *sqlite.Store, index *audience.Index, live fanout.Live,
-	reg prometheus.Registerer, log *slog.Logger, hold int64) *pushing {
-	engine := fanout.New(store, live, fanout.Options{Owner: nodeName(), Rate: fanoutRates(cfg), Registerer: reg,
+// hold is the fan-out test hook (fanout.Options.HoldAfter; 0 off); owner
+// names this node in fan-out leases (see leaseOwner); share is this node's
+// part of the in-memory rate limits (service.PushConfig.RateShare).
+func newPushing(cfg config.Config, store backend, index *audience.Index, live fanout.Live,
+	reg prometheus.Registerer, log *slog.Logger, hold int64, owner string, share func() float64) *pushing {
+	engine := fanout.New(store, live, fanout.Options{Owner: owner, Rate: fanoutRates(cfg), Registerer: reg,
 		HoldAfter: hold}, log)
 	hooks := webhook.New(store, store, index, webhook.Options{Registerer: reg}, log)
 	engine.SetHooks(hooks)
 	push := service.NewPush(store, store, index, engine, service.PushConfig{
-		Limits: cfg.Limits, AppLimits: pushLimits(cfg), Audience: audience.DefaultOptions(), Log: log})
+		Limits: cfg.Limits, AppLimits: pushLimits(cfg), Audience: audience.DefaultOptions(), RateShare: share, Log: log})
 	sched := service.NewSched(store, push, nil)
 	scheduler := fanout.NewScheduler(store, sched.Fire, fanout.SchedOptions{}, log)
 	sched.SetWake(scheduler.Wake)
@@ -80,13 +81,21 @@ func fanoutHold(env Env, log *slog.Logger) int64 {
 	return n
 }
 
-// nodeName is this node's lease owner: stable across restarts, so that a
-// restarted timd resumes its own tasks at once.
-func nodeName() string {
-	if h, err := os.Hostname(); err == nil && h != "" {
-		return h
+// leaseOwner is this node's name in fan-out leases. A single node uses
+// its host name, stable across restarts, so that a restarted timd resumes
+// its own tasks at once. A cluster node adds its boot id (node, from the
+// NATS bus): nodes on one host, or pods that share a host name, must
+// never both hold a lease, and a killed node's tasks go to a live one once
+// the lease runs out.
+func leaseOwner(node string) string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		h = "timd"
 	}
-	return "timd"
+	if node != "" {
+		return h + "/" + node
+	}
+	return h
 }
 
 // pushLimits returns each app's push limits from its quotas.
@@ -116,6 +125,6 @@ func fanoutRates(cfg config.Config) func(uint64) int {
 var (
 	_ service.Fanout = (*fanout.Engine)(nil)
 	_ fanout.Waker   = (*webhook.Dispatcher)(nil)
-	_ webhook.Apps   = (*sqlite.Store)(nil)
+	_ webhook.Apps   = backend(nil)
 	_ webhook.Names  = (*audience.Index)(nil)
 )

@@ -310,7 +310,7 @@ func (c Config) TLS() bool { return c.TLSCert != "" }
 // String prints the configuration with secret keys redacted.
 func (c Config) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "listen=%s store=%s limits=%t log-level=%s body-limit=%d", c.Listen, c.Store, c.Limits, c.LogLevel, c.BodyLimit)
+	fmt.Fprintf(&b, "listen=%s store=%s limits=%t log-level=%s body-limit=%d", c.Listen, StoreName(c.Store), c.Limits, c.LogLevel, c.BodyLimit)
 	fmt.Fprintf(&b, " read-header-timeout=%s read-timeout=%s write-timeout=%s idle-timeout=%s",
 		c.ReadHeaderTimeout, c.ReadTimeout, c.WriteTimeout, c.IdleTimeout)
 	fmt.Fprintf(&b, " store-cache=%s store-read-cache=%s memory-limit=%s", c.StoreCache, c.StoreReadCache, c.MemoryLimit)

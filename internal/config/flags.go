@@ -30,7 +30,8 @@ func (c *Config) flagSet() (*flag.FlagSet, *appFlags) {
 	fs.Usage = func() {}
 	fs.String("config", "", "read settings from the JSON `FILE` (keys are these flags' names; flags and TIMD_* win)")
 	fs.Var(&text{&c.Listen, checkListen}, "listen", "listen on `ADDR`, host:port (port 0 picks a free one)")
-	fs.Var(&text{&c.Store, nonEmpty}, "store", "keep the embedded SQLite store in the directory `DIR`")
+	fs.Var(&text{&c.Store, CheckStore}, "store",
+		"keep the embedded SQLite store in the directory `DIR`, or use the PostgreSQL database at a postgres:// URL")
 	apps := &appFlags{}
 	fs.Var(apps, "app", "serve the app `SDKAPPID:SECRETKEY:ADMIN[,ADMIN...]` (repeatable; TIMD_APP: space-separated)")
 	fs.Var(&onOff{&c.Limits}, "limits", "set to `on|off`; off lifts every rate limit and quota (benchmarks)")

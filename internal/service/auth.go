@@ -32,7 +32,13 @@ type Auth struct {
 
 	mu    sync.Mutex
 	kicks map[kickKey]int64 // cached KickedAt per account; 0 = never kicked
-	fails map[failKey]*failCount
+	// kickGen counts ForgetKick calls, so that a store read that began
+	// before a forget does not put its older KickedAt back in the cache.
+	kickGen uint64
+	// trustKicks reports whether the kick cache is current (see
+	// SetKickTrust); nil: always.
+	trustKicks func() bool
+	fails      map[failKey]*failCount
 	// ahead is the newest TLS.time accepted per identity for sigs dated
 	// ahead of the clock when accepted: a kick must refuse every sig
 	// accepted before it, including one dated up to maxSkew after the
@@ -283,14 +289,17 @@ func (a *Auth) kickTime(app uint64, id string, now int64) int64 {
 func (a *Auth) kickedAt(ctx context.Context, key kickKey) (int64, error) {
 	a.mu.Lock()
 	t, ok := a.kicks[key]
+	gen, trust := a.kickGen, a.trustKicks
 	a.mu.Unlock()
-	if ok {
+	cached := trust == nil || trust()
+	if ok && cached {
 		return t, nil
 	}
 	accts, err := a.accounts.Accounts(ctx, key.app, []string{key.id})
 	if err != nil {
 		return 0, err
 	}
+	t = 0
 	if acct, found := accts[key.id]; found && acct.Type == im.AcctUserID {
 		t = acct.KickedAt
 	}
@@ -298,14 +307,41 @@ func (a *Auth) kickedAt(ctx context.Context, key kickKey) (int64, error) {
 	if len(a.kicks) > 1_000_000 {
 		clear(a.kicks)
 	}
-	a.kicks[key] = t
+	if a.kickGen == gen && cached {
+		a.kicks[key] = t
+	}
 	a.mu.Unlock()
 	return t, nil
+}
+
+// SetKickTrust makes the kick cache conditional: while trusted returns
+// false (a cluster node that may be missing kicks made through other
+// nodes, see package relay), every verification reads the account's
+// KickedAt from the store. Call it before serving.
+func (a *Auth) SetKickTrust(trusted func() bool) {
+	a.mu.Lock()
+	a.trustKicks = trusted
+	a.mu.Unlock()
+}
+
+// ForgetKick drops the cached KickedAt of (app, id), so that the next
+// verification reads it from the store: another node kicked or deleted
+// the account. app 0 forgets every account (a kick may have been missed).
+func (a *Auth) ForgetKick(app uint64, id string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.kickGen++
+	if app == 0 {
+		clear(a.kicks)
+		return
+	}
+	delete(a.kicks, kickKey{app, id})
 }
 
 // noteKick updates the kick cache after a kick or a delete.
 func (a *Auth) noteKick(app uint64, id string, at int64) {
 	a.mu.Lock()
+	a.kickGen++ // a read in flight must not put an older value back
 	a.kicks[kickKey{app, id}] = at
 	a.mu.Unlock()
 }
