@@ -33,13 +33,15 @@ type pushing struct {
 // names this node in fan-out leases (see leaseOwner); share is this node's
 // part of the in-memory rate limits (service.PushConfig.RateShare).
 func newPushing(cfg config.Config, store backend, index *audience.Index, live fanout.Live,
-	reg prometheus.Registerer, log *slog.Logger, hold int64, owner string, share func() float64) *pushing {
+	reg prometheus.Registerer, log *slog.Logger, hold int64, owner string, share func() float64,
+	indexSync service.IndexSyncer) *pushing {
 	engine := fanout.New(store, live, fanout.Options{Owner: owner, Rate: fanoutRates(cfg), Registerer: reg,
 		HoldAfter: hold}, log)
 	hooks := webhook.New(store, store, index, webhook.Options{Registerer: reg}, log)
 	engine.SetHooks(hooks)
 	push := service.NewPush(store, store, index, engine, service.PushConfig{
-		Limits: cfg.Limits, AppLimits: pushLimits(cfg), Audience: audience.DefaultOptions(), RateShare: share, Log: log})
+		Limits: cfg.Limits, AppLimits: pushLimits(cfg), Audience: audience.DefaultOptions(), RateShare: share,
+		IndexSync: indexSync, Log: log})
 	sched := service.NewSched(store, push, nil)
 	scheduler := fanout.NewScheduler(store, sched.Fire, fanout.SchedOptions{}, log)
 	sched.SetWake(scheduler.Wake)
