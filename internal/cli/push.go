@@ -37,7 +37,7 @@ func newPushing(cfg config.Config, store backend, index *audience.Index, live fa
 	indexSync service.IndexSyncer) *pushing {
 	engine := fanout.New(store, live, fanout.Options{Owner: owner, Rate: fanoutRates(cfg), Registerer: reg,
 		HoldAfter: hold}, log)
-	hooks := webhook.New(store, store, index, webhook.Options{Registerer: reg}, log)
+	hooks := webhook.New(store, store, index, webhook.Options{Registerer: reg, Tokens: callbackTokens(cfg)}, log)
 	engine.SetHooks(hooks)
 	push := service.NewPush(store, store, index, engine, service.PushConfig{
 		Limits: cfg.Limits, AppLimits: pushLimits(cfg), Audience: audience.DefaultOptions(), RateShare: share,
@@ -121,6 +121,18 @@ func fanoutRates(cfg config.Config) func(uint64) int {
 		rates[a.SDKAppID] = int(a.Quotas["fanout_per_second"])
 	}
 	return func(app uint64) int { return rates[app] }
+}
+
+// callbackTokens are the configured apps' callback tokens, which sign
+// their callbacks.
+func callbackTokens(cfg config.Config) map[uint64]string {
+	tokens := map[uint64]string{}
+	for _, a := range cfg.Apps {
+		if a.CallbackToken != "" {
+			tokens[a.SDKAppID] = a.CallbackToken
+		}
+	}
+	return tokens
 }
 
 // The wiring's contracts.
