@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 
-	"timd/internal/deliver"
 	"timd/internal/im"
 	"timd/internal/service"
 )
@@ -68,11 +67,36 @@ func headerHas(h http.Header, name, token string) bool {
 }
 
 // syncResp is the /v1/sync payload. Pushes are push frames, exactly as
-// sent live.
+// sent live (deliver.PushFrame: valid, compact JSON). It writes its own
+// fields (fieldsAppender): encoding/json would re-validate and re-compact
+// every frame of every answer. The bytes are those encoding/json writes
+// (TestSyncRespMatchesEncodingJSON).
 type syncResp struct {
 	Pushes   []json.RawMessage `json:"Pushes"`
 	Cursor   int64             `json:"Cursor"`
 	Complete bool              `json:"Complete"`
+}
+
+func (r syncResp) sizeHint() int {
+	n := 64
+	for _, p := range r.Pushes {
+		n += len(p) + 1
+	}
+	return n
+}
+
+func (r syncResp) appendFields(b []byte) []byte {
+	b = append(b, `"Pushes":[`...)
+	for i, p := range r.Pushes {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, p...)
+	}
+	b = append(b, `],"Cursor":`...)
+	b = strconv.AppendInt(b, r.Cursor, 10)
+	b = append(b, `,"Complete":`...)
+	return strconv.AppendBool(b, r.Complete)
 }
 
 // sync pages the caller's stored pushes (GET /v1/sync). Query: the auth
@@ -96,7 +120,7 @@ func (s *Server) sync(r *request) (any, error) {
 	}
 	out := syncResp{Pushes: make([]json.RawMessage, len(pushes)), Cursor: next, Complete: complete}
 	for i := range pushes {
-		out.Pushes[i] = deliver.PushFrame(&pushes[i])
+		out.Pushes[i] = s.svc.Hub.Frame(&pushes[i])
 	}
 	return out, nil
 }

@@ -75,6 +75,10 @@ type PushConfig struct {
 	AppLimits func(app uint64) PushLimits
 	// Audience tunes Condition evaluation.
 	Audience audience.Options
+	// RateShare, when set, returns the part of the in-memory rates
+	// (batch_per_second) this node enforces, in (0, 1]: the N nodes of a
+	// cluster take 1/N each. nil is a single node (1).
+	RateShare func() float64
 	// IndexSync, when set, is waited on before an audience is resolved, so
 	// that a push sees the account, attribute and tag writes made through
 	// other nodes before it (IndexTail.Sync; nil on a single node).
@@ -292,6 +296,11 @@ func (p *Push) checkLimits(ctx context.Context, app uint64, a *appPush, req *Pus
 func (p *Push) batchRate(a *appPush, perSec int64, n int, now time.Time) error {
 	if perSec <= 0 {
 		return nil
+	}
+	if p.cfg.RateShare != nil {
+		if share := p.cfg.RateShare(); share > 0 && share < 1 {
+			perSec = max(1, int64(float64(perSec)*share))
+		}
 	}
 	if a.batch == nil || a.batchRate != perSec {
 		a.batch = rate.NewLimiter(rate.Limit(perSec), int(max(perSec, im.MaxBatchRecipient)))

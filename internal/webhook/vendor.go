@@ -114,7 +114,7 @@ func (d *Dispatcher) postAppSends(sdkappid uint64, rs []im.SendResult) error {
 		if err != nil {
 			return err
 		}
-		if err := d.postOnce(d.ctx, callbackURL(app), body); err != nil {
+		if err := d.postOnce(d.ctx, app.SDKAppID, callbackURL(app), body); err != nil {
 			return err
 		}
 		d.m.events.Add(float64(len(events)))
