@@ -131,6 +131,9 @@ type Dispatcher struct {
 	mu      sync.Mutex
 	workers map[uint64]*appWorker
 
+	sends     im.Outbox // vendor results to post (vendor.go); nil: none
+	sendsWake chan struct{}
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -159,6 +162,9 @@ func New(store im.PushStore, apps Apps, names Names, opt Options, log *slog.Logg
 func (d *Dispatcher) Start(ctx context.Context) {
 	d.ctx, d.cancel = context.WithCancel(ctx)
 	d.wg.Go(d.scanLoop)
+	if d.sends != nil {
+		d.wg.Go(d.sendsLoop)
+	}
 }
 
 // Stop ends every worker; each saves its cursor first.
