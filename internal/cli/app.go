@@ -12,8 +12,10 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"timd/internal/config"
 	"timd/internal/im"
 	"timd/internal/service"
+	"timd/internal/store/postgres"
 	"timd/internal/store/sqlite"
 )
 
@@ -35,7 +37,7 @@ names is written again from there at each start: change it there too.
 // appFlags defines on fs the flags of `timd app` that sub uses (all of
 // them for the help text).
 func appFlags(fs *flag.FlagSet, env Env, sub string) (store *string, sdkappid *uint64, admins, key, callback *string) {
-	store = fs.String("store", firstSet(env.Getenv("TIMD_STORE"), "./timd-data"), "store directory")
+	store = fs.String("store", firstSet(env.Getenv("TIMD_STORE"), "./timd-data"), "the store: a SQLite directory or a postgres:// URL")
 	all := sub == ""
 	if all || sub != "list" {
 		sdkappid = fs.Uint64("sdkappid", 0, "the app's SDKAppID, 1 to 4294967295")
@@ -48,6 +50,25 @@ func appFlags(fs *flag.FlagSet, env Env, sub string) (store *string, sdkappid *u
 		key = fs.String("key", "", "add, rotate-key: the secret key (default: a new random one, printed once)")
 	}
 	return store, sdkappid, admins, key, callback
+}
+
+// appDir is the app table of a store.
+type appDir interface {
+	im.AppStore
+	Close() error
+}
+
+// openAppDir opens the apps of the store at store: a PostgreSQL database
+// for a postgres:// URL (which runs its migrations), otherwise the apps
+// of a SQLite directory, beside a running server or not.
+func openAppDir(ctx context.Context, store string) (appDir, error) {
+	if config.IsPostgres(store) {
+		return postgres.Open(ctx, store, postgres.Options{})
+	}
+	if err := config.CheckStore(store); err != nil {
+		return nil, err
+	}
+	return sqlite.OpenAppDir(ctx, store)
 }
 
 // appCmd runs `timd app <list|add|remove|rotate-key>`.
@@ -78,9 +99,9 @@ func appCmd(ctx context.Context, env Env, args []string) error {
 	if key != nil && *key != "" && !validKey(*key) {
 		return errUsage{errors.New("--key must be 1 to 256 printable characters without spaces")}
 	}
-	dir, err := sqlite.OpenAppDir(ctx, *store)
+	dir, err := openAppDir(ctx, *store)
 	if err != nil {
-		return fmt.Errorf("open store %s: %w", *store, err)
+		return fmt.Errorf("open store %s: %w", config.StoreName(*store), err)
 	}
 	defer dir.Close()
 	switch sub {
@@ -101,7 +122,7 @@ func appCmd(ctx context.Context, env Env, args []string) error {
 	}
 }
 
-func listApps(ctx context.Context, env Env, dir *sqlite.AppDir) error {
+func listApps(ctx context.Context, env Env, dir appDir) error {
 	apps, err := dir.Apps(ctx)
 	if err != nil {
 		return err
@@ -122,7 +143,7 @@ func listApps(ctx context.Context, env Env, dir *sqlite.AppDir) error {
 	return tw.Flush()
 }
 
-func addApp(ctx context.Context, env Env, dir *sqlite.AppDir, app im.App) error {
+func addApp(ctx context.Context, env Env, dir appDir, app im.App) error {
 	if _, err := dir.App(ctx, app.SDKAppID); err == nil {
 		return fmt.Errorf("app %d exists; use `timd app rotate-key` to change its key", app.SDKAppID)
 	} else if !errors.Is(err, im.ErrNotFound) {
@@ -144,7 +165,7 @@ func addApp(ctx context.Context, env Env, dir *sqlite.AppDir, app im.App) error 
 	return nil
 }
 
-func rotateKey(ctx context.Context, env Env, dir *sqlite.AppDir, id uint64, key string) error {
+func rotateKey(ctx context.Context, env Env, dir appDir, id uint64, key string) error {
 	app, err := dir.App(ctx, id)
 	if err != nil {
 		return notFound(err, id)

@@ -33,6 +33,7 @@ func commandFlags(t *testing.T) map[string][]string {
 		"crashtest": {"store", "bin", "accounts", "writers", "kills", "duration-per-round", "live", "seed"},
 		"app":       {"store", "sdkappid", "admin", "callback-url", "key"},
 		"import":    {"store", "url", "sdkappid", "key", "admin", "attr-names", "batch", "concurrency", "skip-lines", "progress", "max-reported"},
+		"migrate":   {"store"},
 		"version":   nil,
 		"help":      nil,
 	}
@@ -160,6 +161,18 @@ func TestVersionString(t *testing.T) {
 	} {
 		if got := versionString(c.info, c.ok); got != c.want {
 			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
+	}
+}
+
+// TestMigrateRefusesBadStore: `timd migrate` with a --store that is
+// neither a directory nor a postgres:// URL with a host is a usage error
+// (exit 2) that does not quote the URL.
+func TestMigrateRefusesBadStore(t *testing.T) {
+	for _, store := range []string{"mysql://u:secret@h/db", "postgres:///secret", ""} {
+		code, _, errOut := run("migrate", "--store", store)
+		if code != 2 || strings.Contains(errOut, "secret") {
+			t.Errorf("migrate --store %q: exit %d, stderr %q", store, code, errOut)
 		}
 	}
 }

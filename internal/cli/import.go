@@ -13,15 +13,18 @@ import (
 	"sync"
 	"time"
 
+	"timd/internal/config"
 	"timd/internal/im"
 	"timd/internal/service"
+	"timd/internal/store/postgres"
 	"timd/internal/store/sqlite"
 )
 
 // timd import FILE loads accounts from JSON Lines (service.ImportLine:
-// UserID, Nick, FaceUrl, Attrs, Tags) either straight into a store
-// directory whose server is stopped (--store; the bulk path of
-// sqlite.Store.BulkLoad, refused while a server holds the store) or
+// UserID, Nick, FaceUrl, Attrs, Tags) either straight into a store (--store:
+// a SQLite directory whose server is stopped, through the bulk path of
+// sqlite.Store.BulkLoad, refused while a server holds the store; or a
+// PostgreSQL database through postgres.Store.BulkLoad) or
 // through a running server's REST API (--url: multiaccount_import,
 // set_attr and add_tag). A line is created-or-updated the way those
 // commands do it, so running an import again, whole or from any line
@@ -51,7 +54,8 @@ type importOptions struct {
 
 func importFlags(o *importOptions) *flag.FlagSet {
 	fs := newFlags("import")
-	fs.StringVar(&o.store, "store", "./timd-data", "store `DIR` to load into; its server must be stopped")
+	fs.StringVar(&o.store, "store", "./timd-data",
+		"store to load into: a SQLite directory `DIR` whose server is stopped, or a postgres:// URL (nodes may run)")
 	fs.StringVar(&o.url, "url", "", "load through the REST API of the server at `URL` instead (for example http://127.0.0.1:8080)")
 	fs.Uint64Var(&o.app, "sdkappid", 0, "the app to load into (required; with --store it must exist in the store)")
 	fs.StringVar(&o.key, "key", "", "the app's secret key, to sign the admin's UserSig (with --url)")
@@ -171,30 +175,49 @@ func newSlots(s *im.AttrSchema, names []string) (map[int]string, error) {
 	return add, nil
 }
 
-// storeSink loads into a store directory through the bulk path.
+// bulkStore is a store with a bulk path.
+type bulkStore interface {
+	im.Store
+	im.BulkLoader
+}
+
+// storeSink loads into a store through the bulk path.
 type storeSink struct {
 	unlock func()
-	store  *sqlite.Store
+	store  bulkStore
 	app    uint64
 	batch  int
 }
 
+// newStoreSink opens the store of --store: a SQLite directory, which it
+// locks (its server must be stopped), or a PostgreSQL database, which
+// running nodes may share.
 func newStoreSink(ctx context.Context, o importOptions) (*storeSink, error) {
-	unlock, err := sqlite.Lock(o.store)
-	if err != nil {
-		return nil, fmt.Errorf("%w; stop the server, or import through it with --url", err)
+	s := &storeSink{unlock: func() {}, app: o.app, batch: o.batch}
+	if config.IsPostgres(o.store) {
+		st, err := postgres.Open(ctx, o.store, postgres.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("open store %s: %w", config.StoreName(o.store), err)
+		}
+		s.store = st
+	} else {
+		unlock, err := sqlite.Lock(o.store)
+		if err != nil {
+			return nil, fmt.Errorf("%w; stop the server, or import through it with --url", err)
+		}
+		st, err := sqlite.Open(ctx, o.store, nil)
+		if err != nil {
+			unlock()
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+		s.store, s.unlock = st, unlock
 	}
-	st, err := sqlite.Open(ctx, o.store, nil)
-	if err != nil {
-		unlock()
-		return nil, fmt.Errorf("open store: %w", err)
-	}
-	s := &storeSink{unlock: unlock, store: st, app: o.app, batch: o.batch}
-	if _, err := st.App(ctx, o.app); err != nil {
+	if _, err := s.store.App(ctx, o.app); err != nil {
 		s.close()
 		if errors.Is(err, im.ErrNotFound) {
+			name := config.StoreName(o.store)
 			return nil, fmt.Errorf("app %d is not in the store %s: start `timd serve --store %s --app %d:KEY:ADMIN` once first",
-				o.app, o.store, o.store, o.app)
+				o.app, name, name, o.app)
 		}
 		return nil, err
 	}

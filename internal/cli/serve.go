@@ -30,8 +30,10 @@ import (
 	"timd/internal/deliver"
 	"timd/internal/httpapi"
 	"timd/internal/im"
+	"timd/internal/offline"
+	"timd/internal/pushvendor"
+	"timd/internal/relay"
 	"timd/internal/service"
-	"timd/internal/store/sqlite"
 	"timd/internal/usersig"
 )
 
@@ -86,32 +88,33 @@ func serve(ctx context.Context, env Env, args []string) error {
 		log.Info("joined the cluster through NATS", "node", bus.Node(), "nats-prefix", cfg.NATSPrefix, "connected", bus.Healthy())
 	}
 	progress.Phase("opening store", 0)
-	unlock, err := sqlite.Lock(cfg.Store) // refuses a store that `timd import` is loading
+	store, err := openStore(ctx, cfg, log)
 	if err != nil {
-		return fmt.Errorf("open store: %w", err)
+		return err
 	}
-	defer unlock()
-	store, err := sqlite.OpenConfig(ctx, cfg.Store, log,
-		sqlite.Config{WriterCache: int64(cfg.StoreCache), ReaderCache: int64(cfg.StoreReadCache)})
-	if err != nil {
-		return fmt.Errorf("open store: %w", err)
-	}
-	defer store.Close()
+	defer store.close()
 	index := audience.New()
-	store.SetChangeSink(index)
+	reg := prometheus.NewRegistry()
+	src := indexSource(store, index, progress, log)
+	// On a store shared with other nodes (PostgreSQL) the index follows
+	// the store's change log; on SQLite the index is the sink, as ever.
+	follow := newFollower(src, config.IsPostgres(cfg.Store), bus, cfg, reg)
+	store.SetChangeSink(follow.sink())
 
 	apps := service.NewApps(store, store)
 	if err := ensureApps(ctx, env, cfg, baseURL(cfg, ln.Addr()), apps, log); err != nil {
 		return err
 	}
-	src := indexSource(cfg.Store, store, index, progress, log)
 	if err := loadIndex(ctx, src, log); err != nil {
 		return fmt.Errorf("load audience index: %w", err)
 	}
+	if err := follow.start(context.WithoutCancel(ctx)); err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	defer follow.stop() // after the push work stops, before store.Close
 	snaps := startSnapshotter(src, log)
 	defer snaps.close() // after the push work and the hub stop, before store.Close
 
-	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	auth := service.NewAuth(apps, store, nil)
 	auth.SetMaxSkew(time.Duration(cfg.UserSigSkew))
@@ -130,21 +133,47 @@ func serve(ctx context.Context, env Env, args []string) error {
 	hub := deliver.NewHub(store, audiences, deliver.Options{Registerer: reg}, log)
 	hub.Start(context.WithoutCancel(ctx))
 	defer hub.Stop() // after the HTTP drain: closes upgraded connections, flushes acks
-	svc.Accounts.SetPresence(hub)
-	push := newPushing(cfg, store, index, hub, reg, log, fanoutHold(env, log))
+	// The relay stands in for the hub where the whole cluster counts:
+	// delivery, revokes, kicks and presence reach every node's connections.
+	live := relay.New(bus, hub, auth, store, log)
+	if err := live.Start(); err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	defer live.Stop() // before hub.Stop
+	svc.Accounts.SetPresence(live)
+	svc.Accounts.SetDevices(store)
+	vendors, err := pushvendor.NewSet(cfg.Apps)
+	if err != nil {
+		return fmt.Errorf("vendors: %w", err)
+	}
+	senders := func(app uint64, kind pushvendor.Kind) pushvendor.Sender {
+		x, _ := vendors.Sender(app, kind)
+		return x
+	}
+	push := newPushing(cfg, store, index, live, reg, log, fanoutHold(env, log), leaseOwner(bus.Node()), rateShare(bus),
+		follow.syncer(), senders, offline.Options{Pacer: vendors.Pacer, Lease: vendorLease(env, log)})
 	svc.Push, svc.Sched, svc.Stats = push.push, push.sched, push.stats
-	svc.Insights = service.NewInsights(store, index, push.stats, hub, audience.DefaultOptions(), nil)
+	svc.Insights = service.NewInsights(store, index, push.stats, live, audience.DefaultOptions(), nil)
 	push.start(context.WithoutCancel(ctx)) // stopped by push.stop, after the drain
 	defer push.stop()                      // after the HTTP drain below, before store.Close
 
 	svc.Hub, svc.Inbox, svc.Devices = hub, service.NewInbox(store, audiences), service.NewDevices(store, devicesPerUser(cfg))
+	svc.Devices.SetTargetCheck(func(app uint64, t pushvendor.Target) error { return vendors.CheckTarget(app, t) })
 	// One handler serves /v4, /v1, /healthz and /metrics, so that every
 	// other path, method or spelling answers the JSON envelope.
 	srv := httpapi.New(svc, httpapi.Options{Limits: cfg.Limits, BodyLimit: cfg.BodyLimit, Rate: rateOverrides(cfg),
+		RateShare:  rateShare(bus),
 		Prometheus: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Console: console.New(consoleExtras())}, log, httpapi.NewMetrics(reg))
 	gate.ready(srv)
 	log.Info("listening", "addr", ln.Addr().String(), "tls", cfg.TLS())
 	return hs.wait(ctx, log)
+}
+
+// rateShare is the part of every in-memory rate limit this node enforces:
+// the N live nodes of a cluster split each evenly, so that together they
+// never allow more than the limit (docs/deploy.md).
+func rateShare(bus *cluster.Bus) func() float64 {
+	return func() float64 { return 1 / float64(bus.Peers()+1) }
 }
 
 // setMemoryLimit sets the Go runtime's soft memory limit when the
@@ -293,11 +322,11 @@ func ensureApps(ctx context.Context, env Env, cfg config.Config, base string, ap
 			case configured[a.SDKAppID]:
 			case cfg.ConfiguredAppsOnly:
 				log.Warn("stored app is not in the configuration and is refused (--configured-apps-only); "+
-					"remove it with `timd app remove`", "sdkappid", a.SDKAppID, "store", cfg.Store)
+					"remove it with `timd app remove`", "sdkappid", a.SDKAppID, "store", config.StoreName(cfg.Store))
 			default:
 				log.Warn("stored app is not in the configuration and still accepts requests with its stored key; "+
 					"list apps with `timd app list`, remove it with `timd app remove`, or start with --configured-apps-only on",
-					"sdkappid", a.SDKAppID, "store", cfg.Store)
+					"sdkappid", a.SDKAppID, "store", config.StoreName(cfg.Store))
 			}
 		}
 		return nil
@@ -347,7 +376,7 @@ func printDevApp(env Env, cfg config.Config, base string, app im.App) {
 Try it:
   curl -s -X POST '%s/v4/im_open_login_svc/account_import?sdkappid=%d&identifier=%s&usersig=%s&random=1&contenttype=json' -d '{"UserID":"alice"}'
 
-`, cfg.Store, app.SDKAppID, app.SecretKey, app.Admins[0], base, base, app.SDKAppID, app.Admins[0], sig)
+`, config.StoreName(cfg.Store), app.SDKAppID, app.SecretKey, app.Admins[0], base, base, app.SDKAppID, app.Admins[0], sig)
 }
 
 // devicesPerUser returns each app's "devices_per_user" quota (0 when not

@@ -5,14 +5,12 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
-	"path/filepath"
 	"sync/atomic"
 	"time"
 
 	"timd/internal/audience"
 	"timd/internal/httpapi"
 	"timd/internal/service"
-	"timd/internal/store/sqlite"
 )
 
 // SnapshotFile is the name of the audience index snapshot in the store's
@@ -55,10 +53,10 @@ func (g *startGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	httpapi.Starting(w, r)
 }
 
-// indexSource is the snapshot and replay wiring of a store directory.
-func indexSource(dir string, store *sqlite.Store, index *audience.Index, p *service.StartProgress, log *slog.Logger) service.IndexSource {
-	return service.IndexSource{Store: store, Changes: store, Index: index,
-		Snapshot: filepath.Join(dir, SnapshotFile), Logger: log, Progress: p}
+// indexSource is the snapshot and replay wiring of a store.
+func indexSource(store openedStore, index *audience.Index, p *service.StartProgress, log *slog.Logger) service.IndexSource {
+	return service.IndexSource{Store: store.backend, Changes: store.backend, Index: index,
+		Snapshot: store.snapshot, Logger: log, Progress: p}
 }
 
 // loadIndex loads the audience index before serving and logs how.

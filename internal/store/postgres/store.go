@@ -7,10 +7,12 @@
 // Status: the backend implements every im.Store method and passes the
 // storetest conformance suite (postgres_test.go, with TIMD_TEST_POSTGRES
 // set), plus two-handle tests of task Seqs, MsgRandom dedup, acks and
-// ordinals (twohandle_test.go). Not done yet: it is not selectable with
-// --store nor run by `timd migrate`; the change log (im.ChangeLog) is
-// written but no node tails it yet, and the ChangeSink sees only this
-// process's writes;
+// ordinals (twohandle_test.go). `--store postgres://…` selects it and
+// `timd migrate` runs its migrations (Migrate). The ChangeSink sees only
+// this process's writes; each node's service.IndexTail follows the change
+// log (im.ChangeLog) for everyone's, which relies on this process's
+// changes reaching the sink in commit order, one transaction's before the
+// next one commits (sinkMu, held across the transaction). Not done yet:
 // SaveFanout does not fence by lease owner (the interface carries none);
 // the quota and interval checks still run outside the task transaction; the
 // storetest suite itself has no two-handle cases yet.
@@ -70,36 +72,57 @@ func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 		return nil, fmt.Errorf("postgres: %v", err)
 	}
 	s := &Store{pool: pool}
-	if err := s.migrate(ctx); err != nil {
+	if _, err := s.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, err
 	}
 	return s, nil
 }
 
+// Migrate connects to the database at url, runs the migrations it has not
+// yet run, and returns the names of those it ran (none when the schema was
+// current). Open does the same; Migrate is `timd migrate`.
+func Migrate(ctx context.Context, url string, opt Options) ([]string, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %v", err)
+	}
+	if opt.Schema != "" {
+		cfg.ConnConfig.RuntimeParams["search_path"] = opt.Schema
+	}
+	cfg.MaxConns = 1
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %v", err)
+	}
+	defer pool.Close()
+	return (&Store{pool: pool}).migrate(ctx)
+}
+
 // migrate runs each embedded migration not yet recorded in
 // schema_migrations in its own transaction. An advisory lock taken in that
 // transaction makes nodes starting together run each migration once.
-func (s *Store) migrate(ctx context.Context) error {
+func (s *Store) migrate(ctx context.Context) (applied []string, err error) {
 	if _, err := s.pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`); err != nil {
-		return dbErr("create schema_migrations", err)
+		return nil, dbErr("create schema_migrations", err)
 	}
 	names, err := fs.Glob(migrations, "migrations/*.sql")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	sort.Strings(names)
 	for _, name := range names {
 		base := strings.TrimPrefix(name, "migrations/")
 		v, err := strconv.ParseInt(strings.SplitN(base, "_", 2)[0], 10, 64)
 		if err != nil {
-			return fmt.Errorf("postgres: migration %s: bad version", base)
+			return nil, fmt.Errorf("postgres: migration %s: bad version", base)
 		}
 		body, err := migrations.ReadFile(name)
 		if err != nil {
-			return err
+			return nil, err
 		}
+		ran := false
 		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(7467310001)`); err != nil {
 				return err
@@ -112,13 +135,17 @@ func (s *Store) migrate(ctx context.Context) error {
 				return err
 			}
 			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, v, base)
+			ran = err == nil
 			return err
 		})
 		if err != nil {
-			return dbErr("migration "+base, err)
+			return applied, dbErr("migration "+base, err)
+		}
+		if ran {
+			applied = append(applied, base)
 		}
 	}
-	return nil
+	return applied, nil
 }
 
 // SetChangeSink installs the receiver of committed account changes.

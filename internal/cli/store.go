@@ -1,0 +1,67 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+
+	"timd/internal/config"
+	"timd/internal/im"
+	"timd/internal/store/postgres"
+	"timd/internal/store/sqlite"
+)
+
+// backend is what the subcommands use of an opened store: the complete
+// store and its change log.
+type backend interface {
+	im.Store
+	im.ChangeLog
+}
+
+// openedStore is the store a subcommand works on, SQLite or PostgreSQL.
+type openedStore struct {
+	backend
+	// snapshot is the audience index snapshot file; "" keeps none (on
+	// PostgreSQL, where several nodes share the store and its change log
+	// is not one process's to trim).
+	snapshot string
+	release  func() // the SQLite directory lock; a no-op on PostgreSQL
+}
+
+// close closes the store, then releases its lock.
+func (s openedStore) close() {
+	s.backend.Close()
+	s.release()
+}
+
+// openStore opens the store that cfg.Store names: a postgres:// URL opens
+// the PostgreSQL backend (running its migrations), anything else is a
+// SQLite directory, locked against `timd import` for as long as the store
+// is open.
+func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (openedStore, error) {
+	if config.IsPostgres(cfg.Store) {
+		st, err := postgres.Open(ctx, cfg.Store, postgres.Options{})
+		if err != nil {
+			return openedStore{}, fmt.Errorf("open store %s: %w", config.StoreName(cfg.Store), err)
+		}
+		return openedStore{backend: st, release: func() {}}, nil
+	}
+	unlock, err := sqlite.Lock(cfg.Store) // refuses a store that `timd import` is loading
+	if err != nil {
+		return openedStore{}, fmt.Errorf("open store: %w", err)
+	}
+	st, err := sqlite.OpenConfig(ctx, cfg.Store, log,
+		sqlite.Config{WriterCache: int64(cfg.StoreCache), ReaderCache: int64(cfg.StoreReadCache)})
+	if err != nil {
+		unlock()
+		return openedStore{}, fmt.Errorf("open store: %w", err)
+	}
+	return openedStore{backend: st, snapshot: filepath.Join(cfg.Store, SnapshotFile), release: unlock}, nil
+}
+
+// The backends' contracts.
+var (
+	_ backend = (*sqlite.Store)(nil)
+	_ backend = (*postgres.Store)(nil)
+)
