@@ -5,14 +5,13 @@
 // acknowledgements are one row each, so no writer overwrites another's.
 //
 // Status: the backend implements every im.Store method and passes the
-// storetest conformance suite (postgres_test.go, with TIMD_TEST_POSTGRES
-// set), plus two-handle tests of task Seqs, MsgRandom dedup, acks and
-// ordinals (twohandle_test.go). `--store postgres://…` selects it and
+// storetest conformance suite with its two-handle cases (postgres_test.go,
+// with TIMD_TEST_POSTGRES set). `--store postgres://…` selects it and
 // `timd migrate` runs its migrations (Migrate). Not done yet: the change
 // log (im.ChangeLog) is written but no node tails it yet, and the
-// ChangeSink sees only this process's writes; SaveFanout does not fence by lease owner (the interface carries none);
-// the quota and interval checks still run outside the task transaction; the
-// storetest suite itself has no two-handle cases yet.
+// ChangeSink sees only this process's writes; SaveFanout does not fence by
+// lease owner (the interface carries none); the quota and interval checks
+// still run outside the task transaction.
 package postgres
 
 import (
