@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"log/slog"
 	"os"
 	"strconv"
@@ -32,7 +34,7 @@ type pushing struct {
 // hold is the fan-out test hook (fanout.Options.HoldAfter; 0 off).
 func newPushing(cfg config.Config, store backend, index *audience.Index, live fanout.Live,
 	reg prometheus.Registerer, log *slog.Logger, hold int64) *pushing {
-	engine := fanout.New(store, live, fanout.Options{Owner: nodeName(), Rate: fanoutRates(cfg), Registerer: reg,
+	engine := fanout.New(store, live, fanout.Options{Owner: bootID(), Rate: fanoutRates(cfg), Registerer: reg,
 		HoldAfter: hold}, log)
 	hooks := webhook.New(store, store, index, webhook.Options{Registerer: reg}, log)
 	engine.SetHooks(hooks)
@@ -79,13 +81,21 @@ func fanoutHold(env Env, log *slog.Logger) int64 {
 	return n
 }
 
-// nodeName is this node's lease owner: stable across restarts, so that a
-// restarted timd resumes its own tasks at once.
-func nodeName() string {
-	if h, err := os.Hostname(); err == nil && h != "" {
-		return h
+// bootID is this process's lease owner: the host name (for people reading
+// the store) and 16 random hex digits drawn at start, so that two
+// processes never share an owner, not even two pods with one host name or
+// a restart of the same node. A SQLite store releases the leases of
+// earlier processes when it opens (sqlite.Store.ReleaseLeases); on
+// PostgreSQL a restarted node's tasks are taken over when their lease
+// expires.
+func bootID() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		h = "timd"
 	}
-	return "timd"
+	b := make([]byte, 8)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails
+	return h + "/" + hex.EncodeToString(b)
 }
 
 // pushLimits returns each app's push limits from its quotas.

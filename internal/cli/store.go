@@ -57,6 +57,13 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (opened
 		unlock()
 		return openedStore{}, fmt.Errorf("open store: %w", err)
 	}
+	// The directory is this process's: leases left in it are a previous
+	// process's (another boot id), so its fan-outs resume at once.
+	if err := st.ReleaseLeases(ctx); err != nil {
+		st.Close()
+		unlock()
+		return openedStore{}, fmt.Errorf("open store: %w", err)
+	}
 	return openedStore{backend: st, snapshot: filepath.Join(cfg.Store, SnapshotFile), release: unlock}, nil
 }
 

@@ -73,6 +73,7 @@ func (h harness) run(t *testing.T) {
 	t.Run("PushCreate", h.testPushCreate)
 	t.Run("PushDedupConcurrent", h.testPushDedupConcurrent)
 	t.Run("PushLease", h.testPushLease)
+	t.Run("PushLeaseFence", h.testPushLeaseFence)
 	t.Run("PushProgress", h.testPushProgress)
 	t.Run("StoredHeads", h.testStoredHeads)
 	t.Run("TaskAudience", h.testTaskAudience)

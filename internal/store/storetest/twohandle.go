@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -24,7 +25,9 @@ import (
 //   - concurrent RecordAcks through both handles lose no acknowledgement;
 //   - of concurrent CreateTask calls with one MsgRandom through both
 //     handles exactly one creates, and all return that task;
-//   - of concurrent ClaimTask calls by different owners exactly one wins;
+//   - of concurrent ClaimTask calls by different owners exactly one wins,
+//     and once another handle took an expired lease over, the old owner's
+//     SaveFanout is refused (im.ErrLeaseLost);
 //   - ordinals are never handed out twice and change positions have no
 //     gap across both handles.
 //
@@ -56,6 +59,7 @@ func (h harness) runTwoHandles(t *testing.T) {
 	t.Run("TwoHandlesAcks", h.testTwoAcks)
 	t.Run("TwoHandlesDedup", h.testTwoDedup)
 	t.Run("TwoHandlesLease", h.testTwoLease)
+	t.Run("TwoHandlesLeaseTakeover", h.testTwoLeaseTakeover)
 	t.Run("TwoHandlesOrdinals", h.testTwoOrdinals)
 }
 
@@ -310,5 +314,25 @@ func (h harness) testTwoOrdinals(t *testing.T) {
 		if ords, upTo, err := log.ChangedSince(f.ctx, testApp, 0); err != nil || upTo != n || len(ords) != n {
 			t.Errorf("ChangedSince(0) = %d ordinals up to %d, %v; want %d up to %d", len(ords), upTo, err, n, n)
 		}
+	}
+}
+
+func (h harness) testTwoLeaseTakeover(t *testing.T) {
+	a, b := h.two(t)
+	a.create(pushTask(testApp, "t", 1, time.Now().Unix(), 1, 2), 0)
+	if ok, err := a.s.ClaimTask(a.ctx, testApp, "t", "boot-a", 1000, 2000); err != nil || !ok {
+		t.Fatalf("ClaimTask by a = %v, %v", ok, err)
+	}
+	if ok, err := b.s.ClaimTask(b.ctx, testApp, "t", "boot-b", 1500, 2500); err != nil || ok {
+		t.Fatalf("ClaimTask by b during a's lease = %v, %v; want refused", ok, err)
+	}
+	if ok, err := b.s.ClaimTask(b.ctx, testApp, "t", "boot-b", 2000, 3000); err != nil || !ok {
+		t.Fatalf("ClaimTask by b after a's lease = %v, %v; want granted", ok, err)
+	}
+	if _, err := a.s.SaveFanout(a.ctx, testApp, "t", "boot-a", 2, im.TaskDone, im.TaskCounts{Total: 2, Sent: 2}, nil); !errors.Is(err, im.ErrLeaseLost) {
+		t.Fatalf("the old owner's SaveFanout = %v, want im.ErrLeaseLost", err)
+	}
+	if st, err := b.s.SaveFanout(b.ctx, testApp, "t", "boot-b", 2, im.TaskDone, im.TaskCounts{Total: 2, Sent: 2}, nil); err != nil || st != im.TaskDone {
+		t.Fatalf("the new owner's SaveFanout = %v, %v", st, err)
 	}
 }
