@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 
-	"timd/internal/bitmap"
 	"timd/internal/im"
 	"timd/internal/store/rules"
 
@@ -205,7 +204,7 @@ func (s *Store) SaveFanout(ctx context.Context, app uint64, id, owner string, cu
 		var merged []byte
 		if len(online) > 0 {
 			var err error
-			if merged, err = orBitmaps(prev, online); err != nil {
+			if merged, err = rules.UnionBitmaps(prev, online); err != nil {
 				return err
 			}
 		}
@@ -495,18 +494,4 @@ func nonNil(b []byte) []byte {
 		return []byte{}
 	}
 	return b
-}
-
-func orBitmaps(a, b []byte) ([]byte, error) {
-	x, err := bitmap.Decode(a)
-	if err != nil {
-		return nil, err
-	}
-	y, err := bitmap.Decode(b)
-	if err != nil {
-		return nil, err
-	}
-	x.Or(y)
-	x.RunOptimize()
-	return x.ToBytes()
 }

@@ -242,7 +242,7 @@ func (s *Store) SaveFanout(ctx context.Context, app uint64, id, owner string, cu
 				return nil, dbErr("read task", err)
 			}
 			var err error
-			if merged, err = orBitmaps(prev, online); err != nil {
+			if merged, err = rules.UnionBitmaps(prev, online); err != nil {
 				return nil, err
 			}
 		}
@@ -504,21 +504,6 @@ func nonNil(b []byte) []byte {
 		return []byte{}
 	}
 	return b
-}
-
-// orBitmaps returns the union of two serialized bitmaps, serialized.
-func orBitmaps(a, b []byte) ([]byte, error) {
-	x, err := bitmap.Decode(a)
-	if err != nil {
-		return nil, err
-	}
-	y, err := bitmap.Decode(b)
-	if err != nil {
-		return nil, err
-	}
-	x.Or(y)
-	x.RunOptimize()
-	return x.ToBytes()
 }
 
 // addOrdinals adds ords to the serialized set b and returns the new set
