@@ -139,6 +139,25 @@ func (x *Index) Install(s *Snapshot, app uint64) bool {
 	return true
 }
 
+// Adopt moves app's index from other into x, replacing x's copy; other
+// no longer has it. Queries on x see the app before or after the swap,
+// never a mix, so an app can be rebuilt on the side while x serves. It
+// reports false when other lacks the app. Like Apply it must not run
+// concurrently with Apply on x.
+func (x *Index) Adopt(other *Index, app uint64) bool {
+	other.mu.Lock()
+	a, ok := other.apps[app]
+	delete(other.apps, app)
+	other.mu.Unlock()
+	if !ok {
+		return false
+	}
+	x.mu.Lock()
+	x.apps[app] = a
+	x.mu.Unlock()
+	return true
+}
+
 // Position returns the change position of app: the highest Change.Seq
 // the index has applied for it (0 for an app it does not know).
 func (x *Index) Position(app uint64) uint64 {

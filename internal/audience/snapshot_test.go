@@ -236,3 +236,31 @@ func TestSnapshotKeepsOwners(t *testing.T) {
 		t.Fatalf("recipients after refresh %v, want [1 6]", got)
 	}
 }
+
+// TestAdopt moves an app built in one Index into another: the target then
+// answers from it at its position, the other apps of both stay, and the
+// source no longer has it.
+func TestAdopt(t *testing.T) {
+	m := newModel(7, 1)
+	side, live := New(), New()
+	var pos, other uint64
+	side.Apply(seqd(m.batch(300), &pos))
+	live.Apply(seqd([]im.Change{{App: 7, Op: im.ChangeUpsert, ID: "stale", Ordinal: 99999, NewTags: []string{"old"}}}, new(uint64)))
+	live.Apply(seqd([]im.Change{{App: 8, Op: im.ChangeUpsert, ID: "keep", Ordinal: 1}}, &other))
+	if !live.Adopt(side, 7) {
+		t.Fatal("Adopt found no app 7")
+	}
+	if live.Position(7) != pos || side.Position(7) != 0 || side.Count(7) != 0 {
+		t.Fatalf("positions live %d side %d (count %d), want %d and 0", live.Position(7), side.Position(7), side.Count(7), pos)
+	}
+	if _, ok := live.Ordinal(7, "stale"); ok {
+		t.Fatal("the replaced copy is still answering")
+	}
+	checkIndex(t, live, m, 1)
+	if live.Count(8) != 1 {
+		t.Fatal("another app of the target was touched")
+	}
+	if live.Adopt(side, 7) {
+		t.Fatal("Adopt of an app the source no longer has reported true")
+	}
+}

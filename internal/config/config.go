@@ -131,8 +131,13 @@ type AppConfig struct {
 	SecretKey   string
 	Admins      []string
 	CallbackURL string
-	Rates       map[string]float64
-	Quotas      map[string]int64
+	// CallbackToken is the app's callback authentication token: when set,
+	// callbacks carry RequestTime and Sign (webhook.SignURL). Secret.
+	CallbackToken string
+	// Vendors are the app's push-vendor credentials (offline delivery).
+	Vendors Vendors
+	Rates   map[string]float64
+	Quotas  map[string]int64
 
 	// src names where the app was configured, for error messages.
 	src string

@@ -164,7 +164,8 @@ func scalar(raw json.RawMessage) (s string, null bool, err error) {
 }
 
 // readApps reads the file's "apps": a list of objects with the keys
-// sdkappid, secret-key, admins, callback-url, rates and quotas. Errors
+// sdkappid, secret-key, admins, callback-url, callback-token, rates,
+// quotas and vendors. Errors
 // name the app by its index and never quote a secret key.
 func (c *Config) readApps(path string, raw json.RawMessage) error {
 	var list []json.RawMessage
@@ -184,7 +185,7 @@ func (c *Config) readApps(path string, raw json.RawMessage) error {
 }
 
 // appKeys are the keys of an app object.
-var appKeys = []string{"admins", "callback-url", "quotas", "rates", "sdkappid", "secret-key"}
+var appKeys = []string{"admins", "callback-token", "callback-url", "quotas", "rates", "sdkappid", "secret-key", "vendors"}
 
 func readApp(raw json.RawMessage) (AppConfig, error) {
 	members, err := objectMembers(raw)
@@ -230,6 +231,12 @@ func (a *AppConfig) set(key string, raw json.RawMessage) error {
 		if err := checkCallbackURL(a.CallbackURL); err != nil {
 			return err
 		}
+	case "callback-token":
+		if json.Unmarshal(raw, &a.CallbackToken) != nil || len(a.CallbackToken) > 256 {
+			return errors.New("want a string of at most 256 bytes")
+		}
+	case "vendors":
+		return a.setVendors(raw)
 	case "rates":
 		return a.setRates(raw)
 	case "quotas":

@@ -352,7 +352,7 @@ func ParseApp(s string) (AppConfig, error) {
 }
 
 // mergeApps overlays flag apps on file apps by SDKAppID, keeping file-only
-// settings (rates, quotas, callback) for apps given in both.
+// settings (rates, quotas, callback, vendors) for apps given in both.
 func mergeApps(file []AppConfig, flags []AppConfig) []AppConfig {
 	byID := map[uint64]AppConfig{}
 	for _, a := range file {
@@ -361,6 +361,7 @@ func mergeApps(file []AppConfig, flags []AppConfig) []AppConfig {
 	for _, a := range flags {
 		if old, ok := byID[a.SDKAppID]; ok {
 			a.Rates, a.Quotas, a.CallbackURL = old.Rates, old.Quotas, old.CallbackURL
+			a.CallbackToken, a.Vendors = old.CallbackToken, old.Vendors
 			a.src += " (with " + old.src + ")"
 		}
 		byID[a.SDKAppID] = a

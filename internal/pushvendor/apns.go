@@ -76,6 +76,9 @@ func (s *apnsSender) Send(ctx context.Context, t Target, n Notification) Result 
 	if !validAPNsToken(t.Token) {
 		return Result{Err: errors.New("apns: device token is not hex"), ErrCode: "BadDeviceToken", Unregistered: true}
 	}
+	if expired(n) {
+		return badInput(APNs, "expired", errors.New("notification expired"))
+	}
 	topic := t.Bundle
 	if topic == "" {
 		topic = s.topic

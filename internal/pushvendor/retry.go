@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -124,7 +125,7 @@ func networkResult(kind Kind, err error) Result {
 // the vendor's reason (may be "") and whether the vendor said the device
 // is gone.
 func statusResult(kind Kind, resp *http.Response, reason string, gone bool) Result {
-	code := reason
+	code := clip(reason)
 	if code == "" {
 		code = "HTTP " + strconv.Itoa(resp.StatusCode)
 	}
@@ -145,4 +146,13 @@ func statusResult(kind Kind, resp *http.Response, reason string, gone bool) Resu
 // at all (no retry helps).
 func badInput(kind Kind, code string, err error) Result {
 	return Result{Err: fmt.Errorf("%s: %w", kind, err), ErrCode: code}
+}
+
+// clip bounds a vendor's reason, which lands in loss reports.
+func clip(s string) string {
+	const limit = 64
+	if len(s) > limit {
+		s = s[:limit]
+	}
+	return strings.ToValidUTF8(s, "")
 }

@@ -60,6 +60,12 @@ type Fanout interface {
 	Revoke(t *im.PushTask)
 }
 
+// IndexSyncer waits until this node's audience index has every account
+// change the store had committed for app when it was called (IndexTail).
+type IndexSyncer interface {
+	Sync(ctx context.Context, app uint64) error
+}
+
 // PushConfig configures the push service.
 type PushConfig struct {
 	// Limits enables the limits; false (--limits off) disables every one.
@@ -68,8 +74,12 @@ type PushConfig struct {
 	AppLimits func(app uint64) PushLimits
 	// Audience tunes Condition evaluation.
 	Audience audience.Options
-	Now      func() time.Time
-	Log      *slog.Logger
+	// IndexSync, when set, is waited on before an audience is resolved, so
+	// that a push sees the account, attribute and tag writes made through
+	// other nodes before it (IndexTail.Sync; nil on a single node).
+	IndexSync IndexSyncer
+	Now       func() time.Time
+	Log       *slog.Logger
 }
 
 // Push implements v4/timpush/push, batch and revoke and the legacy
@@ -297,6 +307,11 @@ func (p *Push) build(ctx context.Context, app uint64, req *PushRequest, now time
 	var aud *roaring.Bitmap
 	var errs []ItemError
 	var err error
+	if p.cfg.IndexSync != nil {
+		if err := p.cfg.IndexSync.Sync(ctx, app); err != nil {
+			return im.PushTask{}, nil, err
+		}
+	}
 	if req.Kind == im.PushBatch {
 		aud, errs = p.resolve(app, req.To)
 	} else {

@@ -1,0 +1,280 @@
+// The client against a real timd binary (see harness.js).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { TimdClient, TimdError } from '../timd.js';
+import { Timd, Proxy, waitFor } from './lib/harness.js';
+
+/** @type {Timd} */
+let timd;
+const clients = [];
+
+before(async () => {
+  timd = await Timd.start();
+});
+
+after(async () => {
+  for (const c of clients) c.close();
+  await timd?.stop();
+});
+
+/** user imports a fresh account and returns a client for it (not connected). */
+async function user(id, opts = {}) {
+  await timd.importAccount(id);
+  const c = new TimdClient({
+    baseUrl: timd.base,
+    sdkAppId: timd.app,
+    identifier: id,
+    userSig: await timd.sig(id),
+    backoff: { initial: 50, max: 500 },
+    ...opts,
+  });
+  clients.push(c);
+  return c;
+}
+
+/** record collects a client's events by type. */
+function record(c) {
+  const r = { push: [], revoke: [], state: [], error: [], kicked: [] };
+  for (const t of Object.keys(r)) c.on(t, (d) => r[t].push(d));
+  return r;
+}
+
+test('connects and receives a push sent through REST', async () => {
+  const c = await user('js_alice');
+  const ev = record(c);
+  c.connect();
+  await waitFor(() => c.state === 'open', 'open');
+  const id = await timd.pushAll('hello from REST');
+  const p = await waitFor(() => ev.push.find((p) => p.TaskId === id), 'the push');
+  assert.equal(p.Type, 'push');
+  assert.equal(p.From_Account, timd.admin);
+  assert.deepEqual(p.MsgBody, [{ MsgType: 'TIMTextElem', MsgContent: { Text: 'hello from REST' } }]);
+  assert.ok(Number.isSafeInteger(p.Seq) && p.Seq > 0);
+  assert.equal(c.lastSeq, p.Seq);
+  assert.deepEqual(ev.error, []);
+  assert.deepEqual(
+    ev.state.map((s) => s.state),
+    ['connecting', 'open'],
+  );
+  c.close();
+  assert.equal(c.state, 'closed');
+});
+
+test('ack and click show in all_member_push_statistics', async () => {
+  const a = await user('js_ack_a', { autoAck: false });
+  const b = await user('js_ack_b', { autoAck: false });
+  const ea = record(a);
+  const eb = record(b);
+  a.connect();
+  b.connect();
+  await waitFor(() => a.state === 'open' && b.state === 'open', 'both open');
+  const id = await timd.pushAll('count me');
+  await waitFor(() => ea.push.length && eb.push.length, 'both pushes');
+  // Nothing acknowledged yet: without autoAck the client sends nothing.
+  assert.equal((await timd.stats(id)).DeliveredCount, 0);
+  a.ack(id);
+  b.click(id);
+  b.click(id); // a repeat counts once
+  const s = await waitFor(async () => {
+    const s = await timd.stats(id);
+    return s.DeliveredCount === 2 && s.ClickCount === 1 && s;
+  }, 'Delivered 2, Clicked 1');
+  assert.equal(s.TaskID, id);
+  assert.throws(() => a.ack(''), TypeError);
+  assert.throws(() => a.click('x'.repeat(129)), TypeError);
+  assert.throws(() => a.ack(42), TypeError);
+});
+
+test('autoAck acknowledges every push', async () => {
+  const c = await user('js_autoack');
+  const ev = record(c);
+  c.connect();
+  await waitFor(() => c.state === 'open', 'open');
+  const id = await timd.pushAll('auto');
+  await waitFor(() => ev.push.length, 'the push');
+  await waitFor(async () => (await timd.stats(id)).DeliveredCount >= 1, 'Delivered');
+});
+
+test('reconnects after the connection drops, resuming from the last Seq with no duplicates or gaps', async () => {
+  const proxy = await Proxy.start(timd.addr);
+  try {
+    const c = await user('js_drop', { baseUrl: proxy.base, autoAck: false });
+    const ev = record(c);
+    // Count every frame the socket delivers, before the client's own
+    // de-duplication, to prove that `since` kept the server from resending.
+    let raw = 0;
+    c.connect();
+    await waitFor(() => c.state === 'open', 'open');
+    c._ws.addEventListener('message', () => raw++);
+    const before = [await timd.pushAll('before 1'), await timd.pushAll('before 2')];
+    await waitFor(() => ev.push.length === 2, 'two pushes');
+    const seqBefore = c.lastSeq;
+
+    proxy.refuse(true);
+    proxy.cut();
+    await waitFor(() => c.state === 'reconnecting', 'reconnecting');
+    const during = [];
+    for (let i = 0; i < 5; i++) during.push(await timd.pushAll(`during ${i}`));
+    proxy.refuse(false);
+
+    await waitFor(() => ev.push.length === 7, 'seven pushes', 60000);
+    await waitFor(() => c.state === 'open', 'open again');
+    const after = await timd.pushAll('after');
+    await waitFor(() => ev.push.length === 8, 'eight pushes');
+
+    const ids = ev.push.map((p) => p.TaskId);
+    assert.deepEqual(ids, [...before, ...during, after]);
+    assert.equal(new Set(ids).size, ids.length);
+    const seqs = ev.push.map((p) => p.Seq);
+    assert.deepEqual(seqs, [...seqs].sort((x, y) => x - y));
+    assert.ok(seqs[2] > seqBefore);
+    assert.ok(proxy.accepted >= 2, 'a second connection was made');
+    // The first socket saw only its two pushes: the client reconnected
+    // with since=<last Seq>, so the server did not send them again.
+    assert.equal(raw, 2);
+    assert.ok(ev.state.some((s) => s.state === 'reconnecting'));
+  } finally {
+    await proxy.stop();
+  }
+});
+
+test('reconnects after the server restarts (close 1001)', async () => {
+  const c = await user('js_restart');
+  const ev = record(c);
+  c.connect();
+  await waitFor(() => c.state === 'open', 'open');
+  const first = await timd.pushAll('before restart');
+  await waitFor(() => ev.push.length === 1, 'first push');
+  await timd.restart();
+  const second = await timd.pushAll('after restart');
+  await waitFor(() => ev.push.length === 2, 'second push', 60000);
+  assert.deepEqual(
+    ev.push.map((p) => p.TaskId),
+    [first, second],
+  );
+  assert.ok(ev.state.some((s) => s.state === 'reconnecting'));
+});
+
+test('sync pages through the inbox across several pages', async () => {
+  const c = await user('js_sync');
+  const start = (await c.sync({ limit: 200 })).cursor;
+  const sent = [];
+  for (let i = 0; i < 5; i++) sent.push(await timd.pushAll(`inbox ${i}`));
+  const pages = [];
+  for await (const page of c.syncPages({ cursor: start, limit: 2 })) pages.push(page);
+  assert.ok(pages.length >= 3, `expected at least 3 pages, got ${pages.length}`);
+  assert.deepEqual(
+    pages.flatMap((p) => p.pushes.map((x) => x.TaskId)),
+    sent,
+  );
+  for (const p of pages.slice(0, -1)) assert.equal(p.complete, false);
+  assert.equal(pages.at(-1).complete, true);
+  const one = await c.sync({ cursor: start, limit: 2 });
+  assert.equal(one.pushes.length, 2);
+  assert.equal(one.cursor, one.pushes[1].Seq);
+  await assert.rejects(() => c.sync({ limit: 0 }), TypeError);
+  await assert.rejects(() => c.sync({ limit: 201 }), TypeError);
+  await assert.rejects(() => c.sync({ cursor: -1 }), TypeError);
+});
+
+test('registers devices', async () => {
+  const c = await user('js_dev');
+  const id = await c.registerDevice({ platform: 'web', token: 'tok-1' });
+  assert.match(id, /^[0-9A-F]{8}-[0-9A-F]{4}-4[0-9A-F]{3}-[89AB][0-9A-F]{3}-[0-9A-F]{12}$/);
+  assert.equal(await c.registerDevice({ platform: 'ios', registrationId: 'js-dev-custom-1' }), 'js-dev-custom-1');
+  // The device is an account the admin can tag.
+  await timd.rest('timpush/add_tag', { UserTags: [{ To_Account: id, Tags: ['js-web'] }] });
+  await assert.rejects(
+    () => c.registerDevice({ platform: '' }),
+    (e) => e instanceof TimdError && e.code === 70402,
+  );
+  await assert.rejects(
+    () => c.registerDevice({ platform: 'web', registrationId: 'bad id!' }),
+    (e) => e instanceof TimdError && e.code === 70402,
+  );
+});
+
+test('a bad UserSig is an error event, not a crash or a reconnect loop', async () => {
+  await timd.importAccount('js_bad');
+  const cases = [
+    { name: 'garbage sig', id: 'js_bad', sig: 'not-a-sig', code: 70003 },
+    { name: 'sig for another user', id: 'js_bad', sig: await timd.sig('js_alice'), code: 70013 },
+    { name: 'account never imported', id: 'js_ghost', sig: await timd.sig('js_ghost'), code: 70107 },
+    { name: 'expired sig', id: 'js_bad', sig: await timd.sig('js_bad', 1), code: 70001, wait: 2100 },
+  ];
+  for (const tc of cases) {
+    if (tc.wait) await new Promise((r) => setTimeout(r, tc.wait));
+    const c = new TimdClient({ baseUrl: timd.base, sdkAppId: timd.app, identifier: tc.id, userSig: tc.sig, backoff: { initial: 20, max: 50 } });
+    clients.push(c);
+    const ev = record(c);
+    c.connect();
+    await waitFor(() => c.state === 'closed', `${tc.name}: closed`);
+    assert.equal(ev.error.length, 1, tc.name);
+    assert.ok(ev.error[0] instanceof TimdError, tc.name);
+    assert.equal(ev.error[0].code, tc.code, `${tc.name}: ${ev.error[0].message}`);
+    assert.equal(ev.error[0].fatal, true);
+    await assert.rejects(
+      () => c.sync(),
+      (e) => e instanceof TimdError && e.code === tc.code,
+      tc.name,
+    );
+  }
+});
+
+test('a kick is a kicked event; a userSig function reconnects with a new sig', async () => {
+  await timd.importAccount('js_kick');
+  let calls = 0;
+  const c = new TimdClient({
+    baseUrl: timd.base,
+    sdkAppId: timd.app,
+    identifier: 'js_kick',
+    userSig: async () => {
+      calls++;
+      // A sig made after the kick: timd refuses older ones with 70052.
+      return timd.sig('js_kick', 86400 + calls);
+    },
+    backoff: { initial: 1100, max: 1500, jitter: 0 },
+  });
+  clients.push(c);
+  const ev = record(c);
+  c.connect();
+  await waitFor(() => c.state === 'open', 'open');
+  await timd.rest('im_open_login_svc/kick', { UserID: 'js_kick' });
+  await waitFor(() => ev.kicked.length === 1, 'kicked');
+  assert.equal(ev.kicked[0].code, 4001);
+  await waitFor(() => c.state === 'open' && calls >= 2, 'open with a new sig', 60000);
+  const id = await timd.pushAll('after kick');
+  await waitFor(() => ev.push.some((p) => p.TaskId === id), 'the push after the kick');
+});
+
+test('a server that cannot be reached is retried, then connected', async () => {
+  const proxy = await Proxy.start(timd.addr);
+  try {
+    proxy.refuse(true);
+    const c = await user('js_unreachable', { baseUrl: proxy.base });
+    const ev = record(c);
+    c.connect();
+    await waitFor(() => ev.error.length >= 2, 'two failed attempts');
+    assert.ok(ev.error.every((e) => e instanceof TimdError && e.code === 0 && !e.fatal));
+    assert.equal(c.state, 'reconnecting');
+    proxy.refuse(false);
+    await waitFor(() => c.state === 'open', 'open', 60000);
+  } finally {
+    await proxy.stop();
+  }
+});
+
+test('bad options throw TypeError', () => {
+  const ok = { baseUrl: 'http://127.0.0.1:1', sdkAppId: 1400000000, identifier: 'u', userSig: 's' };
+  for (const bad of [
+    undefined,
+    { ...ok, baseUrl: 'ftp://x' },
+    { ...ok, sdkAppId: 'abc' },
+    { ...ok, identifier: '' },
+    { ...ok, userSig: 5 },
+    { ...ok, since: -1 },
+  ]) {
+    assert.throws(() => new TimdClient(bad), TypeError, JSON.stringify(bad));
+  }
+  assert.throws(() => new TimdClient({ ...ok, WebSocket: {} }).connect(), TypeError);
+});
