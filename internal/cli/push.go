@@ -13,6 +13,7 @@ import (
 	"timd/internal/audience"
 	"timd/internal/config"
 	"timd/internal/fanout"
+	"timd/internal/im"
 	"timd/internal/service"
 	"timd/internal/webhook"
 )
@@ -34,14 +35,21 @@ type pushing struct {
 // hold is the fan-out test hook (fanout.Options.HoldAfter; 0 off).
 func newPushing(cfg config.Config, store backend, index *audience.Index, live fanout.Live,
 	reg prometheus.Registerer, log *slog.Logger, hold int64) *pushing {
-	engine := fanout.New(store, live, fanout.Options{Owner: bootID(), Rate: fanoutRates(cfg), Registerer: reg,
+	owner := bootID()
+	// Work one node at a time must do runs under a store lease on a
+	// shared store; a SQLite store is this process's alone.
+	var leases im.LeaseStore
+	if config.IsPostgres(cfg.Store) {
+		leases = store
+	}
+	engine := fanout.New(store, live, fanout.Options{Owner: owner, Rate: fanoutRates(cfg), Registerer: reg,
 		HoldAfter: hold}, log)
-	hooks := webhook.New(store, store, index, webhook.Options{Registerer: reg}, log)
+	hooks := webhook.New(store, store, index, webhook.Options{Registerer: reg, Leases: leases, Owner: owner}, log)
 	engine.SetHooks(hooks)
 	push := service.NewPush(store, store, index, engine, service.PushConfig{
 		Limits: cfg.Limits, AppLimits: pushLimits(cfg), Audience: audience.DefaultOptions(), Log: log})
 	sched := service.NewSched(store, push, nil)
-	scheduler := fanout.NewScheduler(store, sched.Fire, fanout.SchedOptions{}, log)
+	scheduler := fanout.NewScheduler(store, sched.Fire, fanout.SchedOptions{Leases: leases, Owner: owner}, log)
 	sched.SetWake(scheduler.Wake)
 	return &pushing{push: push, sched: sched, stats: service.NewStats(store, index, nil),
 		engine: engine, hooks: hooks, scheduler: scheduler}

@@ -13,10 +13,11 @@ import (
 )
 
 // backend is what the subcommands use of an opened store: the complete
-// store and its change log.
+// store, its change log and its named leases.
 type backend interface {
 	im.Store
 	im.ChangeLog
+	im.LeaseStore
 }
 
 // openedStore is the store a subcommand works on, SQLite or PostgreSQL.

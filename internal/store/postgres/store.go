@@ -9,9 +9,8 @@
 // with TIMD_TEST_POSTGRES set). `--store postgres://…` selects it and
 // `timd migrate` runs its migrations (Migrate). Not done yet: the change
 // log (im.ChangeLog) is written but no node tails it yet, and the
-// ChangeSink sees only this process's writes; SaveFanout does not fence by
-// lease owner (the interface carries none); the quota and interval checks
-// still run outside the task transaction.
+// ChangeSink sees only this process's writes; the quota and interval
+// checks still run outside the task transaction.
 package postgres
 
 import (

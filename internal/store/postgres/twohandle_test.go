@@ -26,7 +26,7 @@ func TestMigrateOnce(t *testing.T) {
 	if err := a.pool.QueryRow(context.Background(), `SELECT count(*), max(version) FROM schema_migrations`).Scan(&n, &v); err != nil {
 		t.Fatal(err)
 	}
-	if n != 2 || v != 2 {
-		t.Fatalf("schema_migrations has %d rows up to %d, want 2 rows, up to version 2", n, v)
+	if n != 3 || v != 3 {
+		t.Fatalf("schema_migrations has %d rows up to %d, want 3 rows, up to version 3", n, v)
 	}
 }

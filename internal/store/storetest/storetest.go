@@ -84,6 +84,7 @@ func (h harness) run(t *testing.T) {
 	t.Run("SchedCRUD", h.testSchedCRUD)
 	t.Run("SchedList", h.testSchedList)
 	t.Run("SchedDue", h.testSchedDue)
+	t.Run("Leases", h.testLeases)
 	h.runTwoHandles(t)
 }
 

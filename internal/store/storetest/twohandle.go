@@ -28,6 +28,7 @@ import (
 //   - of concurrent ClaimTask calls by different owners exactly one wins,
 //     and once another handle took an expired lease over, the old owner's
 //     SaveFanout is refused (im.ErrLeaseLost);
+//   - of concurrent TakeLease calls for one name exactly one wins;
 //   - ordinals are never handed out twice and change positions have no
 //     gap across both handles.
 //
@@ -60,6 +61,7 @@ func (h harness) runTwoHandles(t *testing.T) {
 	t.Run("TwoHandlesDedup", h.testTwoDedup)
 	t.Run("TwoHandlesLease", h.testTwoLease)
 	t.Run("TwoHandlesLeaseTakeover", h.testTwoLeaseTakeover)
+	t.Run("TwoHandlesNamedLease", h.testTwoLeaseName)
 	t.Run("TwoHandlesOrdinals", h.testTwoOrdinals)
 }
 
