@@ -1,8 +1,6 @@
 package storetest
 
 import (
-	"fmt"
-	"sync"
 	"testing"
 
 	"timd/internal/im"
@@ -57,20 +55,8 @@ func (h harness) testLeases(t *testing.T) {
 
 func (h harness) testTwoLeaseName(t *testing.T) {
 	a, b := h.two(t)
-	var mu sync.Mutex
-	var holders []string
-	both(12, a, b, func(i int, f *fixture) {
-		owner := fmt.Sprintf("node%d", i)
-		ok, err := f.leases().TakeLease(f.ctx, "scheduler", owner, 1000, 60000)
-		if err != nil {
-			t.Errorf("TakeLease: %v", err)
-			return
-		}
-		if ok {
-			mu.Lock()
-			holders = append(holders, owner)
-			mu.Unlock()
-		}
+	holders := winners(t, 12, a, b, func(f *fixture, owner string) (bool, error) {
+		return f.leases().TakeLease(f.ctx, "scheduler", owner, 1000, 60000)
 	})
 	if len(holders) != 1 {
 		t.Fatalf("lease holders %v, want exactly one", holders)

@@ -255,23 +255,32 @@ func (h harness) testTwoDedup(t *testing.T) {
 	}
 }
 
-func (h harness) testTwoLease(t *testing.T) {
-	a, b := h.two(t)
-	a.create(pushTask(testApp, "t", 1, time.Now().Unix(), 1), 0)
+// winners runs take for owners node0..node(n-1) at once, alternating the
+// handles, and returns the owners it granted.
+func winners(t *testing.T, n int, a, b *fixture, take func(f *fixture, owner string) (bool, error)) []string {
 	var mu sync.Mutex
-	var winners []string
-	both(10, a, b, func(i int, f *fixture) {
+	var won []string
+	both(n, a, b, func(i int, f *fixture) {
 		owner := fmt.Sprintf("node%d", i)
-		ok, err := f.s.ClaimTask(f.ctx, testApp, "t", owner, 1000, 60000)
+		ok, err := take(f, owner)
 		if err != nil {
-			t.Errorf("ClaimTask: %v", err)
+			t.Errorf("%s: %v", owner, err)
 			return
 		}
 		if ok {
 			mu.Lock()
-			winners = append(winners, owner)
+			won = append(won, owner)
 			mu.Unlock()
 		}
+	})
+	return won
+}
+
+func (h harness) testTwoLease(t *testing.T) {
+	a, b := h.two(t)
+	a.create(pushTask(testApp, "t", 1, time.Now().Unix(), 1), 0)
+	winners := winners(t, 10, a, b, func(f *fixture, owner string) (bool, error) {
+		return f.s.ClaimTask(f.ctx, testApp, "t", owner, 1000, 60000)
 	})
 	if len(winners) != 1 {
 		t.Fatalf("lease winners %v, want exactly one", winners)
