@@ -23,6 +23,7 @@ type liveClient struct {
 	ws     *websocket.Conn
 	mu     sync.Mutex
 	frames []map[string]any
+	closed websocket.StatusCode // the server's close code once closed (-1: none seen yet)
 }
 
 // connect opens a WebSocket for user id with a UserSig made by Tencent's
@@ -38,12 +39,15 @@ func (p *proc) connect(id string) *liveClient {
 	if err != nil {
 		p.t.Fatalf("connect %s: %v", id, err)
 	}
-	c := &liveClient{id: id, ws: ws}
+	c := &liveClient{id: id, ws: ws, closed: -1}
 	p.t.Cleanup(func() { ws.CloseNow() })
 	go func() {
 		for {
 			_, b, err := ws.Read(context.Background())
 			if err != nil {
+				c.mu.Lock()
+				c.closed = websocket.CloseStatus(err)
+				c.mu.Unlock()
 				return
 			}
 			var f map[string]any
@@ -55,6 +59,14 @@ func (p *proc) connect(id string) *liveClient {
 		}
 	}()
 	return c
+}
+
+// closeCode returns the close code the server sent, -1 while open (or
+// when the connection broke without one).
+func (c *liveClient) closeCode() websocket.StatusCode {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
 }
 
 // count returns how many frames of type typ carry TaskId task.
@@ -313,7 +325,7 @@ func TestE2EDeliverySequence(t *testing.T) {
 	}
 
 	// 7. kill -9 in the middle of a fan-out to everyone: 20,000 accounts
-	// (u0..u19999) and the admin (an account, spec §4), held by the test
+	// (u0..u19999) and the admin (an account, docs/compatibility.md, "UserSig and admins"), held by the test
 	// hook after 10,000 recipients. Live clients spread over the audience:
 	// u0..u9 (the first ordinals, u0 on two devices) and twenty of the new
 	// accounts.

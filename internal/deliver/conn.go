@@ -24,7 +24,10 @@ type conn struct {
 	id       string
 	ord      uint32
 	platform string
+	kickedAt int64  // the account's KickedAt when c authenticated
 	epoch    uint64 // hub registration count after c was added
+	ctx      context.Context
+	resync   atomic.Int32 // resyncs wanted or running, see Hub.Resync
 
 	send    chan []byte // live frames; bounded, never blocks a sender
 	sent    sentSet     // TaskIds already given to this connection
@@ -59,13 +62,13 @@ func (h *Hub) Accept(w http.ResponseWriter, r *http.Request, app im.App, acct im
 		return
 	}
 	ws.SetReadLimit(h.opt.ReadLimit)
-	c := &conn{h: h, ws: ws, app: app.SDKAppID, id: acct.ID, ord: acct.Ordinal, platform: platform,
+	c := &conn{h: h, ws: ws, app: app.SDKAppID, id: acct.ID, ord: acct.Ordinal, platform: platform, kickedAt: acct.KickedAt,
 		send:    make(chan []byte, h.opt.QueueSize),
 		limiter: rate.NewLimiter(rate.Limit(h.opt.FrameRate), h.opt.FrameBurst),
 		quit:    make(chan struct{}), done: make(chan struct{})}
 	ctx, cancel := context.WithCancel(h.base)
 	defer cancel()
-	c.cancel = cancel
+	c.cancel, c.ctx = cancel, ctx
 	if !h.register(c, acct.KickedAt) {
 		if h.isStopped() {
 			_ = ws.Close(websocket.StatusGoingAway, "server shutting down")

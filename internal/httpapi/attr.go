@@ -167,7 +167,7 @@ func (s *Server) getAttr(r *request) (any, error)   { return s.getAttrs(r, false
 func (s *Server) imGetAttr(r *request) (any, error) { return s.getAttrs(r, true) }
 
 // getAttrs serves get_attr; the legacy form answers unknown accounts with
-// empty Attrs instead of an ErrorList entry (spec §8).
+// empty Attrs instead of an ErrorList entry (docs/api.md, "The legacy family").
 func (s *Server) getAttrs(r *request, legacy bool) (any, error) {
 	return s.readProfiles(r, legacy, "UserAttrs")
 }
@@ -208,6 +208,8 @@ type profilesAnswer struct {
 	profiles []service.Profile
 	errs     []itemError
 }
+
+func (a profilesAnswer) sizeHint() int { return 64 + 96*len(a.profiles) + 64*len(a.errs) }
 
 func (a profilesAnswer) appendFields(b []byte) []byte {
 	b = append(b, '"')

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,7 +13,7 @@ import (
 	"timd/internal/usersig"
 )
 
-// TestGatewayErrors drives every transport-level failure of spec §1–§3
+// TestGatewayErrors drives every transport-level failure of docs/api.md, "Common to every command"
 // through the real router and checks its documented code.
 func TestGatewayErrors(t *testing.T) {
 	e := newEnv(t, envOpts{})
@@ -103,7 +104,7 @@ func TestGatewayErrors(t *testing.T) {
 	}
 }
 
-// TestAdminRequired checks the per-service admin code of spec §4 and that a
+// TestAdminRequired checks the per-service admin code of docs/compatibility.md, "UserSig and admins" and that a
 // valid sig of a non-admin account is not enough.
 func TestAdminRequired(t *testing.T) {
 	e := newEnv(t, envOpts{})
@@ -159,6 +160,39 @@ func TestRateLimits(t *testing.T) {
 	off := newEnv(t, envOpts{limits: false, rates: map[string]float64{"im_open_login_svc/account_check": 1}})
 	for i := 0; i < 5; i++ {
 		wantCode(t, off.call("im_open_login_svc/account_check", body), 0)
+	}
+}
+
+// TestRateLimitsSplitAcrossNodes: a node of an N-node cluster enforces
+// 1/N of each limit (Options.RateShare), so the cluster as a whole never
+// allows more than the documented rate; the share follows the node count.
+func TestRateLimitsSplitAcrossNodes(t *testing.T) {
+	var nodes atomic.Int64
+	nodes.Store(3)
+	e := newEnv(t, envOpts{limits: true, rates: map[string]float64{"im_open_login_svc/account_check": 30},
+		share: func() float64 { return 1 / float64(nodes.Load()) }})
+	body := `{"CheckItem":[{"UserID":"a"}]}`
+	allowed := func(n int) int {
+		ok := 0
+		for range n {
+			if e.call("im_open_login_svc/account_check", body).code() == 0 {
+				ok++
+			}
+		}
+		return ok
+	}
+	// The burst is one second of the node's share, 10 of 30, and the
+	// bucket refills at 10/s while the requests run.
+	start := time.Now()
+	got := allowed(20)
+	if most := 10 + int(time.Since(start).Seconds()*10) + 1; got < 10 || got > most {
+		t.Fatalf("node of three allowed %d of 20, want 10 to %d (30/s split three ways)", got, most)
+	}
+	nodes.Store(1)
+	allowed(1)                          // the limiter takes the new share at its next request
+	time.Sleep(1100 * time.Millisecond) // and refills at the new rate
+	if got := allowed(40); got < 30 {
+		t.Fatalf("a single node allowed %d of 40 at once, want at least 30", got)
 	}
 }
 

@@ -59,6 +59,8 @@ type envOpts struct {
 	// noPush builds the server without the push services (Push, Sched,
 	// Stats), as a deployment without push is.
 	noPush bool
+	// share is the server's RateShare (nil: a single node).
+	share func() float64
 }
 
 // fakeClock is a settable clock.
@@ -158,7 +160,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 	engine := fanout.New(st, live, fanout.Options{Scan: scan, SaveEvery: time.Millisecond}, log)
 	push := service.NewPush(st, st, idx, engine, service.PushConfig{Limits: o.limits,
 		AppLimits: func(uint64) service.PushLimits { return service.PushLimitsFrom(o.quotas) },
-		Audience:  audience.DefaultOptions(), Now: clock.Now, Log: log})
+		Audience:  audience.DefaultOptions(), RateShare: o.share, Now: clock.Now, Log: log})
 	sched := service.NewSched(st, push, clock.Now)
 	scheduler := fanout.NewScheduler(st, sched.Fire, fanout.SchedOptions{Tick: tick, Now: clock.Now}, log)
 	engine.Start(ctx)
@@ -179,7 +181,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 		v, ok := o.rates[key]
 		return v, ok
 	}
-	h := httpapi.New(svc, httpapi.Options{Limits: o.limits, BodyLimit: 64 << 10, Rate: rate}, log,
+	h := httpapi.New(svc, httpapi.Options{Limits: o.limits, BodyLimit: 64 << 10, Rate: rate, RateShare: o.share}, log,
 		httpapi.NewMetrics(prometheus.NewRegistry()))
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)

@@ -235,6 +235,30 @@ func TestBatchRate(t *testing.T) {
 	e.pushOK("timpush/batch", `{"MsgRandom":2,"To_Account":["u1"],"OfflinePushInfo":{"Title":"x"}}`)
 }
 
+// TestBatchRateSplitAcrossNodes: batch_per_second is split between the
+// nodes of a cluster like the REST rates: with two nodes, one takes 500 of
+// 1000 recipients a second.
+func TestBatchRateSplitAcrossNodes(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		share  func() float64
+		second int // code of a second full batch in the same second
+	}{
+		{"single node", nil, 0},
+		{"one of two nodes", func() float64 { return 0.5 }, im.CodeRESTRate},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t, envOpts{limits: true, quotas: map[string]int64{"batch_per_second": 1000}, share: c.share, quiet: true})
+			setupPush(t, e, 2)
+			all := `[` + strings.TrimSuffix(strings.Repeat(`"u0",`, 500), ",") + `]`
+			e.pushOK("timpush/batch", `{"MsgRandom":1,"To_Account":`+all+`,"OfflinePushInfo":{"Title":"x"}}`)
+			wantCode(t, e.call("timpush/batch", `{"MsgRandom":2,"To_Account":`+all+`,"OfflinePushInfo":{"Title":"x"}}`), c.second)
+			e.clock.Advance(time.Second)
+			e.pushOK("timpush/batch", `{"MsgRandom":3,"To_Account":`+all+`,"OfflinePushInfo":{"Title":"x"}}`)
+		})
+	}
+}
+
 // TestPushIdempotent: one app and MsgRandom within 7 days is one push.
 func TestPushIdempotent(t *testing.T) {
 	e := newEnv(t, envOpts{limits: true})

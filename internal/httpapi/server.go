@@ -29,6 +29,11 @@ type Options struct {
 	BodyLimit int64
 	// Rate returns an app's override of a command's rate ("service/command").
 	Rate func(app uint64, key string) (float64, bool)
+	// RateShare, when set, returns the part of each rate limit this node
+	// enforces, in (0, 1]: the nodes of a cluster split every limit
+	// evenly (1/N for N live nodes), so that together they never allow
+	// more than the limit. nil is a single node (1).
+	RateShare func() float64
 	// Prometheus, when set, is served at GET /metrics.
 	Prometheus http.Handler
 }
@@ -80,7 +85,8 @@ type request struct {
 	app        im.App
 	identifier string
 	body       []byte
-	acct       im.Account        // the caller's account (/v1)
+	acct       im.Account        // the caller's account (/v1); empty for a device registering by UserSig
+	device     bool              // the caller authenticated with a device credential (/v1)
 	query      map[string]string // the query string, first value of each key
 	w          http.ResponseWriter
 	http       *http.Request
@@ -213,11 +219,19 @@ func (s *Server) allow(app uint64, ep *endpoint) bool {
 	if perSec <= 0 {
 		return true
 	}
+	if s.opt.RateShare != nil {
+		if share := s.opt.RateShare(); share > 0 && share < 1 {
+			perSec *= share
+		}
+	}
 	s.mu.Lock()
 	l := s.limiters[limiterKey{app, ep.name}]
 	if l == nil {
 		l = rate.NewLimiter(rate.Limit(perSec), max(1, int(perSec)))
 		s.limiters[limiterKey{app, ep.name}] = l
+	} else if l.Limit() != rate.Limit(perSec) { // a node joined or left the cluster
+		l.SetLimit(rate.Limit(perSec))
+		l.SetBurst(max(1, int(perSec)))
 	}
 	s.mu.Unlock()
 	return l.Allow()

@@ -7,10 +7,13 @@
 // Status: the backend implements every im.Store method and passes the
 // storetest conformance suite with its two-handle cases (postgres_test.go,
 // with TIMD_TEST_POSTGRES set). `--store postgres://…` selects it and
-// `timd migrate` runs its migrations (Migrate). Not done yet: the change
-// log (im.ChangeLog) is written but no node tails it yet, and the
-// ChangeSink sees only this process's writes; the quota and interval
-// checks still run outside the task transaction.
+// `timd migrate` runs its migrations (Migrate). The ChangeSink sees only
+// this process's writes; each node's service.IndexTail follows the change
+// log (im.ChangeLog) for everyone's, which relies on this process's
+// changes reaching the sink in commit order, one transaction's before the
+// next one commits (sinkMu, held across the transaction). SaveFanout is
+// fenced by the lease owner (im.ErrLeaseLost). Not done yet: the quota and
+// interval checks still run outside the task transaction.
 package postgres
 
 import (

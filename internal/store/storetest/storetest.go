@@ -85,6 +85,8 @@ func (h harness) run(t *testing.T) {
 	t.Run("SchedList", h.testSchedList)
 	t.Run("SchedDue", h.testSchedDue)
 	t.Run("Leases", h.testLeases)
+	t.Run("PushDevices", h.testPushDevices)
+	t.Run("Outbox", h.testOutbox)
 	h.runTwoHandles(t)
 }
 
