@@ -71,6 +71,7 @@ type client struct {
 	mu     sync.Mutex
 	pushes map[string]int
 	pongs  int
+	closed websocket.StatusCode // the server's close code, -1 while open
 	ws     *websocket.Conn
 }
 
@@ -81,11 +82,14 @@ func (n *node) connect(t *testing.T, ord uint32) *client {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ws.CloseNow() })
-	c := &client{pushes: map[string]int{}, ws: ws}
+	c := &client{pushes: map[string]int{}, ws: ws, closed: -1}
 	go func() {
 		for {
 			_, b, err := ws.Read(context.Background())
 			if err != nil {
+				c.mu.Lock()
+				c.closed = websocket.CloseStatus(err)
+				c.mu.Unlock()
 				return
 			}
 			var f struct{ Type, TaskId string }
@@ -259,4 +263,48 @@ func randomPrefix() string {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	return "relaytest-" + hex.EncodeToString(b)
+}
+
+// TestMissedKickClosesStaleConnections: a node that may have missed a kick
+// (the kick events' sequence skips one) re-reads the KickedAt of every
+// account it has connections for and closes, with 4001, those kicked
+// after they authenticated; the others stay.
+func TestMissedKickClosesStaleConnections(t *testing.T) {
+	url := natsURL(t)
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	if _, err := st.ImportAccounts(ctx, testApp, []im.AccountInput{{UserID: "u1"}, {UserID: "u2"}}); err != nil {
+		t.Fatal(err)
+	}
+	b := newNode(t, st, url, randomPrefix())
+	kicked, kept := b.connect(t, 1), b.connect(t, 2)
+	kicked.settle(t)
+	kept.settle(t)
+	if err := st.Kick(ctx, testApp, "u1", time.Now().Unix()); err != nil { // through another node, whose event is lost
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	for _, seq := range []string{"1", "3"} { // the kick of u1 was seq 2
+		m := nats.NewMsg(b.bus.Subject(testApp, "kick"))
+		m.Header.Set("Timd-Node", "other-node")
+		m.Header.Set("Timd-Seq", seq)
+		m.Data = []byte(`{"ID":"nobody"}`)
+		if err := nc.PublishMsg(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "u1's connection to close with 4001", func() bool {
+		kicked.mu.Lock()
+		defer kicked.mu.Unlock()
+		return kicked.closed == deliver.StatusKicked
+	})
+	kept.settle(t) // still open: it answers
 }
