@@ -373,8 +373,8 @@ export class TimdClient extends EventTarget {
   }
 
   _onFrame(data) {
-    this._lastHeard = Date.now();
     clearTimeout(this._pongTimer);
+    this._pongTimer = null;
     if (typeof data !== 'string') return;
     let f;
     try {
@@ -483,8 +483,7 @@ export class TimdClient extends EventTarget {
     this._stopHeartbeat();
     if (!(this.pingInterval > 0)) return;
     this._pingTimer = setInterval(() => {
-      if (!this._write(JSON.stringify({ Type: 'ping' }))) return;
-      clearTimeout(this._pongTimer);
+      if (!this._write(JSON.stringify({ Type: 'ping' })) || this._pongTimer) return;
       const ws = this._ws;
       this._pongTimer = setTimeout(() => {
         // No frame at all since the ping: the network is gone. Do not
@@ -506,6 +505,8 @@ export class TimdClient extends EventTarget {
   _stopHeartbeat() {
     clearInterval(this._pingTimer);
     clearTimeout(this._pongTimer);
+    this._pingTimer = null;
+    this._pongTimer = null;
   }
 
   _send(type, taskId) {

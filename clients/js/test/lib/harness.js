@@ -138,6 +138,18 @@ export class Timd {
     return r.TaskId;
   }
 
+  /** pushTo sends a stored push to the named accounts (timpush/batch) and returns its TaskId. */
+  async pushTo(ids, text) {
+    const r = await this.rest('timpush/batch', {
+      From_Account: this.admin,
+      To_Account: ids,
+      MsgRandom: randomInt(1 << 30),
+      MsgBody: [{ MsgType: 'TIMTextElem', MsgContent: { Text: text } }],
+      OfflinePushInfo: { Title: 'timd', Desc: text },
+    });
+    return r.TaskId;
+  }
+
   /** stats returns the all_member_push_statistics result of one task. */
   async stats(taskId) {
     const now = Math.floor(Date.now() / 1000);
@@ -151,14 +163,17 @@ export class Timd {
 }
 
 /**
- * Proxy forwards TCP connections to target; cut() drops every open one
- * (both sides, no close frame) and refuse(true) drops new ones at once.
+ * Proxy forwards TCP connections to target. cut() drops every open one
+ * (both sides, no close frame), refuse(true) drops new ones at once, and
+ * freeze() silently discards everything on the open ones from then on, as
+ * a network that died without telling anyone.
  */
 export class Proxy {
   static async start(target) {
     const p = new Proxy();
-    const [host, port] = [target.slice(0, target.lastIndexOf(':')), Number(target.slice(target.lastIndexOf(':') + 1))];
-    p.socks = new Set();
+    const i = target.lastIndexOf(':');
+    const [host, port] = [target.slice(0, i), Number(target.slice(i + 1))];
+    p.pairs = new Set();
     p.refusing = false;
     p.accepted = 0;
     p.server = net.createServer((c) => {
@@ -168,15 +183,14 @@ export class Proxy {
       }
       p.accepted++;
       const u = net.connect(port, host);
-      p.socks.add(c);
-      p.socks.add(u);
-      c.pipe(u);
-      u.pipe(c);
+      const pair = { c, u, frozen: false };
+      p.pairs.add(pair);
+      c.on('data', (d) => pair.frozen || u.write(d));
+      u.on('data', (d) => pair.frozen || c.write(d));
       const done = () => {
         c.destroy();
         u.destroy();
-        p.socks.delete(c);
-        p.socks.delete(u);
+        p.pairs.delete(pair);
       };
       c.on('error', done).on('close', done);
       u.on('error', done).on('close', done);
@@ -187,8 +201,15 @@ export class Proxy {
   }
 
   cut() {
-    for (const s of this.socks) s.destroy();
-    this.socks.clear();
+    for (const { c, u } of this.pairs) {
+      c.destroy();
+      u.destroy();
+    }
+    this.pairs.clear();
+  }
+
+  freeze() {
+    for (const pair of this.pairs) pair.frozen = true;
   }
 
   refuse(on) {
