@@ -68,6 +68,11 @@ type Config struct {
 	// server's clock; a sig dated further ahead is refused with 70003.
 	// From 0 to MaxUserSigSkew; the default is five minutes.
 	UserSigSkew Duration
+	// IndexSyncWait bounds how long a push waits for this node's audience
+	// index to reach the store's last account change when several nodes
+	// share the store (read your writes); 0 never waits. From 0 to
+	// MaxIndexSyncWait; the default is two seconds.
+	IndexSyncWait Duration
 	// NATS is the NATS server URL (nats://host:port, or several
 	// comma-separated) that joins this node to the others sharing its
 	// store; empty runs a single node. NATSPrefix is the first token of
@@ -173,9 +178,11 @@ const (
 	// MaxUserSigSkew bounds --usersig-skew: a sig dated hours ahead would
 	// outlive a kick by as much.
 	MaxUserSigSkew = time.Hour
-	MaxAdmins      = 10
-	MaxAdminLen    = 32
-	MaxRate        = 1e6
+	// MaxIndexSyncWait bounds --index-sync-wait: a push is an HTTP request.
+	MaxIndexSyncWait = time.Minute
+	MaxAdmins        = 10
+	MaxAdminLen      = 32
+	MaxRate          = 1e6
 )
 
 // Default returns the defaults.
@@ -195,7 +202,8 @@ func Default() Config {
 		StoreCache:     32 << 20,
 		StoreReadCache: 8 << 20,
 
-		UserSigSkew: Duration(5 * time.Minute),
+		UserSigSkew:   Duration(5 * time.Minute),
+		IndexSyncWait: Duration(2 * time.Second),
 
 		NATSPrefix: "timd",
 	}
@@ -310,6 +318,7 @@ func (c Config) String() string {
 		b.WriteString(" configured-apps-only=on")
 	}
 	fmt.Fprintf(&b, " usersig-skew=%s", c.UserSigSkew)
+	fmt.Fprintf(&b, " index-sync-wait=%s", c.IndexSyncWait)
 	if c.TLS() {
 		fmt.Fprintf(&b, " tls-cert=%s tls-key=%s", c.TLSCert, c.TLSKey)
 	}

@@ -232,8 +232,9 @@ func (a *AppConfig) set(key string, raw json.RawMessage) error {
 			return err
 		}
 	case "callback-token":
-		if json.Unmarshal(raw, &a.CallbackToken) != nil || len(a.CallbackToken) > 256 {
-			return errors.New("want a string of at most 256 bytes")
+		// Tencent's set_callback_token takes 1 to 128 characters.
+		if json.Unmarshal(raw, &a.CallbackToken) != nil || len(a.CallbackToken) > 128 {
+			return errors.New("want a string of at most 128 bytes")
 		}
 	case "vendors":
 		return a.setVendors(raw)

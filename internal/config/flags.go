@@ -62,6 +62,8 @@ func (c *Config) flagSet() (*flag.FlagSet, *appFlags) {
 		"serve Go's runtime profiles (/debug/pprof/) on `ADDR`, unauthenticated: keep it on loopback (default: off)")
 	fs.Var(&skewValue{&c.UserSigSkew}, "usersig-skew",
 		"refuse (70003) UserSigs dated more than `DURATION` ahead of this server's clock (0 to 1h)")
+	fs.Var(&boundedDuration{&c.IndexSyncWait, MaxIndexSyncWait}, "index-sync-wait",
+		"with a store shared by several nodes, let a push wait up to `DURATION` (0 to 1m; 0: never) for this node's audience index to reach the store's last account change")
 	fs.Var(&text{&c.NATS, checkNATS}, "nats",
 		"join the nodes sharing the store through the NATS server at `URL` (nats://host:port; default: a single node)")
 	fs.Var(&text{&c.NATSPrefix, checkSubjectPrefix}, "nats-prefix",
@@ -319,6 +321,31 @@ func (v *skewValue) Set(s string) error {
 	}
 	if d < 0 || d > MaxUserSigSkew {
 		return fmt.Errorf("%s is out of range (0 to %s)", d, MaxUserSigSkew)
+	}
+	*v.p = Duration(d)
+	return nil
+}
+
+// boundedDuration is a duration from 0 to max.
+type boundedDuration struct {
+	p   *Duration
+	max time.Duration
+}
+
+func (v *boundedDuration) String() string {
+	if v.p == nil {
+		return "0s"
+	}
+	return v.p.String()
+}
+
+func (v *boundedDuration) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return errors.New("want a number and a unit, such as \"500ms\" or \"2s\"")
+	}
+	if d < 0 || d > v.max {
+		return fmt.Errorf("%s is out of range (0 to %s)", d, v.max)
 	}
 	*v.p = Duration(d)
 	return nil

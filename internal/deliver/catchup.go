@@ -98,11 +98,7 @@ func (h *Hub) storedAfter(ctx context.Context, app uint64, after int64) ([]store
 	out := make([]stored, len(heads))
 	for i := range heads {
 		hd := &heads[i]
-		frame := h.frames.getOrPut(taskKey{app, hd.ID}, func() ([]byte, int64) {
-			f := PushFrame(hd)
-			return f, int64(len(f)+len(hd.ID)) + 64
-		})
-		out[i] = stored{head: *hd, frame: frame}
+		out[i] = stored{head: *hd, frame: h.Frame(hd)}
 	}
 	return out, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"timd/internal/im"
 )
@@ -24,19 +25,6 @@ const (
 // shorter; spec §7.1 suggests at most 64 characters.
 const MaxTaskIDLen = 128
 
-// pushFrame is the JSON shape of a push frame and of a /v1/sync item.
-type pushFrame struct {
-	Type            string          `json:"Type"`
-	TaskID          string          `json:"TaskId"`
-	Seq             int64           `json:"Seq"`
-	From            string          `json:"From_Account"`
-	MsgBody         json.RawMessage `json:"MsgBody,omitempty"`
-	OfflinePushInfo json.RawMessage `json:"OfflinePushInfo,omitempty"`
-	DataID          string          `json:"DataId,omitempty"`
-	CreatedAt       int64           `json:"CreatedAt"`
-	ExpiresAt       int64           `json:"ExpiresAt,omitempty"`
-}
-
 // PushFrame renders t as a server→client push frame:
 //
 //	{"Type":"push","TaskId":…,"Seq":…,"From_Account":…,"MsgBody":[…],
@@ -45,21 +33,107 @@ type pushFrame struct {
 // MsgBody, OfflinePushInfo, DataId and ExpiresAt are omitted when empty.
 // The raw JSON fields are passed through verbatim (compacted); should one of
 // them not be valid JSON, which the push service never stores, it is
-// dropped rather than producing an invalid frame.
+// dropped rather than producing an invalid frame. The bytes are exactly
+// those encoding/json writes for the same fields (the tests compare them),
+// without its reflection: a frame is rendered for every stored push that a
+// catch-up or a /v1/sync serves.
 func PushFrame(t *im.TaskHead) []byte {
-	f := pushFrame{Type: TypePush, TaskID: t.ID, Seq: t.Seq, From: t.From, MsgBody: t.MsgBody,
-		OfflinePushInfo: t.Offline, DataID: t.DataID, CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt}
-	if b, err := json.Marshal(f); err == nil {
+	return AppendPushFrame(make([]byte, 0, 192+len(t.ID)+len(t.From)+len(t.DataID)+len(t.MsgBody)+len(t.Offline)), t)
+}
+
+// AppendPushFrame appends t's push frame (see PushFrame) to b.
+func AppendPushFrame(b []byte, t *im.TaskHead) []byte {
+	b = append(b, `{"Type":"push","TaskId":`...)
+	b = appendString(b, t.ID)
+	b = append(b, `,"Seq":`...)
+	b = strconv.AppendInt(b, t.Seq, 10)
+	b = append(b, `,"From_Account":`...)
+	b = appendString(b, t.From)
+	b = appendRaw(b, `,"MsgBody":`, t.MsgBody)
+	b = appendRaw(b, `,"OfflinePushInfo":`, t.Offline)
+	if t.DataID != "" {
+		b = append(b, `,"DataId":`...)
+		b = appendString(b, t.DataID)
+	}
+	b = append(b, `,"CreatedAt":`...)
+	b = strconv.AppendInt(b, t.CreatedAt, 10)
+	if t.ExpiresAt != 0 {
+		b = append(b, `,"ExpiresAt":`...)
+		b = strconv.AppendInt(b, t.ExpiresAt, 10)
+	}
+	return append(b, '}')
+}
+
+// appendString appends s as encoding/json writes a string (HTML escaping
+// on). Printable ASCII without '"', '\\', '<', '>' or '&' (ids and names,
+// almost always) is copied; any other string goes through encoding/json,
+// so the escaping is always encoding/json's.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// appendRaw appends name and raw as encoding/json writes a non-empty
+// json.RawMessage field: compacted, with '<', '>', '&', U+2028 and U+2029
+// escaped. An empty raw is omitted (omitempty), an invalid one dropped.
+// Raw JSON with nothing to escape (what the push service stores, almost
+// always) is compacted in one pass, which also validates it.
+func appendRaw(b []byte, name string, raw json.RawMessage) []byte {
+	if len(raw) == 0 {
 		return b
 	}
-	if !json.Valid(f.MsgBody) {
-		f.MsgBody = nil
+	if needsEscape(raw) {
+		q, err := json.Marshal(raw) // compacts and escapes, or fails when invalid
+		if err != nil {
+			return b
+		}
+		b = append(b, name...)
+		return append(b, q...)
 	}
-	if !json.Valid(f.OfflinePushInfo) {
-		f.OfflinePushInfo = nil
+	if !hasSpace(raw) { // already compact: validate and copy
+		if !json.Valid(raw) {
+			return b
+		}
+		return append(append(b, name...), raw...)
 	}
-	b, _ := json.Marshal(f) // only strings and integers are left to fail on
-	return b
+	n := len(b)
+	buf := bytes.NewBuffer(append(b, name...))
+	if err := json.Compact(buf, raw); err != nil {
+		return b[:n]
+	}
+	return buf.Bytes()
+}
+
+// hasSpace reports whether raw holds a JSON whitespace byte (which
+// compacting may drop).
+func hasSpace(raw []byte) bool {
+	for _, c := range raw {
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			return true
+		}
+	}
+	return false
+}
+
+// needsEscape reports whether raw holds a byte that encoding/json escapes
+// in a json.RawMessage: '<', '>', '&', or the lead byte of U+2028 and
+// U+2029.
+func needsEscape(raw []byte) bool {
+	for _, c := range raw {
+		switch c {
+		case '<', '>', '&', 0xE2:
+			return true
+		}
+	}
+	return false
 }
 
 // revokeFrame renders {"Type":"revoke","TaskId":id}.

@@ -215,7 +215,25 @@ func (h *Hub) Deliver(t *im.PushTask, aud *roaring.Bitmap) int {
 		return 0
 	}
 	head := t.Head()
-	return a.each(aud, PushFrame(&head), t.ID)
+	var frame []byte
+	if t.Stored() {
+		frame = h.Frame(&head) // catch-ups and /v1/sync reuse it
+	} else {
+		frame = PushFrame(&head)
+	}
+	return a.each(aud, frame, t.ID)
+}
+
+// Frame returns t's push frame (PushFrame) from the hub's bounded cache of
+// rendered frames, rendering it on a miss: a stored push's frame is
+// rendered once and sent to every connection that catches up and every
+// /v1/sync that lists it. A task's head never changes, so entries never go
+// stale. The caller must not modify the frame.
+func (h *Hub) Frame(t *im.TaskHead) []byte {
+	return h.frames.getOrPut(taskKey{t.App, t.ID}, func() ([]byte, int64) {
+		f := PushFrame(t)
+		return f, int64(len(f)+len(t.ID)) + 64
+	})
 }
 
 // Connected returns a snapshot of app's ordinals that have at least one

@@ -209,6 +209,8 @@ type profilesAnswer struct {
 	errs     []itemError
 }
 
+func (a profilesAnswer) sizeHint() int { return 64 + 96*len(a.profiles) + 64*len(a.errs) }
+
 func (a profilesAnswer) appendFields(b []byte) []byte {
 	b = append(b, '"')
 	b = append(b, a.list...)

@@ -11,29 +11,37 @@ import (
 // ActionStatus/ErrorInfo/ErrorCode envelope, then the payload's fields.
 // payload may be nil or any value that marshals to a JSON object.
 func writeEnvelope(w http.ResponseWriter, code int, info string, payload any) {
-	var b bytes.Buffer
-	b.Grow(128)
 	status := "OK"
 	if code != 0 {
 		status = "FAIL"
 	}
-	b.WriteString(`{"ActionStatus":"`)
-	b.WriteString(status)
-	b.WriteString(`","ErrorInfo":`)
-	infoJSON, _ := json.Marshal(info) // a string always marshals
-	b.Write(infoJSON)
-	b.WriteString(`,"ErrorCode":`)
-	b.WriteString(strconv.Itoa(code))
-	if inner := payloadFields(payload); len(inner) > 0 {
-		b.WriteByte(',')
-		b.Write(inner)
+	b := make([]byte, 0, 128)
+	if f, ok := payload.(fieldsAppender); ok {
+		b = make([]byte, 0, 128+f.sizeHint())
 	}
-	b.WriteString("}\n")
+	b = append(b, `{"ActionStatus":"`...)
+	b = append(b, status...)
+	b = append(b, `","ErrorInfo":`...)
+	b = appendJSONString(b, info)
+	b = append(b, `,"ErrorCode":`...)
+	b = strconv.AppendInt(b, int64(code), 10)
+	if f, ok := payload.(fieldsAppender); ok {
+		// Written in place: a large answer (a /v1/sync page, a profile
+		// read) is not copied from a buffer of its own.
+		n := len(b)
+		if b = f.appendFields(append(b, ',')); len(b) == n+1 {
+			b = b[:n]
+		}
+	} else if inner := payloadFields(payload); len(inner) > 0 {
+		b = append(b, ',')
+		b = append(b, inner...)
+	}
+	b = append(b, "}\n"...)
 	h := w.Header()
 	h.Set("Content-Type", "application/json; charset=utf-8")
-	h.Set("Content-Length", strconv.Itoa(b.Len()))
+	h.Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(b.Bytes())
+	_, _ = w.Write(b)
 }
 
 // fieldsAppender is a payload that writes its own JSON fields, for answers
@@ -43,6 +51,8 @@ type fieldsAppender interface {
 	// appendFields appends the inside of the payload's JSON object,
 	// without the braces.
 	appendFields(b []byte) []byte
+	// sizeHint is about how many bytes appendFields appends.
+	sizeHint() int
 }
 
 // payloadFields returns the inside of payload's JSON object, without the
@@ -52,7 +62,7 @@ func payloadFields(payload any) []byte {
 		return nil
 	}
 	if f, ok := payload.(fieldsAppender); ok {
-		return f.appendFields(make([]byte, 0, 4096))
+		return f.appendFields(make([]byte, 0, f.sizeHint()))
 	}
 	raw, err := json.Marshal(payload)
 	if err != nil || len(raw) < 2 || raw[0] != '{' {

@@ -13,7 +13,7 @@ import (
 
 const iosToken = "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90"
 
-func newAPNs(t *testing.T) (*vendortest.APNs, pushvendor.Sender) {
+func newAPNs(t testing.TB) (*vendortest.APNs, pushvendor.Sender) {
 	t.Helper()
 	f, err := vendortest.NewAPNs("com.example.app")
 	if err != nil {

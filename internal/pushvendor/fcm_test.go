@@ -9,7 +9,7 @@ import (
 	"timd/internal/pushvendor/vendortest"
 )
 
-func newFCM(t *testing.T) (*vendortest.FCM, pushvendor.Sender) {
+func newFCM(t testing.TB) (*vendortest.FCM, pushvendor.Sender) {
 	t.Helper()
 	f, err := vendortest.NewFCM("timd-test")
 	if err != nil {
@@ -138,5 +138,25 @@ func TestParseServiceAccount(t *testing.T) {
 		if _, err := pushvendor.ParseServiceAccount([]byte(in)); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// TestFCMRetryAfterThroughFake: the fake answers 429 with Retry-After 1
+// and then 503; SendWithRetry waits at least the second before trying
+// again and delivers on the third attempt.
+func TestFCMRetryAfterThroughFake(t *testing.T) {
+	f, s := newFCM(t)
+	f.Force(vendortest.Answer{Status: 429, Reason: "QUOTA_EXCEEDED", RetryAfter: "1"}, vendortest.Answer{Status: 503, Reason: "UNAVAILABLE"})
+	start := time.Now()
+	r := pushvendor.SendWithRetry(context.Background(), s, pushvendor.NewPacer(100), pushvendor.Backoff{Base: time.Millisecond, Attempts: 3},
+		pushvendor.Target{Kind: pushvendor.FCM, Token: "tok"}, pushvendor.Notification{Title: "x"})
+	if !r.OK() {
+		t.Fatalf("after retries: %+v", r)
+	}
+	if el := time.Since(start); el < time.Second {
+		t.Fatalf("delivered after %v, before the Retry-After of 1s", el)
+	}
+	if len(f.Received()) != 1 {
+		t.Fatalf("fake accepted %d", len(f.Received()))
 	}
 }

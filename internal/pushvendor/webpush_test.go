@@ -11,7 +11,7 @@ import (
 	"timd/internal/pushvendor/vendortest"
 )
 
-func newWebPush(t *testing.T) (*vendortest.WebPush, pushvendor.Sender, pushvendor.Target) {
+func newWebPush(t testing.TB) (*vendortest.WebPush, pushvendor.Sender, pushvendor.Target) {
 	t.Helper()
 	f, err := vendortest.NewWebPush()
 	if err != nil {
@@ -22,7 +22,7 @@ func newWebPush(t *testing.T) (*vendortest.WebPush, pushvendor.Sender, pushvendo
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.VAPIDPublicKey = pub
+	f.RequireVAPIDKey(pub)
 	s, err := pushvendor.NewWebPush(pushvendor.WebPushOptions{PublicKey: pub, PrivateKey: priv, Subscriber: "mailto:ops@example.com",
 		AllowedHosts: []string{"127.0.0.1"}, Client: pushvendor.NewHTTPClient(f.CertPool())})
 	if err != nil {

@@ -2,6 +2,9 @@ package service
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
 	"net/netip"
 	"sync"
 	"time"
@@ -26,7 +29,7 @@ const (
 // Auth verifies UserSigs and admin rights.
 type Auth struct {
 	apps     *Apps
-	accounts im.AccountStore
+	accounts DeviceStore
 	now      func() time.Time
 	maxSkew  int64 // seconds a sig's TLS.time may lie ahead of now
 
@@ -45,25 +48,14 @@ type Auth struct {
 	// kick. A sig dated at or before its acceptance is older than any
 	// later kick anyway, so most identities never appear here.
 	ahead map[kickKey]int64
-	// good caches verified sigs: a REST client reuses one sig until it
-	// expires (spec §3.5), so verification (zlib + HMAC, ~50 µs) runs once
-	// per sig rather than once per request.
-	good map[goodKey]goodSig
+	// good caches verified sigs: a client reuses one sig until it expires
+	// (spec §3.5), so verification (zlib + HMAC, ~50 µs) runs once per sig
+	// rather than once per request or reconnect.
+	good *sigCache
 }
 
-// maxGoodSigs bounds the verified-sig cache; it is emptied when full.
+// maxGoodSigs bounds the verified-sig cache (about 150 bytes each).
 const maxGoodSigs = 100_000
-
-type goodKey struct {
-	app        uint64
-	identifier string
-	sig        string
-}
-
-type goodSig struct {
-	issued, expires int64
-	key             string // the app key it verified under
-}
 
 type kickKey struct {
 	app uint64
@@ -111,12 +103,12 @@ func CallerAddr(remoteAddr string) netip.Addr {
 
 // NewAuth returns an authenticator that accepts sigs dated at most
 // usersig.DefaultMaxSkew seconds ahead. now may be nil for time.Now.
-func NewAuth(apps *Apps, accounts im.AccountStore, now func() time.Time) *Auth {
+func NewAuth(apps *Apps, accounts DeviceStore, now func() time.Time) *Auth {
 	if now == nil {
 		now = time.Now
 	}
 	return &Auth{apps: apps, accounts: accounts, now: now, maxSkew: usersig.DefaultMaxSkew,
-		kicks: map[kickKey]int64{}, fails: map[failKey]*failCount{}, ahead: map[kickKey]int64{}, good: map[goodKey]goodSig{}}
+		kicks: map[kickKey]int64{}, fails: map[failKey]*failCount{}, ahead: map[kickKey]int64{}, good: newSigCache(maxGoodSigs)}
 }
 
 // SetMaxSkew sets how far ahead of this server's clock a sig's TLS.time
@@ -146,37 +138,86 @@ func (a *Auth) Admin(ctx context.Context, c Credential) (im.App, error) {
 }
 
 // User authenticates an end user of app (for the /v1 client API): like
-// Admin, and the account must exist (70107).
+// Admin, and the account must exist (70107). It reads the account once:
+// its KickedAt serves the kick check too, so a reconnect storm after a
+// restart costs one store read per connection, not two.
 func (a *Auth) User(ctx context.Context, c Credential) (im.App, im.Account, error) {
 	app, err := a.apps.Get(ctx, c.SDKAppID)
 	if err != nil {
 		return im.App{}, im.Account{}, err
 	}
-	if err := a.verify(ctx, app, c); err != nil {
+	now := a.now()
+	issued, err := a.checkSig(app, c, now)
+	if err != nil {
 		return im.App{}, im.Account{}, err
 	}
+	gen := a.kickGenNow()
 	accts, err := a.accounts.Accounts(ctx, app.SDKAppID, []string{c.Identifier})
 	if err != nil {
 		return im.App{}, im.Account{}, err
 	}
 	acct, ok := accts[c.Identifier]
-	if !ok || acct.Type != im.AcctUserID {
+	ok = ok && acct.Type == im.AcctUserID
+	var stored int64
+	if ok {
+		stored = acct.KickedAt
+	}
+	key := kickKey{app.SDKAppID, c.Identifier}
+	if kicked := a.noteKickRead(key, stored, gen); kicked > 0 && issued <= kicked {
+		return im.App{}, im.Account{}, im.Errorf(im.CodeSigKicked, "usersig was invalidated by kick, generate a new one")
+	}
+	if !ok {
 		return im.App{}, im.Account{}, im.Errorf(im.CodeAccountNotFound, "account %s was never imported", c.Identifier)
+	}
+	a.accepted(key, issued, now.Unix())
+	return app, acct, nil
+}
+
+// Device authenticates a RegistrationID-only device by the credential it
+// got at registration (/v1 devicetoken): the app must exist (70020), the
+// device must exist, be nobody's, and hold a credential whose SHA-256
+// matches (70009 otherwise; an unknown device is not told apart).
+func (a *Auth) Device(ctx context.Context, sdkappid uint64, regID, credential string) (im.App, im.Account, error) {
+	app, err := a.apps.Get(ctx, sdkappid)
+	if err != nil {
+		return im.App{}, im.Account{}, err
+	}
+	bad := im.Errorf(im.CodeSigMismatch, "devicetoken does not match the device %s", regID)
+	if len(credential) > MaxCredentialLen {
+		return im.App{}, im.Account{}, bad
+	}
+	d, err := a.accounts.PushDevice(ctx, app.SDKAppID, regID)
+	if errors.Is(err, im.ErrNotFound) {
+		return im.App{}, im.Account{}, bad
+	} else if err != nil {
+		return im.App{}, im.Account{}, err
+	}
+	if len(d.CredHash) != sha256.Size || d.Owner != "" || subtle.ConstantTimeCompare(d.CredHash, hashCredential(credential)) != 1 {
+		return im.App{}, im.Account{}, bad
+	}
+	accts, err := a.accounts.Accounts(ctx, app.SDKAppID, []string{regID})
+	if err != nil {
+		return im.App{}, im.Account{}, err
+	}
+	acct, ok := accts[regID]
+	if !ok || acct.Type != im.AcctRegistrationID || acct.Owner != "" || acct.Ordinal != d.Target {
+		return im.App{}, im.Account{}, bad // displaced by an import of the same name
 	}
 	return app, acct, nil
 }
 
+// Signed verifies the caller's UserSig for identifier without requiring an
+// account: a RegistrationID-only device registers with a UserSig the app's
+// server made for its RegistrationID. Codes as for Admin.
+func (a *Auth) Signed(ctx context.Context, c Credential) (im.App, error) {
+	return a.Admin(ctx, c)
+}
+
 func (a *Auth) verify(ctx context.Context, app im.App, c Credential) error {
-	if app.SecretKey == "" {
-		return im.Errorf(im.CodeSigNoKey, "sdkappid %d has no secret key", app.SDKAppID)
-	}
 	key := kickKey{app.SDKAppID, c.Identifier}
 	now := a.now()
-	issued, err := a.verifySig(app, c.Identifier, c.Sig, now.Unix())
+	issued, err := a.checkSig(app, c, now)
 	if err != nil {
-		if a.fail(failKey{key, c.From}, now) {
-			return im.Errorf(im.CodeSigThrottled, "too many failed verifications, retry after 1 minute")
-		}
 		return err
 	}
 	kicked, err := a.kickedAt(ctx, key)
@@ -190,19 +231,35 @@ func (a *Auth) verify(ctx context.Context, app im.App, c Credential) error {
 	return nil
 }
 
+// checkSig verifies c's sig for app (through the cache) and returns its
+// issue time; failures count towards c's throttle, and past it answer
+// 70050.
+func (a *Auth) checkSig(app im.App, c Credential, now time.Time) (int64, error) {
+	if app.SecretKey == "" {
+		return 0, im.Errorf(im.CodeSigNoKey, "sdkappid %d has no secret key", app.SDKAppID)
+	}
+	issued, err := a.verifySig(app, c.Identifier, c.Sig, now.Unix())
+	if err != nil {
+		if a.fail(failKey{kickKey{app.SDKAppID, c.Identifier}, c.From}, now) {
+			return 0, im.Errorf(im.CodeSigThrottled, "too many failed verifications, retry after 1 minute")
+		}
+		return 0, err
+	}
+	return issued, nil
+}
+
 // verifySig verifies sig, through the cache, and returns its issue time.
 // A sig verified once stays good until it expires or the app's key
 // changes (`timd app rotate-key`). A sig dated too far ahead is never
 // cached; once accepted, it only grows older.
 func (a *Auth) verifySig(app im.App, identifier, sig string, now int64) (int64, error) {
-	gk := goodKey{app.SDKAppID, identifier, sig}
+	gk := hashSig(app.SDKAppID, identifier, sig)
+	if issued, ok := a.good.get(gk, app.SecretKey, now); ok {
+		return issued, nil
+	}
 	a.mu.Lock()
-	g, ok := a.good[gk]
 	skew := a.maxSkew
 	a.mu.Unlock()
-	if ok && now <= g.expires && g.key == app.SecretKey {
-		return g.issued, nil
-	}
 	d, err := usersig.Decode(sig)
 	if err == nil {
 		err = d.Verify(app.SDKAppID, identifier, app.SecretKey, now)
@@ -216,12 +273,7 @@ func (a *Auth) verifySig(app im.App, identifier, sig string, now int64) (int64, 
 		}
 		return 0, err
 	}
-	a.mu.Lock()
-	if len(a.good) >= maxGoodSigs {
-		clear(a.good)
-	}
-	a.good[gk] = goodSig{issued: d.Time, expires: d.Time + d.Expire, key: app.SecretKey}
-	a.mu.Unlock()
+	a.good.put(gk, app.SecretKey, d.Time, d.Time+d.Expire)
 	return d.Time, nil
 }
 
@@ -312,6 +364,41 @@ func (a *Auth) kickedAt(ctx context.Context, key kickKey) (int64, error) {
 	}
 	a.mu.Unlock()
 	return t, nil
+}
+
+// kickGenNow returns the kick cache's generation, to pass to
+// noteKickRead for a store read that starts now.
+func (a *Auth) kickGenNow() uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.kickGen
+}
+
+// noteKickRead merges a kick time read from the store (0 when never
+// kicked or not an account) by a read that started at generation gen
+// into the kick cache, and returns the kick time to enforce. While the
+// cache is trusted (SetKickTrust) that is the later of the cached and the
+// stored time, since a kick this process made may be cached before a read
+// that started earlier returns; the stored time is cached only when no
+// kick or forget happened during the read. While it is not trusted, the
+// stored time alone, and nothing is cached.
+func (a *Auth) noteKickRead(key kickKey, stored int64, gen uint64) int64 {
+	a.mu.Lock()
+	trust := a.trustKicks
+	a.mu.Unlock()
+	if trust != nil && !trust() {
+		return stored
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	t, ok := a.kicks[key]
+	if !ok && a.kickGen == gen {
+		if len(a.kicks) > 1_000_000 {
+			clear(a.kicks)
+		}
+		a.kicks[key] = stored
+	}
+	return max(t, stored)
 }
 
 // SetKickTrust makes the kick cache conditional: while trusted returns

@@ -187,3 +187,66 @@ func TestCallerAddr(t *testing.T) {
 		}
 	}
 }
+
+// TestAuthSigCacheNeverServesKickedExpiredOrRotated: a sig that verified
+// once (and so sits in the verified-sig cache) is refused after a kick
+// (70052), after it expires (70001) and after the app's key changes
+// (70009), for REST and /v1 callers alike.
+func TestAuthSigCacheNeverServesKickedExpiredOrRotated(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	apps := service.NewApps(st, st)
+	if err := apps.Put(ctx, im.App{SDKAppID: app, SecretKey: authKey, Admins: []string{"administrator"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.ImportAccounts(ctx, app, []im.AccountInput{{UserID: "alice"}, {UserID: "bob"}}); err != nil {
+		t.Fatal(err)
+	}
+	clock := &authClock{now: time.Now().Truncate(time.Second)}
+	auth := service.NewAuth(apps, st, clock.Now)
+	accts := service.NewAccounts(st, auth, nil)
+	user := func(id, sig string) int {
+		_, _, err := auth.User(ctx, service.Credential{SDKAppID: app, Identifier: id, Sig: sig})
+		return im.CodeOf(err)
+	}
+	admin := func(sig string) int {
+		_, err := auth.Admin(ctx, service.Credential{SDKAppID: app, Identifier: "administrator", Sig: sig})
+		return im.CodeOf(err)
+	}
+	now := clock.Now().Unix()
+	alice, bob, adm := genSig(t, "alice", now-10), genSig(t, "bob", now-10), genSig(t, "administrator", now-10)
+	for range 3 { // verified, then served from the cache
+		if got, got2, got3 := user("alice", alice), user("bob", bob), admin(adm); got != 0 || got2 != 0 || got3 != 0 {
+			t.Fatalf("fresh sigs: %d %d %d", got, got2, got3)
+		}
+	}
+	if err := accts.Kick(ctx, app, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if got := user("alice", alice); got != im.CodeSigKicked {
+		t.Fatalf("cached sig after a kick: %d, want 70052", got)
+	}
+	if got := user("bob", bob); got != 0 {
+		t.Fatalf("another account's cached sig after the kick: %d", got)
+	}
+	clock.Add(86400*time.Second + 11*time.Second)
+	if got, got2 := user("bob", bob), admin(adm); got != im.CodeSigExpired || got2 != im.CodeSigExpired {
+		t.Fatalf("cached sigs after expiry: %d %d, want 70001", got, got2)
+	}
+	now = clock.Now().Unix()
+	bob, adm = genSig(t, "bob", now), genSig(t, "administrator", now)
+	if got, got2 := user("bob", bob), admin(adm); got != 0 || got2 != 0 {
+		t.Fatalf("new sigs: %d %d", got, got2)
+	}
+	rotated := "0" + authKey[1:]
+	if err := apps.Put(ctx, im.App{SDKAppID: app, SecretKey: rotated, Admins: []string{"administrator"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, got2 := user("bob", bob), admin(adm); got != im.CodeSigMismatch || got2 != im.CodeSigMismatch {
+		t.Fatalf("cached sigs after the key changed: %d %d, want 70009", got, got2)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -346,7 +347,36 @@ func (p *Push) build(ctx context.Context, app uint64, req *PushRequest, now time
 		Condition: req.Condition, MsgBody: req.MsgBody, Offline: req.Offline, DataID: req.DataID,
 		CreatedAt: now.Unix(), Audience: blob, Total: int64(aud.GetCardinality()), State: im.TaskPending}
 	t.OnlineOnly, t.ExpiresAt = storage(req, now.Unix())
+	t.VendorUntil = vendorUntil(req, now.Unix())
 	return t, errs, nil
+}
+
+// vendorUntil decides whether recipients without a live connection get
+// the push through their vendor devices, and until when: never with
+// OnlineOnlyFlag 1 or OfflinePushInfo.PushFlag 1; otherwise for
+// MsgLifeTime, or im.DefaultStoredLife without one (the vendor's own
+// expiry is the shorter of the two).
+func vendorUntil(req *PushRequest, now int64) int64 {
+	if req.OnlineOnly || offlinePushFlag(req.Offline) == 1 {
+		return 0
+	}
+	if req.MsgLifeTime > 0 {
+		return now + req.MsgLifeTime
+	}
+	return now + im.DefaultStoredLife
+}
+
+// offlinePushFlag returns OfflinePushInfo.PushFlag (0 when absent; the
+// request was validated at the edge).
+func offlinePushFlag(info json.RawMessage) int {
+	if len(info) == 0 {
+		return 0
+	}
+	var v struct {
+		PushFlag int `json:"PushFlag"`
+	}
+	_ = json.Unmarshal(info, &v)
+	return v.PushFlag
 }
 
 // storage decides whether recipients keep a copy and until when:

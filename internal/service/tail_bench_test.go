@@ -3,10 +3,12 @@ package service_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"testing"
 	"time"
 
+	"timd/internal/cluster"
 	"timd/internal/im"
 	"timd/internal/service"
 )
@@ -18,23 +20,51 @@ type directWake struct{ to *service.IndexTail }
 
 func (d directWake) AnnounceChange(app, _ uint64) { d.to.Wake(app) }
 
+// natsPrefix keeps this test run's subjects apart from others'.
+var natsPrefix = fmt.Sprintf("timdtail%d", time.Now().UnixNano())
+
+// openBus connects one node to TIMD_TEST_NATS.
+func openBus(tb testing.TB) *cluster.Bus {
+	bus, err := cluster.Open(cluster.Options{URL: os.Getenv("TIMD_TEST_NATS"), Prefix: natsPrefix}, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(bus.Close)
+	if err := bus.Flush(10 * time.Second); err != nil {
+		tb.Fatal(err)
+	}
+	return bus
+}
+
 // BenchmarkTailLag measures the index catch-up lag between two nodes on
 // one PostgreSQL database (TIMD_TEST_POSTGRES): node A sets a tag on one
 // account, then the clock runs until node B's index has reached A's
 // change position. Each op is one write and its catch-up. It reports the
 // lag's p50 and p99 and, as the same-run baseline, the p50 and p99 of the
 // write through A itself (the transaction and A's own index apply), for
-// B tailing with a 100 ms poll only and with a wake-up from A.
+// B tailing with a 100 ms poll only, with an in-process wake-up from A,
+// and with A's announcement through NATS (TIMD_TEST_NATS).
 func BenchmarkTailLag(b *testing.B) {
-	for _, mode := range []string{"poll-100ms", "wake"} {
+	for _, mode := range []string{"poll-100ms", "wake", "nats"} {
 		b.Run(mode, func(b *testing.B) {
+			if mode == "nats" && os.Getenv("TIMD_TEST_NATS") == "" {
+				b.Skip("TIMD_TEST_NATS is not set (e.g. nats://127.0.0.1:4222): skipping the wake-up through NATS")
+			}
 			poll := 100 * time.Millisecond
-			if mode == "wake" {
+			if mode != "poll-100ms" {
 				poll = time.Hour // only the wake-up moves B
 			}
 			a, bn := twoNodes(b, service.TailConfig{Poll: poll})
-			if mode == "wake" {
+			switch mode {
+			case "wake":
 				a.tail.SetAnnouncer(directWake{to: bn.tail})
+			case "nats":
+				a.tail.SetAnnouncer(openBus(b))
+				sub, err := openBus(b).FollowChanges(bn.tail)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer sub.Close()
 			}
 			a.importUsers(b, 0, 1000)
 			ctx, cancel := context.WithCancel(context.Background())

@@ -85,6 +85,9 @@ type Options struct {
 	Now       func() time.Time
 	// Registerer receives the metrics; nil registers none.
 	Registerer prometheus.Registerer
+	// Tokens are the apps' callback tokens (by SDKAppID); an app with one
+	// gets signed callbacks (sign.go).
+	Tokens map[uint64]string
 }
 
 func (o *Options) defaults() {
@@ -128,6 +131,9 @@ type Dispatcher struct {
 	mu      sync.Mutex
 	workers map[uint64]*appWorker
 
+	sends     im.Outbox // vendor results to post (vendor.go); nil: none
+	sendsWake chan struct{}
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -156,6 +162,9 @@ func New(store im.PushStore, apps Apps, names Names, opt Options, log *slog.Logg
 func (d *Dispatcher) Start(ctx context.Context) {
 	d.ctx, d.cancel = context.WithCancel(ctx)
 	d.wg.Go(d.scanLoop)
+	if d.sends != nil {
+		d.wg.Go(d.sendsLoop)
+	}
 }
 
 // Stop ends every worker; each saves its cursor first.
@@ -357,7 +366,7 @@ func (p *poster) send(ctx context.Context, events []Event) (gaveUp bool, err err
 		return false, err
 	}
 	for attempt := 0; ; attempt++ {
-		err := p.d.postOnce(ctx, p.url, body)
+		err := p.d.postOnce(ctx, p.t.App, p.url, body)
 		if err == nil {
 			p.w.failingSince = time.Time{}
 			p.d.m.events.Add(float64(len(events)))
@@ -411,7 +420,7 @@ func (d *Dispatcher) backoff(attempt int) time.Duration {
 
 // postOnce posts body and checks the answer: HTTP 2xx and the envelope
 // {"ActionStatus":"OK","ErrorCode":0}.
-func (d *Dispatcher) postOnce(ctx context.Context, u string, body []byte) error {
+func (d *Dispatcher) postOnce(ctx context.Context, app uint64, u string, body []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, d.opt.Client.Timeout+time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
@@ -419,6 +428,7 @@ func (d *Dispatcher) postOnce(ctx context.Context, u string, body []byte) error 
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	SignRequest(req, d.opt.Tokens[app], body, d.opt.Now())
 	resp, err := d.opt.Client.Do(req)
 	if err != nil {
 		d.m.posts.WithLabelValues("network").Inc()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -36,6 +37,10 @@ type endpoint struct {
 	mode     string // "", "500", "fail-envelope", "garbage", "slow"
 	requests atomic.Int32
 	failures atomic.Int32
+	// token, when set, is the callback token every request must be
+	// signed with (webhook.VerifyRequest); verified counts those that were.
+	token    string
+	verified atomic.Int32
 }
 
 func newEndpoint(t *testing.T) *endpoint {
@@ -58,10 +63,18 @@ func (ep *endpoint) serve(w http.ResponseWriter, r *http.Request) {
 		q.Get("contenttype") != "json" || q.Get("token") != "s3cret" {
 		ep.t.Errorf("bad callback request %s %s", r.Method, r.URL)
 	}
+	raw, _ := io.ReadAll(r.Body)
+	if ep.token != "" {
+		if err := webhook.VerifyRequest(q, r.Header, raw, ep.token, time.Now()); err != nil {
+			ep.t.Errorf("callback signature: %v", err)
+		} else {
+			ep.verified.Add(1)
+		}
+	}
 	var body struct {
 		Events []webhook.Event `json:"Events"`
 	}
-	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || len(body.Events) == 0 || len(body.Events) > 100 {
+	if err := json.Unmarshal(raw, &body); err != nil || len(body.Events) == 0 || len(body.Events) > 100 {
 		ep.t.Errorf("bad callback body: %d events, %v", len(body.Events), err)
 	}
 	ep.mu.Lock()

@@ -43,7 +43,7 @@ func Start(dir string) (*Fakes, error) {
 		f.Close()
 		return nil, err
 	}
-	f.WebPush.VAPIDPublicKey = pub
+	f.WebPush.RequireVAPIDKey(pub)
 	files := map[string][]byte{
 		"AuthKey.p8": f.APNs.KeyPEM(), "apns-ca.pem": f.APNs.CertPEM(),
 		"fcm-sa.json": f.FCM.ServiceAccountJSON(), "fcm-ca.pem": f.FCM.CertPEM(),

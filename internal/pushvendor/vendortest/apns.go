@@ -129,9 +129,11 @@ func (f *APNs) serve(w http.ResponseWriter, r *http.Request) {
 		apnsReply(w, http.StatusGone, "Unregistered")
 		return
 	}
-	f.mu.Lock()
-	f.got = append(f.got, APNsPush{Token: tok, Header: r.Header.Clone(), Payload: payload, JWT: bearer})
-	f.mu.Unlock()
+	if f.accept() {
+		f.mu.Lock()
+		f.got = append(f.got, APNsPush{Token: tok, Header: r.Header.Clone(), Payload: payload, JWT: bearer})
+		f.mu.Unlock()
+	}
 	apnsReply(w, http.StatusOK, "")
 }
 

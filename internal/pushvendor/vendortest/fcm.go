@@ -40,6 +40,7 @@ type FCM struct {
 	mu     sync.Mutex
 	tokens map[string]time.Time
 	issued int
+	last   string
 	got    []FCMMessage
 }
 
@@ -84,6 +85,13 @@ func (f *FCM) TokensIssued() int {
 	return f.issued
 }
 
+// LastAccessToken is the access token issued last.
+func (f *FCM) LastAccessToken() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.last
+}
+
 // RevokeTokens forgets every issued access token (the next send gets 401).
 func (f *FCM) RevokeTokens() {
 	f.mu.Lock()
@@ -124,6 +132,7 @@ func (f *FCM) serveToken(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.tokens[tok] = time.Now().Add(f.TokenTTL)
 	f.issued++
+	f.last = tok
 	f.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
 	fmt.Fprintf(w, `{"access_token":%q,"token_type":"Bearer","expires_in":%d}`, tok, int(f.TokenTTL/time.Second))
@@ -202,10 +211,12 @@ func (f *FCM) serveSend(w http.ResponseWriter, r *http.Request) {
 		fcmReply(w, 404, "NOT_FOUND", "UNREGISTERED", "Requested entity was not found.")
 		return
 	}
-	f.mu.Lock()
-	f.got = append(f.got, FCMMessage{Token: token, Message: body.Message})
-	n := len(f.got)
-	f.mu.Unlock()
+	n := f.accepted.Load() + 1
+	if f.accept() {
+		f.mu.Lock()
+		f.got = append(f.got, FCMMessage{Token: token, Message: body.Message})
+		f.mu.Unlock()
+	}
 	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
 	fmt.Fprintf(w, `{"name":"projects/%s/messages/%d"}`, f.Project, n)
 }

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 )
 
 // server is the TLS HTTP/2 listener and the forced answers every fake
@@ -23,6 +24,22 @@ type server struct {
 	mu     sync.Mutex
 	forced []Answer
 	gone   map[string]bool
+
+	noRecord atomic.Bool
+	accepted atomic.Int64
+}
+
+// Record says whether accepted notifications are kept for Received
+// (default true); a benchmark turns it off to keep memory flat.
+func (s *server) Record(on bool) { s.noRecord.Store(!on) }
+
+// Accepted is how many notifications the fake accepted.
+func (s *server) Accepted() int64 { return s.accepted.Load() }
+
+// accept counts one accepted notification and reports whether to keep it.
+func (s *server) accept() bool {
+	s.accepted.Add(1)
+	return !s.noRecord.Load()
 }
 
 // Answer is a forced reply: Status with the vendor's Reason (APNs

@@ -48,13 +48,19 @@ type WebPushMessage struct {
 // checked when present.
 type WebPush struct {
 	server
-	// VAPIDPublicKey, when set, is the only application server key
-	// accepted (base64url), as a browser that subscribed with it would.
-	VAPIDPublicKey string
 
-	mu   sync.Mutex
-	subs map[string]subKeys
-	got  []WebPushMessage
+	mu       sync.Mutex
+	vapidKey string // the only key accepted ("" = any): RequireVAPIDKey
+	subs     map[string]subKeys
+	got      []WebPushMessage
+	lastBody []byte
+}
+
+// LastBody is the encrypted body of the last accepted message.
+func (f *WebPush) LastBody() []byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.lastBody
 }
 
 type subKeys struct {
@@ -69,6 +75,14 @@ func NewWebPush() (*WebPush, error) {
 	mux.HandleFunc("POST /push/{id}", f.serve)
 	f.start(mux)
 	return f, nil
+}
+
+// RequireVAPIDKey makes pub (base64url) the only application server key
+// accepted, as a browser that subscribed with it would.
+func (f *WebPush) RequireVAPIDKey(pub string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.vapidKey = strings.TrimRight(pub, "=")
 }
 
 // Subscribe makes a new subscription on the fake.
@@ -144,7 +158,10 @@ func (f *WebPush) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.mu.Lock()
-	f.got = append(f.got, WebPushMessage{Endpoint: f.URL() + "/push/" + id, Header: r.Header.Clone(), Payload: plain})
+	f.lastBody = body
+	if f.accept() {
+		f.got = append(f.got, WebPushMessage{Endpoint: f.URL() + "/push/" + id, Header: r.Header.Clone(), Payload: plain})
+	}
 	f.mu.Unlock()
 	w.Header().Set("Location", f.URL()+"/message/"+id)
 	w.WriteHeader(http.StatusCreated)
@@ -184,7 +201,10 @@ func (f *WebPush) checkVAPID(auth string) error {
 			key = v
 		}
 	}
-	if f.VAPIDPublicKey != "" && key != strings.TrimRight(f.VAPIDPublicKey, "=") {
+	f.mu.Lock()
+	want := f.vapidKey
+	f.mu.Unlock()
+	if want != "" && key != want {
 		return errors.New("k is not the key the subscription was made with")
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(key)
