@@ -63,6 +63,16 @@ func (h harness) testPushDevices(t *testing.T) {
 	if ok, err := f.s.DropToken(f.ctx, testApp, "r-web", web.Endpoint); err != nil || !ok {
 		t.Errorf("DropToken(endpoint) = %v, %v; want true", ok, err)
 	}
+	// Deleting a device account deletes its vendor side: an import of its
+	// name displaces it.
+	dev := f.device(testApp, "r-gone")
+	if err := f.s.PutPushDevice(f.ctx, testApp, im.PushDevice{RegistrationID: "r-gone", Target: dev.Ordinal, Vendor: im.VendorFCM, Token: "g"}); err != nil {
+		t.Fatal(err)
+	}
+	f.importIDs(testApp, "r-gone")
+	if _, err := f.s.PushDevice(f.ctx, testApp, "r-gone"); !errors.Is(err, im.ErrNotFound) {
+		t.Errorf("push device of a displaced RegistrationID: %v, want im.ErrNotFound", err)
+	}
 	f.reopen()
 	d, err := f.s.PushDevice(f.ctx, testApp, "r-ios")
 	if err != nil || d.Token != "" || d.Owner != "alice" || d.Platform != "ios" {
