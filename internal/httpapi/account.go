@@ -53,7 +53,7 @@ type multiImportResp struct {
 	FailAccounts []string `json:"FailAccounts"`
 }
 
-// multiAccountImport accepts both request shapes of spec §9.2.
+// multiAccountImport accepts both request shapes of docs/api.md, "Accounts".
 func (s *Server) multiAccountImport(r *request) (any, error) {
 	var req multiImportReq
 	if err := decode(r.body, &req); err != nil {

@@ -74,7 +74,7 @@ type query struct {
 // parseQuery validates the common parameters, in this order: 60002 for a
 // malformed query string, 60012 when sdkappid is missing, 60025 when it or
 // identifier is malformed or missing, then, for the REST API (rest set,
-// spec §1.1), 60025 when contenttype is not json or random is not a
+// docs/api.md, "Common to every command"), 60025 when contenttype is not json or random is not a
 // uint32, and last 70002 when usersig is empty (and, for the client API,
 // devicetoken too).
 func parseQuery(raw string, rest bool) (query, error) {

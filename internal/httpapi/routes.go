@@ -25,7 +25,7 @@ const (
 func (s *Server) noPush(*request) (any, error) { return nil, errNoPush }
 
 // routes is the one table of /v4/{service}/{command} endpoints: POST, an
-// app admin's UserSig and the REST API's common query (spec §1.1).
+// app admin's UserSig and the REST API's common query (docs/api.md, "Common to every command").
 var routes = []route{
 	{"im_open_login_svc", "account_import", famAccount, 200, plainCmd, (*Server).accountImport},
 	{"im_open_login_svc", "multiaccount_import", famAccount, 100, plainCmd, (*Server).multiAccountImport},
@@ -103,7 +103,7 @@ type callerKind int
 
 const (
 	callerNone  callerKind = iota // no authentication (health, metrics)
-	callerAdmin                   // an app admin; the REST query (spec §1.1)
+	callerAdmin                   // an app admin; the REST query (docs/api.md, "Common to every command")
 	callerUser                    // an imported account or a device credential; the client query
 	// callerSigned is callerUser, or a UserSig for an identifier that is no
 	// account: a RegistrationID-only device registering under that name.

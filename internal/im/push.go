@@ -6,7 +6,7 @@ import (
 	"errors"
 )
 
-// Push limits (spec §7).
+// Push limits (docs/api.md, "Sending").
 const (
 	MaxPushBody       = 10 << 10 // bytes; 90056 above
 	MaxMsgLifeTime    = 7 * 24 * 3600

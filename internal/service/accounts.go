@@ -8,7 +8,7 @@ import (
 	"timd/internal/im"
 )
 
-// Account request limits (spec §9).
+// Account request limits (docs/api.md, "Accounts").
 const (
 	MaxImportBatch = 100
 	MaxDeleteBatch = 100

@@ -49,8 +49,9 @@ type Auth struct {
 	// later kick anyway, so most identities never appear here.
 	ahead map[kickKey]int64
 	// good caches verified sigs: a client reuses one sig until it expires
-	// (spec §3.5), so verification (zlib + HMAC, ~50 µs) runs once per sig
-	// rather than once per request or reconnect.
+	// (docs/compatibility.md, "UserSig and admins"), so verification (zlib
+	// + HMAC, ~50 µs) runs once per sig rather than once per request or
+	// reconnect.
 	good *sigCache
 }
 

@@ -24,7 +24,7 @@ const (
 )
 
 // Devices registers push devices: each becomes a RegistrationID account
-// (type 1, spec §5.1) owned by the user who registered it, which
+// (type 1, docs/compatibility.md, "Devices and recipients") owned by the user who registered it, which
 // attributes, tags and batch pushes can address. Pushes reach a device's
 // owner, so a user's devices are never recipients of their own (see
 // audience.Index.Recipients).
@@ -299,7 +299,7 @@ func printable(s string) bool {
 }
 
 // newUUID returns a random (version 4) UUID in upper case, the shape of
-// the RegistrationIDs in spec §5.1.
+// the RegistrationIDs in docs/compatibility.md, "Devices and recipients".
 func newUUID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails

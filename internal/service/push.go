@@ -18,7 +18,7 @@ import (
 	"timd/internal/im"
 )
 
-// PushLimits are one app's push limits (spec §7). Each is a key of the
+// PushLimits are one app's push limits (docs/api.md, "Sending"). Each is a key of the
 // app's "quotas" in the configuration; 0 or negative disables that limit.
 type PushLimits struct {
 	IntervalMs       int64 // push_interval_ms: least time between two pushes (90024)
@@ -88,7 +88,7 @@ type PushConfig struct {
 }
 
 // Push implements v4/timpush/push, batch and revoke and the legacy
-// all_member_push/im_push (spec §7.1–§7.3, §8): it validates, applies the
+// all_member_push/im_push (docs/api.md, "Sending"): it validates, applies the
 // limits and MsgRandom idempotency, evaluates the audience once and
 // persists the task before answering; fan-out runs in the background.
 type Push struct {

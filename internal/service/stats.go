@@ -13,7 +13,7 @@ import (
 	"timd/internal/im"
 )
 
-// Statistics windows and limits (spec §7.5).
+// Statistics windows and limits (docs/api.md, "Statistics").
 const (
 	MaxStatsTasks  = 5
 	StatsWindow    = 30 * 24 * 3600 // all_member/normal_push_statistics
