@@ -45,7 +45,11 @@ func newPushing(cfg config.Config, store backend, index *audience.Index, live fa
 	sched := service.NewSched(store, push, nil)
 	scheduler := fanout.NewScheduler(store, sched.Fire, fanout.SchedOptions{}, log)
 	sched.SetWake(scheduler.Wake)
-	return &pushing{push: push, sched: sched, stats: service.NewStats(store, index, nil),
+	stats := service.NewStats(store, index, nil)
+	if indexSync != nil {
+		stats.SetIndexSync(indexSync)
+	}
+	return &pushing{push: push, sched: sched, stats: stats,
 		engine: engine, hooks: hooks, scheduler: scheduler}
 }
 

@@ -45,7 +45,14 @@ type Stats struct {
 	store im.PushStore
 	index *audience.Index
 	now   func() time.Time
+	sync  IndexSyncer // nil on a single node
 }
+
+// SetIndexSync makes the traces wait, as a push does, until the index has
+// every account change committed before them, so that they name the
+// recipients of a push made through another node right after their
+// accounts were created (nil: never wait).
+func (s *Stats) SetIndexSync(sync IndexSyncer) { s.sync = sync }
 
 // NewStats returns the statistics service; now may be nil.
 func NewStats(store im.PushStore, index *audience.Index, now func() time.Time) *Stats {
@@ -415,6 +422,11 @@ func (s *Stats) traceTask(ctx context.Context, app uint64, id string) (im.TaskRe
 	r, err := s.store.Report(ctx, app, id)
 	if err != nil {
 		return im.TaskReport{}, nil, err
+	}
+	if s.sync != nil {
+		if err := s.sync.Sync(ctx, app); err != nil {
+			return im.TaskReport{}, nil, err
+		}
 	}
 	return r, decodeSet(t.Audience), nil
 }
