@@ -122,6 +122,10 @@ export class TimdClient extends EventTarget {
     this._pending = [];
     this._wanted = false;
     this._sigFailures = 0;
+    // _gen changes with every connect() and close(), so that the async
+    // steps of an earlier session (a sig function, a probe) cannot open a
+    // second socket after the caller closed and connected again.
+    this._gen = 0;
   }
 
   /** state is the connection state: idle, connecting, open, reconnecting or closed. */
@@ -157,6 +161,7 @@ export class TimdClient extends EventTarget {
     }
     if (this._wanted) return;
     this._wanted = true;
+    this._gen++;
     this._attempt = 0;
     this._sigFailures = 0;
     this._open();
@@ -165,6 +170,7 @@ export class TimdClient extends EventTarget {
   /** close ends the connection and stops reconnecting. */
   close() {
     this._wanted = false;
+    this._gen++;
     clearTimeout(this._timer);
     this._stopHeartbeat();
     const ws = this._ws;
@@ -308,15 +314,16 @@ export class TimdClient extends EventTarget {
 
   async _open() {
     if (!this._wanted) return;
+    const gen = this._gen;
     this._setState(this._attempt === 0 && this._state !== 'reconnecting' ? 'connecting' : 'reconnecting');
     try {
       await this._currentSig();
     } catch (e) {
       this._emitError(new TimdError(0, `userSig function failed: ${e?.message ?? e}`, { cause: e }));
-      this._retry();
+      if (gen === this._gen) this._retry();
       return;
     }
-    if (!this._wanted) return;
+    if (!this._wanted || gen !== this._gen) return;
     const url = `${this.baseUrl.replace(/^http/i, 'ws')}/v1/connect?${this._query({
       platform: this.platform,
       since: String(this._lastSeq),
@@ -436,8 +443,9 @@ export class TimdClient extends EventTarget {
       // envelope, which a WebSocket API cannot read: ask again over HTTP
       // to learn why. 60008 ("expected a WebSocket handshake") means the
       // sig and parameters were accepted, so the failure was transient.
+      const gen = this._gen;
       const err = await this._probe();
-      if (!this._wanted) return;
+      if (!this._wanted || gen !== this._gen) return;
       if (err) {
         this._emitError(err);
         if (err.fatal) {

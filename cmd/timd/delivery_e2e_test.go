@@ -325,7 +325,7 @@ func TestE2EDeliverySequence(t *testing.T) {
 	}
 
 	// 7. kill -9 in the middle of a fan-out to everyone: 20,000 accounts
-	// (u0..u19999) and the admin (an account, spec §4), held by the test
+	// (u0..u19999) and the admin (an account, docs/compatibility.md, "UserSig and admins"), held by the test
 	// hook after 10,000 recipients. Live clients spread over the audience:
 	// u0..u9 (the first ordinals, u0 on two devices) and twenty of the new
 	// accounts.

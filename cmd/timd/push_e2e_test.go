@@ -141,7 +141,7 @@ func TestE2EPush(t *testing.T) {
 	legacy := p.want("all_member_push/im_push", `{"MsgRandom":5,"MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"old"}}]}`, 0)["TaskId"].(string)
 	p.want("all_member_push/im_push", `{"MsgRandom":6}`, 90002)
 
-	// Everyone is the 10 accounts and the admin (an account, spec §4).
+	// Everyone is the 10 accounts and the admin (an account, docs/compatibility.md, "UserSig and admins").
 	waitFor(t, "statistics of the message push", func() bool { return p.stats(msgPush)["SentCount"] == 11.0 })
 	if s := p.stats(tagPush); s["TotalCount"] != 2.0 {
 		t.Errorf("tag push statistics: %s", js(s))
@@ -223,7 +223,7 @@ func TestE2EPushKill9(t *testing.T) {
 	}
 	body := `{"MsgRandom":777,"MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"to everyone"}}]}`
 	id := p.want("timpush/push", body, 0)["TaskId"].(string)
-	// Everyone is the n accounts and the admin (an account, spec §4).
+	// Everyone is the n accounts and the admin (an account, docs/compatibility.md, "UserSig and admins").
 	before := p.killMidFanout(t, id, hold, n+1, clients)
 
 	p = start(t, store, flags...)

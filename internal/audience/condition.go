@@ -10,7 +10,7 @@ import (
 
 // Options tune how a Condition is read where the spec is ambiguous.
 type Options struct {
-	// TagsNotAll selects the reading of TagsNot (spec §5.4 [conflict]).
+	// TagsNotAll selects the reading of TagsNot (docs/compatibility.md, "Push conditions" [conflict]).
 	// true, the literal reading of Tencent's only example and timd's
 	// default: exclude accounts that carry every TagsNot tag. false:
 	// exclude accounts that carry any of them. Note the zero Options is the

@@ -1,12 +1,13 @@
 // Package audience is timd's in-memory audience index and the evaluator of
-// push Conditions (spec §5.4). Per app it keeps roaring bitmaps of account
+// push Conditions (docs/compatibility.md, "Push conditions"). Per app it keeps roaring bitmaps of account
 // ordinals: every live account, the accounts of each type, the holders of
 // each attribute value per slot and of each tag, plus a compact
 // ordinal⇄ID dictionary for delivery. It is fed only by im.Change records,
 // so any store that emits them drives it; it is rebuilt from a store scan
 // at start-up (Reset, then Apply).
 //
-// Semantics decisions (where spec §5.4 is silent or ambiguous):
+// Semantics decisions (where Tencent's documentation is silent or ambiguous; see
+// docs/compatibility.md, "Push conditions"):
 //
 //   - No Condition, or an empty one, selects every live account of both
 //     types: imported/logged-in UserIDs and registered RegistrationIDs.

@@ -289,7 +289,7 @@ func (x *Index) Count(app uint64) uint64 {
 
 // Ordinal returns the ordinal of the live account id of app. Should a
 // UserID and a RegistrationID share one string, the RegistrationID wins, as
-// in the store's To_Account resolution (spec §5.1).
+// in the store's To_Account resolution (docs/compatibility.md, "Devices and recipients").
 func (x *Index) Ordinal(app uint64, id string) (uint32, bool) {
 	a := x.app(app, false)
 	if a == nil {

@@ -5,12 +5,15 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"timd/internal/audience"
 	"timd/internal/config"
 	"timd/internal/fanout"
+	"timd/internal/im"
+	"timd/internal/offline"
 	"timd/internal/service"
 	"timd/internal/webhook"
 )
@@ -25,6 +28,7 @@ type pushing struct {
 	engine    *fanout.Engine
 	hooks     *webhook.Dispatcher
 	scheduler *fanout.Scheduler
+	vendors   *offline.Dispatcher // nil without vendor senders
 }
 
 // newPushing wires the push services over store. live is the live
@@ -32,13 +36,23 @@ type pushing struct {
 // hold is the fan-out test hook (fanout.Options.HoldAfter; 0 off); owner
 // names this node in fan-out leases (see leaseOwner); share is this node's
 // part of the in-memory rate limits (service.PushConfig.RateShare).
+// senders are the apps' vendor senders; nil sends nothing through
+// vendors (recipients without a connection keep their inbox copy only).
 func newPushing(cfg config.Config, store backend, index *audience.Index, live fanout.Live,
 	reg prometheus.Registerer, log *slog.Logger, hold int64, owner string, share func() float64,
-	indexSync service.IndexSyncer) *pushing {
+	indexSync service.IndexSyncer, senders offline.Senders, vopt offline.Options) *pushing {
 	engine := fanout.New(store, live, fanout.Options{Owner: owner, Rate: fanoutRates(cfg), Registerer: reg,
 		HoldAfter: hold}, log)
 	hooks := webhook.New(store, store, index, webhook.Options{Registerer: reg, Tokens: callbackTokens(cfg)}, log)
 	engine.SetHooks(hooks)
+	var vendors *offline.Dispatcher
+	if senders != nil {
+		vopt.Owner = owner
+		hooks.SetSends(store)
+		vopt.OnResult = func(im.SendResult, *im.PushTask) { hooks.WakeSends() }
+		vendors = offline.New(store, senders, vopt, log)
+		engine.SetOutbox(store, vendors)
+	}
 	push := service.NewPush(store, store, index, engine, service.PushConfig{
 		Limits: cfg.Limits, AppLimits: pushLimits(cfg), Audience: audience.DefaultOptions(), RateShare: share,
 		IndexSync: indexSync, Log: log})
@@ -49,23 +63,30 @@ func newPushing(cfg config.Config, store backend, index *audience.Index, live fa
 	if indexSync != nil {
 		stats.SetIndexSync(indexSync)
 	}
+	stats.SetSends(store)
 	return &pushing{push: push, sched: sched, stats: stats,
-		engine: engine, hooks: hooks, scheduler: scheduler}
+		engine: engine, hooks: hooks, scheduler: scheduler, vendors: vendors}
 }
 
 // start resumes unfinished fan-outs and webhooks and starts the scheduler.
 func (p *pushing) start(ctx context.Context) {
 	p.hooks.Start(ctx)
+	if p.vendors != nil {
+		p.vendors.Start(ctx)
+	}
 	p.engine.Start(ctx)
 	p.scheduler.Start(ctx)
 }
 
 // stop ends the background work in order: no new scheduled pushes, then
-// the fan-out (progress saved), then the webhooks (cursors saved). Call it
+// the fan-out (progress saved), then vendor sends, then the webhooks (cursors saved). Call it
 // after the HTTP server has drained and before the store closes.
 func (p *pushing) stop() {
 	p.scheduler.Stop()
 	p.engine.Stop()
+	if p.vendors != nil {
+		p.vendors.Stop() // sends in flight stay leased and go out after a restart
+	}
 	p.hooks.Stop()
 }
 
@@ -85,6 +106,24 @@ func fanoutHold(env Env, log *slog.Logger) int64 {
 	}
 	log.Warn("test hook: every fan-out holds after N recipients", "TIMD_TEST_FANOUT_HOLD", n)
 	return n
+}
+
+// vendorLease reads TIMD_TEST_VENDOR_LEASE, a test hook and not a
+// setting: how long a claimed vendor send stays reserved (default 60 s),
+// so that the kill -9 end-to-end test sees the sends in flight at the
+// kill go out again without waiting a minute.
+func vendorLease(env Env, log *slog.Logger) time.Duration {
+	v := env.Getenv("TIMD_TEST_VENDOR_LEASE")
+	if v == "" {
+		return 0
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		log.Warn("ignoring TIMD_TEST_VENDOR_LEASE: not a positive duration", "value", v)
+		return 0
+	}
+	log.Warn("test hook: vendor sends are leased for", "TIMD_TEST_VENDOR_LEASE", d)
+	return d
 }
 
 // leaseOwner is this node's name in fan-out leases. A single node uses

@@ -28,6 +28,8 @@ import (
 	"timd/internal/deliver"
 	"timd/internal/httpapi"
 	"timd/internal/im"
+	"timd/internal/offline"
+	"timd/internal/pushvendor"
 	"timd/internal/relay"
 	"timd/internal/service"
 	"timd/internal/usersig"
@@ -137,13 +139,23 @@ func serve(ctx context.Context, env Env, args []string) error {
 	}
 	defer live.Stop() // before hub.Stop
 	svc.Accounts.SetPresence(live)
+	svc.Accounts.SetDevices(store)
+	vendors, err := pushvendor.NewSet(cfg.Apps)
+	if err != nil {
+		return fmt.Errorf("vendors: %w", err)
+	}
+	senders := func(app uint64, kind pushvendor.Kind) pushvendor.Sender {
+		x, _ := vendors.Sender(app, kind)
+		return x
+	}
 	push := newPushing(cfg, store, index, live, reg, log, fanoutHold(env, log), leaseOwner(bus.Node()), rateShare(bus),
-		follow.syncer())
+		follow.syncer(), senders, offline.Options{Pacer: vendors.Pacer, Lease: vendorLease(env, log)})
 	svc.Push, svc.Sched, svc.Stats = push.push, push.sched, push.stats
 	push.start(context.WithoutCancel(ctx)) // stopped by push.stop, after the drain
 	defer push.stop()                      // after the HTTP drain below, before store.Close
 
 	svc.Hub, svc.Inbox, svc.Devices = hub, service.NewInbox(store, audiences), service.NewDevices(store, devicesPerUser(cfg))
+	svc.Devices.SetTargetCheck(func(app uint64, t pushvendor.Target) error { return vendors.CheckTarget(app, t) })
 	// One handler serves /v4, /v1, /healthz and /metrics, so that every
 	// other path, method or spelling answers the JSON envelope.
 	srv := httpapi.New(svc, httpapi.Options{Limits: cfg.Limits, BodyLimit: cfg.BodyLimit, Rate: rateOverrides(cfg),

@@ -51,7 +51,7 @@ func conditions(r *rand.Rand) []*im.Condition {
 }
 
 // matches reports whether an account in state s is in c's audience, as
-// spec §5.4 and docs/compatibility.md define it: every TagsAnd tag, at
+// docs/compatibility.md ("Push conditions") defines it: every TagsAnd tag, at
 // least one TagsOr tag (when given), and not every TagsNot tag (timd's
 // default, literal reading); every AttrsAnd pair and at least one AttrsOr
 // pair (when given). No condition is everyone.

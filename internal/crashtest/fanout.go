@@ -35,7 +35,7 @@ type Fanout struct {
 // with the fan-out paced to a few seconds, kills the server in the middle
 // of it, restarts, reconnects and checks the push reached everyone once.
 func (r *runner) fanoutPhase(ctx context.Context) error {
-	// Everyone is the test's accounts and the admin (an account, spec §4).
+	// Everyone is the test's accounts and the admin (an account, docs/compatibility.md, "UserSig and admins").
 	f := &Fanout{Population: len(r.ids) + 1, Live: r.cfg.Live, Rate: max(100, len(r.ids)/4)}
 	r.rep.Fanout = f
 	if err := r.waitPhase1(ctx); err != nil {

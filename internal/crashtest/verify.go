@@ -114,7 +114,7 @@ func (r *runner) checkIndex(ctx context.Context, rd *Round, states []State) erro
 		if err != nil {
 			return err
 		}
-		// The admin is an imported account too (spec §4), without
+		// The admin is an imported account too (docs/compatibility.md, "UserSig and admins"), without
 		// attributes or tags.
 		ps = append(ps, pending{id, audienceSize(c, states) + audienceSize(c, []State{{}}), c})
 	}

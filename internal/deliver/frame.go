@@ -22,7 +22,8 @@ const (
 )
 
 // MaxTaskIDLen bounds the TaskId of a client frame. Our TaskIds are far
-// shorter; spec §7.1 suggests at most 64 characters.
+// shorter; docs/api.md ("timpush/batch")
+// documents at most 64 characters.
 const MaxTaskIDLen = 128
 
 // PushFrame renders t as a server→client push frame:

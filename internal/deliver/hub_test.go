@@ -358,10 +358,13 @@ func TestSlowClientIsCutOffAndDeliverNeverBlocks(t *testing.T) {
 // as a client deep in a long catch-up on a loaded machine is; it is not
 // closed. Once it falls silent, it is.
 func TestHeartbeatSparesAClientThatTalks(t *testing.T) {
-	h := newHarness(t, deliver.Options{PingInterval: 30 * time.Millisecond, PongTimeout: 50 * time.Millisecond,
+	// The pong timeout is 50 times the client's pause between frames, so
+	// that a loaded machine (CI saw a 50 ms timeout missed) cannot starve
+	// the client for a whole round; 3 s still spans about six rounds.
+	h := newHarness(t, deliver.Options{PingInterval: 30 * time.Millisecond, PongTimeout: 500 * time.Millisecond,
 		CloseGrace: 50 * time.Millisecond})
 	c := h.dialRaw("busy", 1, "", false)
-	for range 40 { // 400 ms: many ping rounds
+	for range 300 {
 		c.send(`{"Type":"ack","TaskId":"none"}`)
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -123,6 +123,11 @@ type Engine struct {
 
 	queue chan taskKey
 
+	// outbox receives the vendor sends of recipients without a live
+	// connection (nil: none); vendorWake is told when it queued some.
+	outbox     im.Outbox
+	vendorWake Waker
+
 	mu       sync.Mutex
 	inflight map[taskKey]context.CancelFunc // tasks a worker of this engine holds
 	revoked  map[taskKey]bool               // revoked while running here
@@ -146,6 +151,12 @@ func New(store im.PushStore, live Live, opt Options, log *slog.Logger) *Engine {
 
 // SetHooks installs the webhook dispatcher to wake when a fan-out ends.
 func (e *Engine) SetHooks(w Waker) { e.hooks = w }
+
+// SetOutbox installs vendor delivery: for a task with a VendorUntil still
+// ahead, each chunk's recipients without a live connection get one queued
+// send per vendor device (im.Outbox.EnqueueOffline) before the cursor
+// moves past them, and wake is told. Call it before Start.
+func (e *Engine) SetOutbox(o im.Outbox, wake Waker) { e.outbox, e.vendorWake = o, wake }
 
 // Start runs the workers and the scanner until ctx ends or Stop is called.
 // The first scan runs at once, so tasks left by a previous process resume
@@ -385,6 +396,9 @@ func (e *Engine) step(ctx context.Context, j *job) (bool, error) {
 		}
 	}
 	n := int64(chunk.GetCardinality())
+	if err := e.enqueueOffline(ctx, j, chunk); err != nil {
+		return false, errors.Join(err, e.save(j, im.TaskRunning))
+	}
 	reached := int64(0)
 	if n > 0 {
 		reached = int64(e.live.Deliver(&j.t, chunk))
@@ -410,6 +424,33 @@ func (e *Engine) step(ctx context.Context, j *job) (bool, error) {
 		return false, e.renew(ctx, j)
 	}
 	return false, nil
+}
+
+// enqueueOffline queues the vendor sends of chunk's recipients that have no
+// live connection, unless the task may not go through vendors (any more).
+// It runs before the cursor moves past chunk, so a crash never skips one;
+// a resumed fan-out queues again, and the outbox keeps one send per task
+// and device.
+func (e *Engine) enqueueOffline(ctx context.Context, j *job, chunk *roaring.Bitmap) error {
+	now := e.opt.Now()
+	if e.outbox == nil || chunk.IsEmpty() || j.t.VendorUntil <= now.Unix() {
+		return nil
+	}
+	off := chunk
+	if j.conn != nil {
+		off = roaring.AndNot(chunk, j.conn)
+	}
+	if off.IsEmpty() {
+		return nil
+	}
+	n, err := e.outbox.EnqueueOffline(ctx, j.t.App, j.t.ID, off.ToArray(), now.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("queue vendor sends: %w", err)
+	}
+	if n > 0 && e.vendorWake != nil {
+		e.vendorWake.Wake()
+	}
+	return nil
 }
 
 // hold is the HoldAfter test hook: it saves the progress, logs that the

@@ -53,7 +53,7 @@ type multiImportResp struct {
 	FailAccounts []string `json:"FailAccounts"`
 }
 
-// multiAccountImport accepts both request shapes of spec §9.2.
+// multiAccountImport accepts both request shapes of docs/api.md, "Accounts".
 func (s *Server) multiAccountImport(r *request) (any, error) {
 	var req multiImportReq
 	if err := decode(r.body, &req); err != nil {
@@ -224,12 +224,18 @@ func (s *Server) queryOnlineStatus(r *request) (any, error) {
 			continue
 		}
 		res := onlineResult{ToAccount: a.ID, Status: "Offline"}
-		if len(a.Platforms) > 0 {
+		switch {
+		case len(a.Platforms) > 0:
 			res.Status = "Online"
+		case len(a.PushPlatforms) > 0:
+			res.Status = "PushOnline" // reachable through a vendor
 		}
 		if req.IsNeedDetail == 1 {
 			for _, p := range a.Platforms {
 				res.Detail = append(res.Detail, onlineDetail{Platform: p, Status: "Online"})
+			}
+			for _, p := range a.PushPlatforms {
+				res.Detail = append(res.Detail, onlineDetail{Platform: p, Status: "PushOnline"})
 			}
 		}
 		out.QueryResult = append(out.QueryResult, res)

@@ -167,7 +167,7 @@ func (s *Server) getAttr(r *request) (any, error)   { return s.getAttrs(r, false
 func (s *Server) imGetAttr(r *request) (any, error) { return s.getAttrs(r, true) }
 
 // getAttrs serves get_attr; the legacy form answers unknown accounts with
-// empty Attrs instead of an ErrorList entry (spec §8).
+// empty Attrs instead of an ErrorList entry (docs/api.md, "The legacy family").
 func (s *Server) getAttrs(r *request, legacy bool) (any, error) {
 	return s.readProfiles(r, legacy, "UserAttrs")
 }

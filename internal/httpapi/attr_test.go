@@ -231,7 +231,7 @@ func TestTags(t *testing.T) {
 	if got := jsonOf(r["UserTags"]); got != `[{"Tags":[],"To_Account":"alice"},{"Tags":[],"To_Account":"bob"}]` {
 		t.Fatalf("UserTags = %s", got)
 	}
-	// remove_all_tags does not exist in timpush (spec §6.9).
+	// remove_all_tags does not exist in timpush (docs/api.md, "Attributes and tags").
 	wantCode(t, e.call("timpush/remove_all_tags", `{"To_Account":["alice"]}`), im.CodeUnknownCommand)
 }
 
@@ -275,7 +275,7 @@ func TestTagCountLimits(t *testing.T) {
 	}
 }
 
-// TestLegacyShapes checks the all_member_push projections of spec §8.
+// TestLegacyShapes checks the all_member_push projections of docs/api.md, "The legacy family".
 func TestLegacyShapes(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	wantCode(t, e.call("all_member_push/im_set_attr_name", `{"AttrNames":{"0":"sex","1":"city"},"AttrTypes":{"0":1}}`), 0)

@@ -26,6 +26,11 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, ep *endpoi
 		return nil, err
 	}
 	req.identifier, req.query = q.identifier, q.vals
+	if q.usersig == "" && ep.caller != callerAdmin {
+		req.app, req.acct, err = s.svc.Auth.Device(req.ctx, q.sdkappid, q.identifier, q.devicetoken)
+		req.device = true
+		return req, err
+	}
 	cred := service.Credential{SDKAppID: q.sdkappid, Identifier: q.identifier, Sig: q.usersig,
 		From: service.CallerAddr(r.RemoteAddr)}
 	switch ep.caller {
@@ -35,6 +40,16 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, ep *endpoi
 		}
 		if !req.app.IsAdmin(q.identifier) {
 			return nil, im.KindErrorf(im.KindNotAdmin, "request requires app admin")
+		}
+	case callerSigned:
+		req.app, req.acct, err = s.svc.Auth.User(req.ctx, cred)
+		if im.CodeOf(err) == im.CodeAccountNotFound {
+			// Not an account: the sig vouches for a RegistrationID-only
+			// device of this name (req.acct stays empty).
+			req.app, err = s.svc.Auth.Signed(req.ctx, cred)
+		}
+		if err != nil {
+			return nil, err
 		}
 	default:
 		if req.app, req.acct, err = s.svc.Auth.User(req.ctx, cred); err != nil {
@@ -49,15 +64,19 @@ type query struct {
 	sdkappid   uint64
 	identifier string
 	usersig    string
-	random     uint32
-	vals       map[string]string
+	// devicetoken is a device credential (/v1 only), used when usersig is
+	// empty.
+	devicetoken string
+	random      uint32
+	vals        map[string]string
 }
 
 // parseQuery validates the common parameters, in this order: 60002 for a
 // malformed query string, 60012 when sdkappid is missing, 60025 when it or
 // identifier is malformed or missing, then, for the REST API (rest set,
-// spec §1.1), 60025 when contenttype is not json or random is not a
-// uint32, and last 70002 when usersig is empty.
+// docs/api.md, "Common to every command"), 60025 when contenttype is not json or random is not a
+// uint32, and last 70002 when usersig is empty (and, for the client API,
+// devicetoken too).
 func parseQuery(raw string, rest bool) (query, error) {
 	var q query
 	vals, err := parseValues(raw)
@@ -89,7 +108,10 @@ func parseQuery(raw string, rest bool) (query, error) {
 		q.random = uint32(rnd)
 	}
 	q.usersig = vals["usersig"]
-	if q.usersig == "" {
+	if q.usersig == "" && !rest {
+		q.devicetoken = vals["devicetoken"]
+	}
+	if q.usersig == "" && q.devicetoken == "" {
 		return q, im.Errorf(im.CodeSigEmpty, "usersig is empty")
 	}
 	return q, nil

@@ -127,27 +127,67 @@ func (s *Server) sync(r *request) (any, error) {
 
 // deviceReq is the body of POST /v1/device/register.
 type deviceReq struct {
-	Platform       string `json:"Platform"`
-	Token          string `json:"Token"`
-	RegistrationID string `json:"RegistrationID"`
+	Platform       string        `json:"Platform"`
+	Token          string        `json:"Token"`
+	RegistrationID string        `json:"RegistrationID"`
+	Vendor         string        `json:"Vendor"`
+	Bundle         string        `json:"Bundle"`
+	Subscription   *subscription `json:"Subscription"`
 }
 
-// registerDevice records the caller's device (POST /v1/device/register)
-// and answers its RegistrationID. 60008 for a body over 4 KiB (read by
-// the dispatcher), 60003 for a body that is empty or not a JSON object,
-// 70402 for invalid fields.
+// subscription is a browser's PushSubscription.toJSON(), verbatim.
+type subscription struct {
+	Endpoint       string          `json:"endpoint"`
+	ExpirationTime json.RawMessage `json:"expirationTime"`
+	Keys           struct {
+		P256dh string `json:"p256dh"`
+		Auth   string `json:"auth"`
+	} `json:"keys"`
+}
+
+// deviceResp answers a registration. DeviceCredential is set only for a
+// RegistrationID-only device registering with a UserSig.
+type deviceResp struct {
+	RegistrationID   string `json:"RegistrationID"`
+	DeviceCredential string `json:"DeviceCredential,omitempty"`
+}
+
+// registerDevice records a device (POST /v1/device/register) and answers
+// its RegistrationID. The caller is a user registering its own device, a
+// UserSig for an identifier that is no account (a RegistrationID-only
+// device of that name, which gets a DeviceCredential), or such a device
+// with its credential (refreshing its token). 60008 for a body over 4 KiB
+// (read by the dispatcher), 60003 for a body that is empty or not a JSON
+// object, 70402 for invalid fields, 70398 past the devices per user.
 func (s *Server) registerDevice(r *request) (any, error) {
 	var req deviceReq
 	if err := decode(r.body, &req); err != nil {
 		return nil, err
 	}
-	acct, err := s.svc.Devices.Register(r.ctx, r.app.SDKAppID, r.acct.ID, req.Platform, req.Token, req.RegistrationID)
+	dr := service.DeviceRequest{Platform: req.Platform, Token: req.Token, RegistrationID: req.RegistrationID,
+		Vendor: im.Vendor(req.Vendor), Bundle: req.Bundle}
+	if sub := req.Subscription; sub != nil {
+		dr.Endpoint, dr.P256dh, dr.Auth = sub.Endpoint, sub.Keys.P256dh, sub.Keys.Auth
+	}
+	switch {
+	case r.acct.Type == im.AcctUserID && r.acct.ID != "":
+		dr.Owner = r.acct.ID
+	case r.device: // a RegistrationID-only device with its credential
+		if dr.RegistrationID != "" && dr.RegistrationID != r.identifier {
+			return nil, im.Errorf(im.CodeAccountBadParam, "a RegistrationID-only device registers as its identifier %q", r.identifier)
+		}
+		dr.RegistrationID, dr.KeepCredential = r.identifier, true
+	default: // a UserSig for a name that is no account
+		if dr.RegistrationID != r.identifier {
+			return nil, im.Errorf(im.CodeAccountNotFound,
+				"account %s was never imported (a RegistrationID-only device names itself: RegistrationID equal to identifier)", r.identifier)
+		}
+	}
+	reg, err := s.svc.Devices.RegisterDevice(r.ctx, r.app.SDKAppID, dr)
 	if err != nil {
 		return nil, err
 	}
-	return struct {
-		RegistrationID string `json:"RegistrationID"`
-	}{acct.ID}, nil
+	return deviceResp{RegistrationID: reg.Account.ID, DeviceCredential: reg.Credential}, nil
 }
 
 // queryInt parses a non-negative integer query parameter (60025 when

@@ -48,9 +48,11 @@ func newClientEnv(t testing.TB) *clientEnv {
 	hub.Start(ctx)
 	auth := service.NewAuth(apps, st, nil)
 	reg := prometheus.NewRegistry()
+	accounts := service.NewAccounts(st, auth, hub)
+	accounts.SetDevices(st)
 	h := httpapi.New(httpapi.Services{
 		Auth:     auth,
-		Accounts: service.NewAccounts(st, auth, hub),
+		Accounts: accounts,
 		Audience: service.NewAudience(st, nil),
 		Hub:      hub,
 		Inbox:    service.NewInbox(tasks, audiences),

@@ -17,7 +17,7 @@ import (
 )
 
 // accountFields are the body fields whose values must be strings; a wrong
-// type there is 60015 (spec §1.3) rather than a JSON error.
+// type there is 60015 (docs/api.md, "Common to every command") rather than a JSON error.
 var accountFields = map[string]bool{
 	"To_Account": true, "UserID": true, "From_Account": true, "Accounts": true, "Identifier": true,
 }

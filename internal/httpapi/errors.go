@@ -3,7 +3,7 @@ package httpapi
 import "timd/internal/im"
 
 // family groups services that answer generic error kinds with the same
-// Tencent codes (spec §2, §4).
+// Tencent codes (docs/compatibility.md, "Transport").
 type family int
 
 const (

@@ -13,7 +13,7 @@ import (
 	"timd/internal/usersig"
 )
 
-// TestGatewayErrors drives every transport-level failure of spec §1–§3
+// TestGatewayErrors drives every transport-level failure of docs/api.md, "Common to every command"
 // through the real router and checks its documented code.
 func TestGatewayErrors(t *testing.T) {
 	e := newEnv(t, envOpts{})
@@ -104,7 +104,7 @@ func TestGatewayErrors(t *testing.T) {
 	}
 }
 
-// TestAdminRequired checks the per-service admin code of spec §4 and that a
+// TestAdminRequired checks the per-service admin code of docs/compatibility.md, "UserSig and admins" and that a
 // valid sig of a non-admin account is not enough.
 func TestAdminRequired(t *testing.T) {
 	e := newEnv(t, envOpts{})

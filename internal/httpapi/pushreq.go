@@ -14,13 +14,13 @@ import (
 // This file decodes and validates the push bodies (push, batch, im_push
 // and a scheduled task's Content) into service.PushRequest, at the edge.
 
-// msgTypes are the element types of spec §10.2.
+// msgTypes are the element types of docs/api.md, "Sending".
 var msgTypes = map[string]bool{
 	"TIMTextElem": true, "TIMLocationElem": true, "TIMFaceElem": true, "TIMCustomElem": true,
 	"TIMSoundElem": true, "TIMImageElem": true, "TIMFileElem": true, "TIMVideoFileElem": true,
 }
 
-// parsePushBody decodes a push request body of kind (spec §7.1, §7.2, §8,
+// parsePushBody decodes a push request body of kind (docs/api.md, "Sending",
 // §10). It checks shape only, without I/O. Errors:
 //
 //   - 90001 the body is not a JSON object; a field has the wrong type;
@@ -140,7 +140,7 @@ func firstUnknown(fields map[string]json.RawMessage, keys []string) (string, boo
 	return first, found
 }
 
-// conditionKeys are the keys of a Condition (spec §5.4); the legacy
+// conditionKeys are the keys of a Condition (docs/compatibility.md, "Push conditions"); the legacy
 // im_push Condition has no TagsNot.
 var (
 	conditionKeys       = []string{"TagsAnd", "TagsOr", "TagsNot", "AttrsAnd", "AttrsOr"}

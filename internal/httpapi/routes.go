@@ -25,7 +25,7 @@ const (
 func (s *Server) noPush(*request) (any, error) { return nil, errNoPush }
 
 // routes is the one table of /v4/{service}/{command} endpoints: POST, an
-// app admin's UserSig and the REST API's common query (spec §1.1).
+// app admin's UserSig and the REST API's common query (docs/api.md, "Common to every command").
 var routes = []route{
 	{"im_open_login_svc", "account_import", famAccount, 200, plainCmd, (*Server).accountImport},
 	{"im_open_login_svc", "multiaccount_import", famAccount, 100, plainCmd, (*Server).multiAccountImport},
@@ -83,6 +83,7 @@ func routeKey(service, command string) string { return service + "/" + command }
 type clientRoute struct {
 	path      string
 	method    string
+	caller    callerKind
 	bodyLimit int64
 	handle    func(*Server, *request) (any, error)
 }
@@ -92,9 +93,9 @@ const clientBodyLimit = 4 << 10
 
 // clientRoutes is the one table of /v1 endpoints.
 var clientRoutes = []clientRoute{
-	{"/v1/connect", http.MethodGet, 0, (*Server).connect},
-	{"/v1/sync", http.MethodGet, 0, (*Server).sync},
-	{"/v1/device/register", http.MethodPost, clientBodyLimit, (*Server).registerDevice},
+	{"/v1/connect", http.MethodGet, callerUser, 0, (*Server).connect},
+	{"/v1/sync", http.MethodGet, callerUser, 0, (*Server).sync},
+	{"/v1/device/register", http.MethodPost, callerSigned, clientBodyLimit, (*Server).registerDevice},
 }
 
 // callerKind says who may call an endpoint and which query it takes.
@@ -102,8 +103,11 @@ type callerKind int
 
 const (
 	callerNone  callerKind = iota // no authentication (health, metrics)
-	callerAdmin                   // an app admin; the REST query (spec §1.1)
-	callerUser                    // an imported account; the client query
+	callerAdmin                   // an app admin; the REST query (docs/api.md, "Common to every command")
+	callerUser                    // an imported account or a device credential; the client query
+	// callerSigned is callerUser, or a UserSig for an identifier that is no
+	// account: a RegistrationID-only device registering under that name.
+	callerSigned
 )
 
 // endpoint is one served path, from either table, as the one dispatcher
@@ -133,7 +137,7 @@ func (s *Server) endpoints() map[string]*endpoint {
 	}
 	if s.svc.Hub != nil && s.svc.Inbox != nil && s.svc.Devices != nil {
 		for _, r := range clientRoutes {
-			t[r.path] = &endpoint{name: r.path, method: r.method, family: famAccount, caller: callerUser,
+			t[r.path] = &endpoint{name: r.path, method: r.method, family: famAccount, caller: r.caller,
 				bodyLimit: r.bodyLimit, handle: r.handle}
 		}
 	}

@@ -224,7 +224,7 @@ var nonZeroCount = regexp.MustCompile(`"[A-Za-z]*Count":[1-9]`)
 
 func fixed(code int) func(string) int { return func(string) int { return code } }
 
-// adminCode is the not-an-admin code of cmd's service (spec §4).
+// adminCode is the not-an-admin code of cmd's service (docs/compatibility.md, "UserSig and admins").
 func adminCode(cmd string) int {
 	if strings.HasPrefix(cmd, "timpush/") || strings.HasPrefix(cmd, "all_member_push/") {
 		return im.CodePushNotAdmin

@@ -85,7 +85,8 @@ type request struct {
 	app        im.App
 	identifier string
 	body       []byte
-	acct       im.Account        // the caller's account (/v1)
+	acct       im.Account        // the caller's account (/v1); empty for a device registering by UserSig
+	device     bool              // the caller authenticated with a device credential (/v1)
 	query      map[string]string // the query string, first value of each key
 	w          http.ResponseWriter
 	http       *http.Request

@@ -2,10 +2,10 @@ package im
 
 import "fmt"
 
-// MaxUserIDLen is the longest UserID in bytes (spec §3.5, §9.1).
+// MaxUserIDLen is the longest UserID in bytes (docs/compatibility.md, "UserSig and admins").
 const MaxUserIDLen = 32
 
-// AcctType is the account type of spec §5.1.
+// AcctType is the account type of docs/compatibility.md, "Devices and recipients".
 type AcctType uint8
 
 // Account types.

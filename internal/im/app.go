@@ -2,7 +2,7 @@ package im
 
 import "fmt"
 
-// MaxAdmins is the most admins an app may have (spec §4).
+// MaxAdmins is the most admins an app may have (docs/compatibility.md, "UserSig and admins").
 const MaxAdmins = 10
 
 // App is one hosted application: its SDKAppID, the secret key its UserSigs

@@ -1,6 +1,6 @@
 package im
 
-// Limits of the attribute and tag model (spec §5.2, §5.3).
+// Limits of the attribute and tag model (docs/api.md, "Attributes and tags").
 const (
 	MaxAttrSlots       = 10
 	MaxAttrNameLen     = 50
@@ -120,7 +120,7 @@ type ChangeSink interface {
 	Apply(changes []Change)
 }
 
-// Condition selects an audience (spec §5.4).
+// Condition selects an audience (docs/compatibility.md, "Push conditions").
 type Condition struct {
 	TagsAnd  []string          `json:"TagsAnd,omitempty"`
 	TagsOr   []string          `json:"TagsOr,omitempty"`

@@ -5,7 +5,7 @@ import (
 	"fmt"
 )
 
-// Tencent Cloud Chat error codes used by timd (spec §2). Only the codes a
+// Tencent Cloud Chat error codes used by timd (docs/compatibility.md, "Transport"). Only the codes a
 // component returns itself live here; the mapping from generic kinds to
 // service-specific codes lives in package httpapi.
 const (

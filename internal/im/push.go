@@ -6,7 +6,7 @@ import (
 	"errors"
 )
 
-// Push limits (spec §7).
+// Push limits (docs/api.md, "Sending").
 const (
 	MaxPushBody       = 10 << 10 // bytes; 90056 above
 	MaxMsgLifeTime    = 7 * 24 * 3600
@@ -97,6 +97,10 @@ type PushTask struct {
 	// <= HookCursor were acknowledged by the app (or given up, see Lost).
 	HookCursor int64
 	HookState  HookState
+	// VendorUntil is until when (unix s) the push may be sent through
+	// vendors (APNs, FCM, Web Push) to recipients without a live
+	// connection; 0: never (OnlineOnlyFlag 1 or OfflinePushInfo.PushFlag 1).
+	VendorUntil int64
 }
 
 // TaskHead is what a recipient reads of a stored push: its identity, its

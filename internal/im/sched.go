@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 )
 
-// SchedType is a scheduled task's push type (spec §7.4).
+// SchedType is a scheduled task's push type (docs/api.md, "add_sched_task").
 type SchedType string
 
 // Scheduled task types.

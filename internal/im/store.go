@@ -70,6 +70,8 @@ type Store interface {
 	AudienceStore
 	PushStore
 	SchedStore
+	DeviceStore
+	Outbox
 	// SetChangeSink installs the receiver of committed changes; call it
 	// before any write.
 	SetChangeSink(ChangeSink)

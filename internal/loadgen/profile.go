@@ -27,7 +27,7 @@ func ProfileOf(i int) Profile {
 	}
 }
 
-// Condition is the part of a push Condition (spec §5.4) the bench uses;
+// Condition is the part of a push Condition (docs/compatibility.md, "Push conditions") the bench uses;
 // its JSON is the request's "Condition" object. Empty means everyone.
 type Condition struct {
 	TagsAnd  []string          `json:",omitempty"`

@@ -8,7 +8,7 @@ import (
 	"timd/internal/im"
 )
 
-// Account request limits (spec §9).
+// Account request limits (docs/api.md, "Accounts").
 const (
 	MaxImportBatch = 100
 	MaxDeleteBatch = 100
@@ -31,8 +31,12 @@ type Accounts struct {
 	store    im.AccountStore
 	auth     *Auth
 	presence Presence
+	devices  im.DeviceStore
 	now      func() time.Time
 }
+
+// SetDevices installs the vendor devices, for PushOnline (nil: none).
+func (s *Accounts) SetDevices(d im.DeviceStore) { s.devices = d }
 
 // NewAccounts returns the account service. presence may be nil.
 func NewAccounts(store im.AccountStore, auth *Auth, presence Presence) *Accounts {
@@ -134,7 +138,10 @@ func (s *Accounts) Kick(ctx context.Context, app uint64, id string) error {
 type OnlineStatus struct {
 	ID        string
 	Found     bool
-	Platforms []string
+	Platforms []string // of live connections
+	// PushPlatforms are the platforms of the account's devices that a
+	// vendor can reach (PushOnline without a live connection).
+	PushPlatforms []string
 }
 
 // Online reports presence for up to 500 accounts. Errors: 70402 for an
@@ -151,10 +158,40 @@ func (s *Accounts) Online(ctx context.Context, app uint64, ids []string) ([]Onli
 	if s.presence != nil {
 		live = s.presence.Online(app, ids)
 	}
+	push, err := s.pushPlatforms(ctx, app, found)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]OnlineStatus, len(ids))
 	for i, id := range ids {
-		_, ok := found[id]
+		a, ok := found[id]
 		out[i] = OnlineStatus{ID: id, Found: ok, Platforms: live[id]}
+		if ok {
+			out[i].PushPlatforms = push[a.Ordinal]
+		}
+	}
+	return out, nil
+}
+
+// pushPlatforms returns, per account ordinal, the platforms of its
+// vendor-reachable devices.
+func (s *Accounts) pushPlatforms(ctx context.Context, app uint64, accts map[string]im.Account) (map[uint32][]string, error) {
+	if s.devices == nil || len(accts) == 0 {
+		return nil, nil
+	}
+	targets := make([]uint32, 0, len(accts))
+	for _, a := range accts {
+		targets = append(targets, a.Ordinal)
+	}
+	devs, err := s.devices.PushDevicesOf(ctx, app, targets)
+	if err != nil {
+		return nil, err
+	}
+	out := map[uint32][]string{}
+	for _, d := range devs {
+		if d.Reachable() {
+			out[d.Target] = append(out[d.Target], d.Platform)
+		}
 	}
 	return out, nil
 }

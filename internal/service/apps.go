@@ -36,7 +36,7 @@ type cachedApp struct {
 }
 
 // NewApps returns an app directory backed by store. When accounts is not
-// nil, Put imports each app's admins as accounts (spec §4: an admin is an
+// nil, Put imports each app's admins as accounts (docs/compatibility.md, "UserSig and admins": an admin is an
 // ordinary account with admin rights).
 func NewApps(store im.AppStore, accounts im.AccountStore) *Apps {
 	return &Apps{store: store, accounts: accounts, now: time.Now, apps: map[uint64]cachedApp{}}

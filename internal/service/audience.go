@@ -10,7 +10,7 @@ import (
 	"timd/internal/im"
 )
 
-// Audience implements attribute names, user attributes and tags (spec §5,
+// Audience implements attribute names, user attributes and tags (docs/api.md, "Attributes and tags",
 // §6 and the legacy family of §8). Both families share one store; the
 // handlers project the legacy shapes.
 type Audience struct {

@@ -2,6 +2,9 @@ package service
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
 	"net/netip"
 	"sync"
 	"time"
@@ -26,7 +29,7 @@ const (
 // Auth verifies UserSigs and admin rights.
 type Auth struct {
 	apps     *Apps
-	accounts im.AccountStore
+	accounts DeviceStore
 	now      func() time.Time
 	maxSkew  int64 // seconds a sig's TLS.time may lie ahead of now
 
@@ -46,8 +49,9 @@ type Auth struct {
 	// later kick anyway, so most identities never appear here.
 	ahead map[kickKey]int64
 	// good caches verified sigs: a client reuses one sig until it expires
-	// (spec §3.5), so verification (zlib + HMAC, ~50 µs) runs once per sig
-	// rather than once per request or reconnect.
+	// (docs/compatibility.md, "UserSig and admins"), so verification (zlib
+	// + HMAC, ~50 µs) runs once per sig rather than once per request or
+	// reconnect.
 	good *sigCache
 }
 
@@ -100,7 +104,7 @@ func CallerAddr(remoteAddr string) netip.Addr {
 
 // NewAuth returns an authenticator that accepts sigs dated at most
 // usersig.DefaultMaxSkew seconds ahead. now may be nil for time.Now.
-func NewAuth(apps *Apps, accounts im.AccountStore, now func() time.Time) *Auth {
+func NewAuth(apps *Apps, accounts DeviceStore, now func() time.Time) *Auth {
 	if now == nil {
 		now = time.Now
 	}
@@ -168,6 +172,46 @@ func (a *Auth) User(ctx context.Context, c Credential) (im.App, im.Account, erro
 	}
 	a.accepted(key, issued, now.Unix())
 	return app, acct, nil
+}
+
+// Device authenticates a RegistrationID-only device by the credential it
+// got at registration (/v1 devicetoken): the app must exist (70020), the
+// device must exist, be nobody's, and hold a credential whose SHA-256
+// matches (70009 otherwise; an unknown device is not told apart).
+func (a *Auth) Device(ctx context.Context, sdkappid uint64, regID, credential string) (im.App, im.Account, error) {
+	app, err := a.apps.Get(ctx, sdkappid)
+	if err != nil {
+		return im.App{}, im.Account{}, err
+	}
+	bad := im.Errorf(im.CodeSigMismatch, "devicetoken does not match the device %s", regID)
+	if len(credential) > MaxCredentialLen {
+		return im.App{}, im.Account{}, bad
+	}
+	d, err := a.accounts.PushDevice(ctx, app.SDKAppID, regID)
+	if errors.Is(err, im.ErrNotFound) {
+		return im.App{}, im.Account{}, bad
+	} else if err != nil {
+		return im.App{}, im.Account{}, err
+	}
+	if len(d.CredHash) != sha256.Size || d.Owner != "" || subtle.ConstantTimeCompare(d.CredHash, hashCredential(credential)) != 1 {
+		return im.App{}, im.Account{}, bad
+	}
+	accts, err := a.accounts.Accounts(ctx, app.SDKAppID, []string{regID})
+	if err != nil {
+		return im.App{}, im.Account{}, err
+	}
+	acct, ok := accts[regID]
+	if !ok || acct.Type != im.AcctRegistrationID || acct.Owner != "" || acct.Ordinal != d.Target {
+		return im.App{}, im.Account{}, bad // displaced by an import of the same name
+	}
+	return app, acct, nil
+}
+
+// Signed verifies the caller's UserSig for identifier without requiring an
+// account: a RegistrationID-only device registers with a UserSig the app's
+// server made for its RegistrationID. Codes as for Admin.
+func (a *Auth) Signed(ctx context.Context, c Credential) (im.App, error) {
+	return a.Admin(ctx, c)
 }
 
 func (a *Auth) verify(ctx context.Context, app im.App, c Credential) error {

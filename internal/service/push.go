@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,7 +18,7 @@ import (
 	"timd/internal/im"
 )
 
-// PushLimits are one app's push limits (spec §7). Each is a key of the
+// PushLimits are one app's push limits (docs/api.md, "Sending"). Each is a key of the
 // app's "quotas" in the configuration; 0 or negative disables that limit.
 type PushLimits struct {
 	IntervalMs       int64 // push_interval_ms: least time between two pushes (90024)
@@ -87,7 +88,7 @@ type PushConfig struct {
 }
 
 // Push implements v4/timpush/push, batch and revoke and the legacy
-// all_member_push/im_push (spec §7.1–§7.3, §8): it validates, applies the
+// all_member_push/im_push (docs/api.md, "Sending"): it validates, applies the
 // limits and MsgRandom idempotency, evaluates the audience once and
 // persists the task before answering; fan-out runs in the background.
 type Push struct {
@@ -346,7 +347,36 @@ func (p *Push) build(ctx context.Context, app uint64, req *PushRequest, now time
 		Condition: req.Condition, MsgBody: req.MsgBody, Offline: req.Offline, DataID: req.DataID,
 		CreatedAt: now.Unix(), Audience: blob, Total: int64(aud.GetCardinality()), State: im.TaskPending}
 	t.OnlineOnly, t.ExpiresAt = storage(req, now.Unix())
+	t.VendorUntil = vendorUntil(req, now.Unix())
 	return t, errs, nil
+}
+
+// vendorUntil decides whether recipients without a live connection get
+// the push through their vendor devices, and until when: never with
+// OnlineOnlyFlag 1 or OfflinePushInfo.PushFlag 1; otherwise for
+// MsgLifeTime, or im.DefaultStoredLife without one (the vendor's own
+// expiry is the shorter of the two).
+func vendorUntil(req *PushRequest, now int64) int64 {
+	if req.OnlineOnly || offlinePushFlag(req.Offline) == 1 {
+		return 0
+	}
+	if req.MsgLifeTime > 0 {
+		return now + req.MsgLifeTime
+	}
+	return now + im.DefaultStoredLife
+}
+
+// offlinePushFlag returns OfflinePushInfo.PushFlag (0 when absent; the
+// request was validated at the edge).
+func offlinePushFlag(info json.RawMessage) int {
+	if len(info) == 0 {
+		return 0
+	}
+	var v struct {
+		PushFlag int `json:"PushFlag"`
+	}
+	_ = json.Unmarshal(info, &v)
+	return v.PushFlag
 }
 
 // storage decides whether recipients keep a copy and until when:

@@ -18,7 +18,7 @@ const SchedTimeLayout = "2006-01-02 15:04:05"
 // MaxSchedList is the most tasks one list_sched_task page returns.
 const MaxSchedList = 100
 
-// Sched implements the scheduled push tasks of spec §7.4. A task is stored
+// Sched implements the scheduled push tasks of docs/api.md, "add_sched_task". A task is stored
 // with its push (Type All or Tag) or batch (Type User) body and fired by
 // the scheduler loop (package fanout) through Fire.
 type Sched struct {

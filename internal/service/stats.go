@@ -13,7 +13,7 @@ import (
 	"timd/internal/im"
 )
 
-// Statistics windows and limits (spec §7.5).
+// Statistics windows and limits (docs/api.md, "Statistics").
 const (
 	MaxStatsTasks  = 5
 	StatsWindow    = 30 * 24 * 3600 // all_member/normal_push_statistics
@@ -44,6 +44,7 @@ const timdPlatform = 0
 type Stats struct {
 	store im.PushStore
 	index *audience.Index
+	sends im.Outbox // vendor sends; nil: none
 	now   func() time.Time
 	sync  IndexSyncer // nil on a single node
 }
@@ -53,6 +54,11 @@ type Stats struct {
 // recipients of a push made through another node right after their
 // accounts were created (nil: never wait).
 func (s *Stats) SetIndexSync(sync IndexSyncer) { s.sync = sync }
+
+// SetSends installs the vendor send results, which add per-vendor rows to
+// the statistics, vendor reasons to the loss report and per-device
+// instances to the trace.
+func (s *Stats) SetSends(o im.Outbox) { s.sends = o }
 
 // NewStats returns the statistics service; now may be nil.
 func NewStats(store im.PushStore, index *audience.Index, now func() time.Time) *Stats {
@@ -117,6 +123,7 @@ func (w Window) check(span int64) error {
 type report struct {
 	im.TaskReport
 	handled int64
+	sends   []im.SendCount // vendor sends, by vendor and ErrCode
 }
 
 // reports returns the reports of ids, or with no ids every task of kinds
@@ -144,6 +151,13 @@ func (s *Stats) reports(ctx context.Context, app uint64, kinds []im.PushKind, w 
 	out := make([]report, len(rs))
 	for i, r := range rs {
 		out[i].TaskReport = r
+		if s.sends != nil && r.Task.ID != "" {
+			c, err := s.sends.SendCounts(ctx, app, r.Task.ID)
+			if err != nil {
+				return nil, err
+			}
+			out[i].sends = c
+		}
 		if r.Task.State == im.TaskDone || r.Task.State == 0 {
 			continue
 		}
@@ -216,6 +230,31 @@ func sumStats(id string, rs []report) TaskStatistics {
 	}
 	out.add(out.PlatformStatistics[0].Counts)
 	out.add(out.PlatformStatistics[1].Counts)
+	out.PlatformStatistics = append(out.PlatformStatistics, vendorStats(rs)...)
+	return out
+}
+
+// vendorStats are the per-vendor rows (EventType 1, the vendor's
+// PushPlatform): TotalCount notifications queued for its devices,
+// SentCount those the vendor accepted. Vendors report no delivery or
+// click; the overall counts stay per recipient.
+func vendorStats(rs []report) []PlatformCounts {
+	var out []PlatformCounts
+	row := map[im.Vendor]int{}
+	for _, r := range rs {
+		for _, c := range r.sends {
+			i, ok := row[c.Vendor]
+			if !ok {
+				i = len(out)
+				row[c.Vendor] = i
+				out = append(out, PlatformCounts{EventType: 1, PushPlatform: c.Vendor.PushPlatform()})
+			}
+			out[i].TotalCount += c.N
+			if !c.Queued && c.ErrCode == "" {
+				out[i].SentCount += c.N
+			}
+		}
+	}
 	return out
 }
 
@@ -314,7 +353,45 @@ func sumLoss(rs []report) Loss {
 	addLoss(&l.ReadyToSendLoss, &l.PlatformReadyToSendLoss, LossRevoked, revoked, lossRevokedTx, 1)
 	addLoss(&l.PostSendDeliveredLoss, &l.PlatformPostSendDeliveredLoss, LossUnacked, unacked, lossUnackedTx, 1)
 	addLoss(&l.PostSendDeliveredLoss, &l.PlatformPostSendDeliveredLoss, LossWebhook, webhook, lossWebhookTx, 1)
+	addVendorLoss(&l, rs)
 	return l
+}
+
+// addVendorLoss adds the vendors' refusals, each under the vendor's own
+// reason ("BadDeviceToken", "UNREGISTERED", "HTTP 410", "network", or
+// timd's NoCredentials / NoToken), overall and per vendor (EventType 1).
+func addVendorLoss(l *Loss, rs []report) {
+	type key struct {
+		v    im.Vendor
+		code string
+	}
+	var order []key
+	n := map[key]int64{}
+	for _, r := range rs {
+		for _, c := range r.sends {
+			if c.Queued || c.ErrCode == "" {
+				continue
+			}
+			k := key{c.Vendor, c.ErrCode}
+			if _, ok := n[k]; !ok {
+				order = append(order, k)
+			}
+			n[k] += c.N
+		}
+	}
+	overall := map[string]int{}
+	for _, k := range order {
+		info := "vendor " + string(k.v) + " refused the notification: " + k.code
+		if i, ok := overall[k.code]; ok {
+			l.PostSendDeliveredLoss[i].ErrCount += n[k]
+		} else {
+			overall[k.code] = len(l.PostSendDeliveredLoss)
+			l.PostSendDeliveredLoss = append(l.PostSendDeliveredLoss, LossItem{ErrCode: k.code, ErrCount: n[k], ErrInfo: "vendor refused the notification: " + k.code})
+		}
+		et, pp := 1, k.v.PushPlatform()
+		l.PlatformPostSendDeliveredLoss = append(l.PlatformPostSendDeliveredLoss,
+			LossItem{EventType: &et, PushPlatform: &pp, ErrCode: k.code, ErrCount: n[k], ErrInfo: info})
+	}
 }
 
 // handled is how many recipients the fan-out reached the end of: all of
@@ -386,7 +463,32 @@ func (s *Stats) Trace(ctx context.Context, app uint64, id, userID string) ([]Ins
 	if !ok || !aud.Contains(ord) {
 		return []Instance{}, nil
 	}
-	return []Instance{instance(r, ord, userID)}, nil
+	out := []Instance{instance(r, ord, userID)}
+	if s.sends != nil {
+		sends, err := s.sends.AccountSends(ctx, app, id, userID)
+		if err != nil {
+			return nil, err
+		}
+		for _, sr := range sends {
+			out = append(out, vendorInstance(r.Task, sr))
+		}
+	}
+	return out, nil
+}
+
+// vendorInstance is one vendor notification of the trace: the device
+// (InstanceId its RegistrationID, System its platform), EventType 1, the
+// vendor's PushPlatform, and the vendor's answer.
+func vendorInstance(t im.PushTask, sr im.SendResult) Instance {
+	in := Instance{InstanceID: sr.RegistrationID, ToAccount: sr.Account, PushTime: fmtTime(t.CreatedAt),
+		System: sr.Platform, EventType: 1, PushPlatform: sr.Vendor.PushPlatform(), CertID: "0"}
+	st := Stage{PushStatus: 1, ErrorInfo: "success", EventTime: fmtTime(sr.At)}
+	if !sr.OK() {
+		st.PushStatus, st.ErrorCode, st.ErrorInfo = -1, sr.Status, sr.ErrCode
+	}
+	in.IMCommitStat.IMStat = Stage{PushStatus: 1, ErrorInfo: "success", EventTime: fmtTime(t.CreatedAt)}
+	in.OfflinePushStat.OfflineStat = st
+	return in
 }
 
 // NormalTrace serves normal_push_trace: one instance per recipient of the

@@ -1,5 +1,5 @@
 // Package usersig generates and verifies Tencent Cloud Chat UserSig v2
-// tokens (TLSSigAPIv2, spec §3). It is pure: no I/O, no clock, no state;
+// tokens (TLSSigAPIv2, docs/compatibility.md, "UserSig and admins"). It is pure: no I/O, no clock, no state;
 // callers pass the current time in Unix seconds.
 //
 // A token is zlib(JSON) in a base64 variant whose alphabet replaces '+',

@@ -3,7 +3,7 @@ package usersig
 import "timd/internal/im"
 
 // Verification failures carry Tencent's codes from the one table in package
-// im (spec §2.2), as an *im.Error whose Info is safe to show callers:
+// im (docs/compatibility.md, "Transport"), as an *im.Error whose Info is safe to show callers:
 //
 //   - im.CodeSigExpired (70001): now is after TLS.time + TLS.expire;
 //   - im.CodeSigEmpty (70002): the token is empty;

@@ -82,7 +82,7 @@ func checkGenArgs(identifier string, expire, now int64) error {
 	return nil
 }
 
-// sign returns HMAC-SHA256(key, string to sign) per spec §3.2.
+// sign returns HMAC-SHA256(key, string to sign) per docs/compatibility.md, "UserSig and admins".
 func sign(key, identifier string, sdkappid uint64, time, expire int64, userbuf []byte, hasUserBuf bool) []byte {
 	b := make([]byte, 0, 128+len(identifier)+base64.StdEncoding.EncodedLen(len(userbuf)))
 	b = append(b, "TLS.identifier:"...)

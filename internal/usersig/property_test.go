@@ -60,7 +60,7 @@ type propCase struct {
 	want  []int // nil when not determinable
 }
 
-// refSign is an independent HMAC of the string to sign (spec §3.2).
+// refSign is an independent HMAC of the string to sign (docs/compatibility.md, "UserSig and admins").
 func refSign(key string, d tdoc) []byte {
 	s := fmt.Sprintf("TLS.identifier:%s\nTLS.sdkappid:%d\nTLS.time:%d\nTLS.expire:%d\n", d.identifier, d.sdkappid, d.time, d.expire)
 	if d.userbuf != nil {

@@ -37,6 +37,12 @@ func TestSignedCallbacks(t *testing.T) {
 
 // TestSign pins Tencent's formula: hex(sha256(token + RequestTime)).
 func TestSign(t *testing.T) {
+	// The example on Tencent's "Third-party callback overview" page
+	// (https://cloud.tencent.com/document/product/269/117703): token
+	// xxxxyyyy at RequestTime 1669872112.
+	if got := webhook.Sign("xxxxyyyy", 1669872112); got != "17773bc39a671d7b9aa835458704d2a6db81360a5940292b587d6d760d484061" {
+		t.Fatalf("Sign of Tencent's example = %q", got)
+	}
 	// sha256("abc1700000000")
 	if got := webhook.Sign("abc", 1700000000); got != "139d720ab3fe33252a099243519e7548ce791f035b647c70bc13e8a12f503cda" {
 		t.Fatalf("Sign = %q", got)

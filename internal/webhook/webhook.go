@@ -1,4 +1,4 @@
-// Package webhook posts Push.AllMemberPush callback events (spec §11) to
+// Package webhook posts Push.AllMemberPush callback events (docs/compatibility.md, "Webhooks") to
 // each app's callback URL.
 //
 // Events are generated from a task's audience bitmap, never stored one
@@ -41,7 +41,7 @@ import (
 // Command is the CallbackCommand of push result events.
 const Command = "Push.AllMemberPush"
 
-// MaxBatch is the most events one POST carries (spec §11).
+// MaxBatch is the most events one POST carries (docs/compatibility.md, "Webhooks").
 const MaxBatch = 100
 
 // Event is one Push.AllMemberPush event.
@@ -131,6 +131,9 @@ type Dispatcher struct {
 	mu      sync.Mutex
 	workers map[uint64]*appWorker
 
+	sends     im.Outbox // vendor results to post (vendor.go); nil: none
+	sendsWake chan struct{}
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -159,6 +162,9 @@ func New(store im.PushStore, apps Apps, names Names, opt Options, log *slog.Logg
 func (d *Dispatcher) Start(ctx context.Context) {
 	d.ctx, d.cancel = context.WithCancel(ctx)
 	d.wg.Go(d.scanLoop)
+	if d.sends != nil {
+		d.wg.Go(d.sendsLoop)
+	}
 }
 
 // Stop ends every worker; each saves its cursor first.
@@ -453,7 +459,7 @@ func (d *Dispatcher) save(t im.PushTask, cursor int64, st im.HookState, lost int
 	return d.store.SaveHook(ctx, t.App, t.ID, cursor, st, lost)
 }
 
-// callbackURL adds the query of spec §11 to the app's URL.
+// callbackURL adds the query of docs/compatibility.md, "Webhooks" to the app's URL.
 func callbackURL(app im.App) string {
 	q := url.Values{"SdkAppid": {strconv.FormatUint(app.SDKAppID, 10)}, "CallbackCommand": {Command},
 		"contenttype": {"json"}}

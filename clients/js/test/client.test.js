@@ -222,8 +222,13 @@ test('a revoked push is a revoke event', async () => {
 test('sync pages through the inbox across several pages', async () => {
   const c = await user('js_sync');
   const start = (await c.sync({ limit: 200 })).cursor;
+  await timd.importAccount('js_sync_other');
   const sent = [];
-  for (let i = 0; i < 5; i++) sent.push(await timd.pushAll(`inbox ${i}`));
+  for (let i = 0; i < 5; i++) {
+    sent.push(await timd.pushAll(`inbox ${i}`));
+    // Pushes to someone else move the cursor without filling the page.
+    await timd.pushTo(['js_sync_other'], `not for js_sync ${i}`);
+  }
   const pages = [];
   for await (const page of c.syncPages({ cursor: start, limit: 2 })) pages.push(page);
   assert.ok(pages.length >= 3, `expected at least 3 pages, got ${pages.length}`);
@@ -323,6 +328,32 @@ test('a server that cannot be reached is retried, then connected', async () => {
     assert.equal(c.state, 'reconnecting');
     proxy.refuse(false);
     await waitFor(() => c.state === 'open', 'open', 60000);
+  } finally {
+    await proxy.stop();
+  }
+});
+
+test('close() then connect() while a failed attempt is being examined opens one socket', async () => {
+  const proxy = await Proxy.start(timd.addr);
+  try {
+    proxy.refuse(true);
+    const c = await user('js_gen', { baseUrl: proxy.base, backoff: { initial: 10, max: 20 } });
+    const ev = record(c);
+    c.connect();
+    await waitFor(() => ev.error.length >= 1, 'a failed attempt');
+    for (let i = 0; i < 5; i++) {
+      c.close();
+      c.connect();
+    }
+    proxy.refuse(false);
+    await waitFor(() => c.state === 'open', 'open', 60000);
+    const id = await timd.pushTo(['js_gen'], 'once');
+    await waitFor(() => ev.push.length === 1, 'the push');
+    // Stray sockets from earlier sessions would be further connections.
+    await new Promise((r) => setTimeout(r, 500));
+    const online = await timd.rest('openim/query_online_status', { To_Account: ['js_gen'], IsNeedDetail: 1 });
+    assert.equal(online.QueryResult[0].Detail.length, 1, JSON.stringify(online));
+    assert.equal(ev.push[0].TaskId, id);
   } finally {
     await proxy.stop();
   }

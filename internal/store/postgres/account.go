@@ -94,6 +94,11 @@ func deleteAccount(ctx context.Context, tx pgx.Tx, app uint64, r row) (im.Change
 	if _, err := tx.Exec(ctx, `DELETE FROM accounts WHERE app = $1 AND ordinal = $2`, int64(app), int64(r.Ordinal)); err != nil {
 		return im.Change{}, dbErr("delete account", err)
 	}
+	if r.Type == im.AcctRegistrationID { // its vendor side and credential go with it
+		if _, err := tx.Exec(ctx, `DELETE FROM push_devices WHERE app = $1 AND reg_id = $2`, int64(app), r.ID); err != nil {
+			return im.Change{}, dbErr("delete push device", err)
+		}
+	}
 	for _, t := range r.tags {
 		if err := retag(ctx, tx, app, t, r.Type, -1); err != nil {
 			return im.Change{}, err

@@ -16,7 +16,7 @@ import (
 const (
 	taskHead = `app, id, seq, kind, msg_random, body_hash, from_account, condition, msg_body,
 		offline, data_id, online_only, expires_at, created_at, total, state, cursor, revoked_at,
-		revoke_info, owner, lease_until, hook_cursor, hook_state, online`
+		revoke_info, owner, lease_until, hook_cursor, hook_state, online, vendor_until`
 	taskColumns  = taskHead + `, audience`
 	countColumns = `total, sent, online_count, delivered, clicked, hook_lost`
 	headColumns  = `id, seq, from_account, msg_body, offline, data_id, created_at, expires_at`
@@ -56,11 +56,11 @@ func (s *Store) CreateTask(ctx context.Context, t im.PushTask, dedupSince int64)
 		t.Seq = seq
 		_, err = tx.Exec(ctx, `INSERT INTO push_tasks (app, id, seq, kind, msg_random, body_hash,
 			from_account, condition, msg_body, offline, data_id, online_only, expires_at, created_at,
-			total, state, cursor, hook_state, audience)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
+			total, state, cursor, hook_state, audience, vendor_until)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
 			int64(t.App), t.ID, seq, int16(t.Kind), int64(t.MsgRandom), t.BodyHash, t.From, cond,
 			nullJSON(t.MsgBody), nullJSON(t.Offline), t.DataID, t.OnlineOnly, t.ExpiresAt,
-			t.CreatedAt, t.Total, int16(t.State), t.Cursor, int16(t.HookState), nonNil(t.Audience))
+			t.CreatedAt, t.Total, int16(t.State), t.Cursor, int16(t.HookState), nonNil(t.Audience), t.VendorUntil)
 		if err != nil {
 			return dbErr("insert task", err)
 		}
@@ -429,7 +429,7 @@ func scanTaskWith(sc scanner, withAudience bool, extra ...any) (im.PushTask, err
 	var cond, body, offline, revokeInfo *string
 	dest := []any{&app, &t.ID, &t.Seq, &kind, &msgRandom, &t.BodyHash, &t.From, &cond, &body,
 		&offline, &t.DataID, &t.OnlineOnly, &t.ExpiresAt, &t.CreatedAt, &t.Total, &state, &t.Cursor,
-		&t.RevokedAt, &revokeInfo, &t.Owner, &t.LeaseUntil, &t.HookCursor, &hookState, &t.Online}
+		&t.RevokedAt, &revokeInfo, &t.Owner, &t.LeaseUntil, &t.HookCursor, &hookState, &t.Online, &t.VendorUntil}
 	if withAudience {
 		dest = append(dest, &t.Audience)
 	}

@@ -67,6 +67,11 @@ func (t *wtx) deleteAccount(app uint64, r row) (im.Change, error) {
 	if err := t.remove(r); err != nil {
 		return im.Change{}, err
 	}
+	if r.Type == im.AcctRegistrationID { // its vendor side and credential go with it
+		if _, err := t.execSQL(`DELETE FROM push_devices WHERE app = ? AND reg_id = ?`, int64(app), r.ID); err != nil {
+			return im.Change{}, dbErr("delete push device", err)
+		}
+	}
 	if err := t.releaseTags(app, r.st.tags); err != nil {
 		return im.Change{}, err
 	}

@@ -21,7 +21,7 @@ import (
 const (
 	taskHead = `app, id, seq, kind, msg_random, body_hash, from_account, condition, msg_body,
 		offline, data_id, online_only, expires_at, created_at, total, state, cursor, revoked_at,
-		revoke_info, owner, lease_until, hook_cursor, hook_state, online`
+		revoke_info, owner, lease_until, hook_cursor, hook_state, online, vendor_until`
 	taskColumns  = taskHead + `, audience`
 	countColumns = `total, sent, online_count, delivered, clicked, hook_lost`
 )
@@ -66,11 +66,11 @@ func (s *Store) CreateTask(ctx context.Context, t im.PushTask, dedupSince int64)
 		t.Seq = seq
 		_, err = w.execSQL(`INSERT INTO push_tasks (app, id, seq, kind, msg_random, body_hash,
 			from_account, condition, msg_body, offline, data_id, online_only, expires_at, created_at,
-			total, state, cursor, sent, online_count, hook_state, audience)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			total, state, cursor, sent, online_count, hook_state, audience, vendor_until)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			int64(t.App), t.ID, seq, int64(t.Kind), int64(t.MsgRandom), t.BodyHash, t.From, cond,
 			nullJSON(t.MsgBody), nullJSON(t.Offline), t.DataID, boolInt(t.OnlineOnly), t.ExpiresAt,
-			t.CreatedAt, t.Total, int64(t.State), t.Cursor, 0, 0, int64(t.HookState), nonNil(t.Audience))
+			t.CreatedAt, t.Total, int64(t.State), t.Cursor, 0, 0, int64(t.HookState), nonNil(t.Audience), t.VendorUntil)
 		if err != nil {
 			return nil, dbErr("insert task", err)
 		}
@@ -416,7 +416,7 @@ func scanTaskWith(sc scanner, withAudience bool, extra ...any) (im.PushTask, err
 	var cond, body, offline, revokeInfo sql.NullString
 	dest := []any{&app, &t.ID, &t.Seq, &kind, &msgRandom, &t.BodyHash, &t.From, &cond, &body,
 		&offline, &t.DataID, &onlineOnly, &t.ExpiresAt, &t.CreatedAt, &t.Total, &state, &t.Cursor,
-		&t.RevokedAt, &revokeInfo, &t.Owner, &t.LeaseUntil, &t.HookCursor, &hookState, &t.Online}
+		&t.RevokedAt, &revokeInfo, &t.Owner, &t.LeaseUntil, &t.HookCursor, &hookState, &t.Online, &t.VendorUntil}
 	if withAudience {
 		dest = append(dest, &t.Audience)
 	}

@@ -50,7 +50,7 @@ func pushTask(app uint64, id string, random uint32, created int64, ords ...uint3
 		From: "admin", Condition: &im.Condition{TagsOr: []string{"gold"}},
 		MsgBody: json.RawMessage(`[{"MsgType":"TIMTextElem","MsgContent":{"Text":"hi"}}]`),
 		Offline: json.RawMessage(`{"Title":"t","Ext":"{\"k\":1}"}`),
-		DataID:  "d-" + id, ExpiresAt: created + 3600, CreatedAt: created, Audience: bits(ords...),
+		DataID:  "d-" + id, ExpiresAt: created + 3600, VendorUntil: created + 3600, CreatedAt: created, Audience: bits(ords...),
 		Total: int64(len(ords)), State: im.TaskPending}
 }
 

@@ -78,6 +78,8 @@ func Run(t *testing.T, open OpenFunc) {
 	t.Run("SchedCRUD", h.testSchedCRUD)
 	t.Run("SchedList", h.testSchedList)
 	t.Run("SchedDue", h.testSchedDue)
+	t.Run("PushDevices", h.testPushDevices)
+	t.Run("Outbox", h.testOutbox)
 }
 
 // Recorder is an im.ChangeSink that keeps every change it receives and
