@@ -60,6 +60,9 @@ func newPushing(cfg config.Config, store backend, index *audience.Index, live fa
 	scheduler := fanout.NewScheduler(store, sched.Fire, fanout.SchedOptions{}, log)
 	sched.SetWake(scheduler.Wake)
 	stats := service.NewStats(store, index, nil)
+	if indexSync != nil {
+		stats.SetIndexSync(indexSync)
+	}
 	stats.SetSends(store)
 	return &pushing{push: push, sched: sched, stats: stats,
 		engine: engine, hooks: hooks, scheduler: scheduler, vendors: vendors}
