@@ -67,6 +67,9 @@ func newPushing(cfg config.Config, store backend, index *audience.Index, live fa
 	scheduler := fanout.NewScheduler(store, sched.Fire, fanout.SchedOptions{Leases: leases, Owner: owner}, log)
 	sched.SetWake(scheduler.Wake)
 	stats := service.NewStats(store, index, nil)
+	if indexSync != nil {
+		stats.SetIndexSync(indexSync)
+	}
 	stats.SetSends(store)
 	return &pushing{push: push, sched: sched, stats: stats,
 		engine: engine, hooks: hooks, scheduler: scheduler, vendors: vendors}
