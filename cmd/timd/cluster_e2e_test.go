@@ -48,7 +48,8 @@ func (p *proc) syncCode(id, sig string) int {
 
 // TestE2EThreeNodes runs three timd processes on one PostgreSQL store,
 // joined through NATS, as scripts/cluster.sh does: writes and pushes go
-// round-robin across the nodes; a push through any node reaches every
+// round-robin across the nodes; a tag written through one node is in the
+// audience of a push made at once through another; a push through any node reaches every
 // client on every node exactly once (a user's devices on different nodes
 // each once); presence answers for the whole cluster; a kick through one
 // node refuses the old UserSig on the others within a second and closes
@@ -65,12 +66,15 @@ func TestE2EThreeNodes(t *testing.T) {
 	const users, hold = 30, 12
 	// Node 0 holds every fan-out of more than `hold` recipients; the
 	// others never hold, so they can finish the task node 0 dies holding.
-	nodes := []*proc{startEnv(t, store, fanoutHold(hold), flags...)}
-	// The accounts go in before the other nodes start: until the audience
-	// index follows writes made through other nodes, a node knows the
-	// accounts of its start-up load and its own writes.
-	nodes[0].importN(users)
-	nodes = append(nodes, startEnv(t, store, nil, flags...), startEnv(t, store, nil, flags...))
+	nodes := []*proc{startEnv(t, store, fanoutHold(hold), flags...), startEnv(t, store, nil, flags...), startEnv(t, store, nil, flags...)}
+	// Writes go round-robin: u<i> is imported through node i%3, and its
+	// tag written through node (i+1)%3.
+	for i := range users {
+		nodes[i%3].want("im_open_login_svc/account_import", fmt.Sprintf(`{"UserID":"u%d"}`, i), 0)
+	}
+	for i := range users {
+		nodes[(i+1)%3].want("timpush/add_tag", fmt.Sprintf(`{"UserTags":[{"To_Account":"u%d","Tags":["t%d"]}]}`, i, i%3), 0)
+	}
 
 	// Clients: u<i> on node i%3, and u0 on every node (three devices).
 	clients := make([]*liveClient, users)
@@ -116,6 +120,19 @@ func TestE2EThreeNodes(t *testing.T) {
 		}
 	}
 
+	// A tag written through one node is in the audience of a push made at
+	// once through another (the pushing node waits for its index to reach
+	// the store's change sequence).
+	nodes[1].want("timpush/add_tag", `{"UserTags":[{"To_Account":"u4","Tags":["fresh"]},{"To_Account":"u9","Tags":["fresh"]}]}`, 0)
+	fresh := nodes[2].want("timpush/push", `{"From_Account":"administrator","MsgRandom":5100,"Condition":{"TagsOr":["fresh"]},`+
+		`"OfflinePushInfo":{"Title":"fresh"}}`, 0)["TaskId"].(string)
+	for _, c := range []*liveClient{clients[4], clients[9]} {
+		waitFor(t, c.id+" receives the push to a tag written through another node", func() bool { return c.count("push", fresh) >= 1 })
+	}
+	if s := nodes[2].stats(fresh); s["TotalCount"] != 2.0 {
+		t.Fatalf("push to a fresh tag: %s, want TotalCount 2", js(s))
+	}
+
 	// A revoke through another node reaches the clients on every node.
 	nodes[1].want("timpush/revoke", fmt.Sprintf(`{"TaskId":%q}`, tasks[0]), 0)
 	for _, c := range recipients {
@@ -148,8 +165,8 @@ func TestE2EThreeNodes(t *testing.T) {
 	t.Logf("kick enforced on the other nodes %v after the kick answered", time.Since(kicked))
 	waitFor(t, "u3's connection on node 0 to close with 4001", func() bool { return clients[3].closeCode() == 4001 })
 	time.Sleep(1100 * time.Millisecond) // a sig made in a later second than the kick works again
-	fresh, _ := tencentyun.GenUserSig(e2eApp, e2eKey, "u3", 86400)
-	if code := nodes[2].syncCode("u3", fresh); code != 0 {
+	newSig, _ := tencentyun.GenUserSig(e2eApp, e2eKey, "u3", 86400)
+	if code := nodes[2].syncCode("u3", newSig); code != 0 {
 		t.Fatalf("a sig made after the kick: %d", code)
 	}
 

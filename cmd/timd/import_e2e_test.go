@@ -3,7 +3,6 @@ package main_test
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -30,14 +29,7 @@ func writeLines(t *testing.T, n int, bad ...string) string {
 // runImport runs `timd import` and returns its stdout and stderr.
 func runImport(t *testing.T, wantOK bool, args ...string) (string, string) {
 	t.Helper()
-	cmd := exec.Command(binPath, append([]string{"import"}, args...)...)
-	var out, errb syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	if (err == nil) != wantOK {
-		t.Fatalf("timd import %v: %v\nstdout: %s\nstderr: %s", args, err, out.String(), errb.String())
-	}
-	return out.String(), errb.String()
+	return runTimd(t, wantOK, append([]string{"import"}, args...)...)
 }
 
 // TestE2EImportStore loads a file with bad lines into a stopped store,

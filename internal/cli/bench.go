@@ -23,6 +23,7 @@ import (
 func bench(ctx context.Context, env Env, args []string) error {
 	fs := newFlags("bench")
 	addr := fs.String("addr", "http://127.0.0.1:8080", "base URL of the timd to drive")
+	liveAddr := fs.String("live-addr", "", "with --live: comma-separated base URLs of the cluster nodes the clients connect to, round-robin (default --addr)")
 	sdkappid := fs.Uint64("sdkappid", 0, "SDKAppID")
 	key := fs.String("key", "", "the app's secret key")
 	admin := fs.String("admin", "administrator", "admin identifier")
@@ -53,7 +54,7 @@ func bench(ctx context.Context, env Env, args []string) error {
 	}
 	cfg := loadgen.Config{Base: strings.TrimRight(*addr, "/"), SDKAppID: *sdkappid, Key: *key, Admin: *admin,
 		Ops: opList(*ops), Concurrency: *conc, Duration: *dur, Batch: *batch, Accounts: *accounts,
-		Prefix: "bench", Progress: env.Stderr, PushEvery: *pushEvery}
+		Prefix: "bench", Progress: env.Stderr, PushEvery: *pushEvery, LiveBases: splitAddrs(*liveAddr)}
 	c, err := loadgen.NewClient(cfg)
 	if err != nil {
 		return err
@@ -153,6 +154,17 @@ func printPushes(env Env, pushes []loadgen.Push, l *loadgen.Listeners, wait time
 		dups, ended := l.Health()
 		fmt.Fprintf(env.Stdout, "live clients: %d repeated frames; connections lost during the run: %v\n", dups, ended)
 	}
+}
+
+// splitAddrs splits a comma-separated list of base URLs (nil for "").
+func splitAddrs(s string) []string {
+	var out []string
+	for a := range strings.SplitSeq(s, ",") {
+		if a = strings.TrimRight(strings.TrimSpace(a), "/"); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // benchPushOnce is --live N --push-once: N clients, one online-only push

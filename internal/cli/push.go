@@ -41,9 +41,16 @@ type pushing struct {
 func newPushing(cfg config.Config, store backend, index *audience.Index, live fanout.Live,
 	reg prometheus.Registerer, log *slog.Logger, hold int64, owner string, share func() float64,
 	indexSync service.IndexSyncer, senders offline.Senders, vopt offline.Options) *pushing {
+	// Work one node at a time must do runs under a store lease on a
+	// shared store; a SQLite store is this process's alone.
+	var leases im.LeaseStore
+	if config.IsPostgres(cfg.Store) {
+		leases = store
+	}
 	engine := fanout.New(store, live, fanout.Options{Owner: owner, Rate: fanoutRates(cfg), Registerer: reg,
 		HoldAfter: hold}, log)
-	hooks := webhook.New(store, store, index, webhook.Options{Registerer: reg, Tokens: callbackTokens(cfg)}, log)
+	hooks := webhook.New(store, store, index, webhook.Options{Registerer: reg, Tokens: callbackTokens(cfg),
+		Leases: leases, Owner: owner}, log)
 	engine.SetHooks(hooks)
 	var vendors *offline.Dispatcher
 	if senders != nil {
@@ -57,9 +64,12 @@ func newPushing(cfg config.Config, store backend, index *audience.Index, live fa
 		Limits: cfg.Limits, AppLimits: pushLimits(cfg), Audience: audience.DefaultOptions(), RateShare: share,
 		IndexSync: indexSync, Log: log})
 	sched := service.NewSched(store, push, nil)
-	scheduler := fanout.NewScheduler(store, sched.Fire, fanout.SchedOptions{}, log)
+	scheduler := fanout.NewScheduler(store, sched.Fire, fanout.SchedOptions{Leases: leases, Owner: owner}, log)
 	sched.SetWake(scheduler.Wake)
 	stats := service.NewStats(store, index, nil)
+	if indexSync != nil {
+		stats.SetIndexSync(indexSync)
+	}
 	stats.SetSends(store)
 	return &pushing{push: push, sched: sched, stats: stats,
 		engine: engine, hooks: hooks, scheduler: scheduler, vendors: vendors}

@@ -13,10 +13,11 @@ import (
 )
 
 // backend is what the subcommands use of an opened store: the complete
-// store and its change log.
+// store, its change log and its named leases.
 type backend interface {
 	im.Store
 	im.ChangeLog
+	im.LeaseStore
 }
 
 // openedStore is the store a subcommand works on, SQLite or PostgreSQL.
@@ -54,6 +55,13 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (opened
 	st, err := sqlite.OpenConfig(ctx, cfg.Store, log,
 		sqlite.Config{WriterCache: int64(cfg.StoreCache), ReaderCache: int64(cfg.StoreReadCache)})
 	if err != nil {
+		unlock()
+		return openedStore{}, fmt.Errorf("open store: %w", err)
+	}
+	// The directory is this process's: leases left in it are a previous
+	// process's (another boot id), so its fan-outs resume at once.
+	if err := st.ReleaseLeases(ctx); err != nil {
+		st.Close()
 		unlock()
 		return openedStore{}, fmt.Errorf("open store: %w", err)
 	}

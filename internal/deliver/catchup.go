@@ -44,12 +44,19 @@ type stored struct {
 // retries with backoff (Hub.retry) for as long as the connection is open.
 // A connection is never closed because the store could not answer.
 func (c *conn) catchUp(ctx context.Context, since int64) {
+	c.catchUpFrom(ctx, since, c.epoch)
+}
+
+// catchUpFrom is catchUp reusing only store reads that started at or
+// after minEpoch (Hub.Resync passes a new one: it must see the store as it
+// is now).
+func (c *conn) catchUpFrom(ctx context.Context, since int64, minEpoch uint64) {
 	h := c.h
 	after := since
 	for {
 		var page []stored
 		err := h.retry(ctx, "read stored task heads", c.app, func() (err error) {
-			page, err = h.pages.get(ctx, pageKey{c.app, after}, c.epoch, func(ctx context.Context) ([]stored, error) {
+			page, err = h.pages.get(ctx, pageKey{c.app, after}, minEpoch, func(ctx context.Context) ([]stored, error) {
 				return h.storedAfter(ctx, c.app, after)
 			})
 			return err

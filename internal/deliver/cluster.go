@@ -10,13 +10,14 @@ package deliver
 // and a connection's sent set keeps what it already had from being sent
 // twice. A connection that is already resyncing runs once more after.
 func (h *Hub) Resync(app uint64) {
+	epoch := h.epoch.Add(1) // reads that began before now may miss what was lost
 	for _, c := range h.conns(app) {
 		if c.resync.Add(1) > 1 {
 			continue // the running resync loops once more
 		}
 		go func() {
 			for {
-				c.catchUp(c.ctx, 0)
+				c.catchUpFrom(c.ctx, 0, epoch)
 				if c.resync.Add(-1) == 0 {
 					return
 				}

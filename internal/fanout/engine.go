@@ -278,7 +278,7 @@ func (e *Engine) run(ctx context.Context, k taskKey) {
 	}
 	switch {
 	case err == nil, ctx.Err() != nil, revoked:
-	case errors.Is(err, errLost):
+	case errors.Is(err, errLost), errors.Is(err, im.ErrLeaseLost):
 		e.log.Info("fan-out lease taken over by another node", "sdkappid", k.app, "task", k.id)
 	default:
 		e.log.Error("fan-out failed; it will be retried", "sdkappid", k.app, "task", k.id, "err", err)
@@ -364,7 +364,7 @@ func (e *Engine) load(ctx context.Context, k taskKey, now time.Time) (*job, erro
 		j.pace = rate.NewLimiter(rate.Limit(r), j.chunk)
 	}
 	if t.State == im.TaskPending {
-		st, err := e.store.SaveFanout(ctx, k.app, k.id, t.Cursor, im.TaskRunning, c, nil)
+		st, err := e.store.SaveFanout(ctx, k.app, k.id, e.opt.Owner, t.Cursor, im.TaskRunning, c, nil)
 		if err != nil || st == im.TaskRevoked {
 			return nil, err
 		}
@@ -510,7 +510,7 @@ func (e *Engine) save(j *job, state im.TaskState) error {
 			cursor = int64(j.aud.Maximum())
 		}
 	}
-	st, err := e.store.SaveFanout(ctx, j.t.App, j.t.ID, cursor, state, j.counts, online)
+	st, err := e.store.SaveFanout(ctx, j.t.App, j.t.ID, e.opt.Owner, cursor, state, j.counts, online)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,8 @@ package fanout_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -226,7 +228,7 @@ func TestFanoutResumeAfterCrash(t *testing.T) {
 	if ok, err := st.ClaimTask(ctx, app, "t1", "dead-node", now.UnixMilli(), now.Add(300*time.Millisecond).UnixMilli()); err != nil || !ok {
 		t.Fatal(ok, err)
 	}
-	if _, err := st.SaveFanout(ctx, app, "t1", int64(half), im.TaskRunning,
+	if _, err := st.SaveFanout(ctx, app, "t1", "dead-node", int64(half), im.TaskRunning,
 		im.TaskCounts{Total: 50_000, Sent: 25_000, Online: 1}, mustBytes(roaring.BitmapOf(1))); err != nil {
 		t.Fatal(err)
 	}
@@ -350,5 +352,81 @@ func TestTwoNodes(t *testing.T) {
 		id := fmt.Sprint("t", i)
 		waitState(t, st, id, im.TaskDone)
 		wantOnce(t, l, id, aud)
+	}
+}
+
+// lockedBuffer is a log sink the engine writes while the test reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (w *lockedBuffer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *lockedBuffer) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+// TestFanoutStopsWhenLeaseTakenOver: a node stalled past its lease (here
+// inside Deliver) while another node took the task over must not write
+// its progress: its save is refused (im.ErrLeaseLost) and it stops the
+// task, which stays the new owner's, untouched.
+func TestFanoutStopsWhenLeaseTakenOver(t *testing.T) {
+	st := openStore(t, t.TempDir())
+	ctx := context.Background()
+	l := newLive()
+	gate := make(chan struct{})
+	l.gate = gate
+	logs := &lockedBuffer{}
+	e := fanout.New(st, l, fanout.Options{Owner: "a", Lease: 200 * time.Millisecond, Scan: 10 * time.Millisecond, Chunk: 100},
+		slog.New(slog.NewTextHandler(logs, nil)))
+	e.Start(ctx)
+	t.Cleanup(e.Stop)
+	createTask(t, st, "t1", everyThird(30), false)
+	deadline := time.Now().Add(60 * time.Second)
+	for l.ncalls("t1") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the fan-out never started")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// a is stuck in Deliver; once its lease has run out, b takes over.
+	for {
+		now := time.Now()
+		ok, err := st.ClaimTask(ctx, app, "t1", "b", now.UnixMilli(), now.Add(time.Hour).UnixMilli())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			break
+		}
+		if now.After(deadline) {
+			t.Fatal("the lease never expired")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(gate)
+	for !strings.Contains(logs.String(), "lease taken over") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the engine did not stop on the lost lease; log:\n%s", logs)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	tk, err := st.Task(ctx, app, "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tk.State != im.TaskRunning || tk.Owner != "b" || tk.Cursor != 0 {
+		t.Fatalf("after the takeover: state %v owner %q cursor %d; want Running, b, 0 (the old owner's save refused)",
+			tk.State, tk.Owner, tk.Cursor)
+	}
+	if c := counts(t, st, "t1"); c.Sent != 0 {
+		t.Errorf("the old owner's counts were saved: %+v", c)
 	}
 }

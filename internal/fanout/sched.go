@@ -21,8 +21,18 @@ type SchedOptions struct {
 	// again (default 1 min). At Start every dispatching task is retried:
 	// one scheduler runs per store, so they were left by a crash.
 	Retry time.Duration
-	Now   func() time.Time
+	// Leases, when set, makes the due pass one node's job among the nodes
+	// that share the store: a pass runs only while this scheduler holds
+	// the lease SchedLease as Owner (taken for ten Ticks, renewed at each
+	// pass); another node takes over once it ends. nil: every pass runs
+	// (one process on its store).
+	Leases im.LeaseStore
+	Owner  string
+	Now    func() time.Time
 }
+
+// SchedLease is the im.LeaseStore name of the scheduler's due pass.
+const SchedLease = "scheduler"
 
 // Scheduler fires scheduled pushes when they fall due, including those
 // that fell due while timd was down. A task moves pending → dispatching
@@ -95,9 +105,10 @@ func (s *Scheduler) loop(ctx context.Context) {
 	}
 }
 
-// runDue dispatches every due task, a page at a time.
+// runDue dispatches every due task, a page at a time, while this node
+// holds the scheduler lease (SchedOptions.Leases).
 func (s *Scheduler) runDue(ctx context.Context, staleBefore int64) {
-	for ctx.Err() == nil {
+	for ctx.Err() == nil && s.holdLease(ctx) {
 		now := s.opt.Now().Unix()
 		due, err := s.store.DueSched(ctx, now, staleBefore, 64)
 		if err != nil {
@@ -116,6 +127,20 @@ func (s *Scheduler) runDue(ctx context.Context, staleBefore int64) {
 			return
 		}
 	}
+}
+
+// holdLease takes or renews the scheduler lease; true without Leases.
+func (s *Scheduler) holdLease(ctx context.Context) bool {
+	l := s.opt.Leases
+	if l == nil {
+		return true
+	}
+	now := s.opt.Now()
+	held, err := l.TakeLease(ctx, SchedLease, s.opt.Owner, now.UnixMilli(), now.Add(10*s.opt.Tick).UnixMilli())
+	if err != nil && ctx.Err() == nil {
+		s.log.Error("scheduled tasks: taking the lease failed", "err", err)
+	}
+	return held
 }
 
 // dispatch claims t (pending or stale dispatching → dispatching), fires it

@@ -196,3 +196,64 @@ func TestSchedulerCrashMidDispatch(t *testing.T) {
 		})
 	}
 }
+
+// TestSchedulerLeaseOneNode runs two schedulers, as two nodes, on one
+// store with the scheduler lease: every due task is fired by the lease
+// holder alone, once; when the holder stops, the other takes over once
+// the lease has ended.
+func TestSchedulerLeaseOneNode(t *testing.T) {
+	e := newSchedEnv(t)
+	defer e.close()
+	var mu sync.Mutex
+	firedBy := map[string][]int64{}
+	node := func(owner string) *fanout.Scheduler {
+		fire := func(ctx context.Context, st im.SchedTask) (string, error) {
+			mu.Lock()
+			firedBy[owner] = append(firedBy[owner], st.ID)
+			mu.Unlock()
+			return e.sched.Fire(ctx, st)
+		}
+		s := fanout.NewScheduler(e.st, fire, fanout.SchedOptions{Tick: 5 * time.Millisecond, Now: e.clock.Now,
+			Leases: e.st, Owner: owner}, nil)
+		s.Start(context.Background())
+		return s
+	}
+	var ids []int64
+	for range 5 {
+		ids = append(ids, e.add(time.Minute))
+	}
+	// The fake clock stands still while both nodes start and race for
+	// the lease, so the holder's lease never ends under it.
+	e.clock.Advance(time.Minute)
+	a, b := node("a"), node("b")
+	defer func() { a.Stop(); b.Stop() }() // Stop twice is harmless
+	for _, id := range ids {
+		e.wait(id, im.SchedDispatched)
+	}
+	mu.Lock()
+	if len(firedBy) != 1 || len(firedBy["a"])+len(firedBy["b"]) != 5 {
+		t.Fatalf("fired by %v; want all 5 by one node, once each", firedBy)
+	}
+	holder := "a"
+	if len(firedBy["b"]) > 0 {
+		holder = "b"
+	}
+	clear(firedBy)
+	mu.Unlock()
+	other := "b"
+	if holder == "b" {
+		a, b, other = b, a, "a"
+	}
+	a.Stop() // the holder goes away; its lease ends 10 ticks later
+	id := e.add(time.Minute)
+	e.clock.Advance(time.Minute)
+	e.wait(id, im.SchedDispatched)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(firedBy[other]) != 1 || len(firedBy[holder]) != 0 {
+		t.Fatalf("after the holder stopped: fired by %v; want one by %s", firedBy, other)
+	}
+	if n := e.pushes(); n != 6 {
+		t.Fatalf("%d pushes, want 6", n)
+	}
+}

@@ -161,6 +161,8 @@ type TaskStore interface {
 	ClaimTask(ctx context.Context, app uint64, id, owner string, now, leaseUntil int64) (bool, error)
 	// SaveProgress records the fan-out cursor, the Total, Sent and Online
 	// counts and the state. It never changes the state of a Revoked task.
+	// It is not fenced by the lease (SaveFanout with owner ""): the
+	// fan-out engine saves through SaveFanout.
 	SaveProgress(ctx context.Context, app uint64, id string, cursor int64, state TaskState, c TaskCounts) error
 	// RevokeTask marks a task Revoked: 90049 unknown, 90050 already revoked.
 	RevokeTask(ctx context.Context, app uint64, id string, at int64, info json.RawMessage) error
@@ -203,12 +205,15 @@ type PushStore interface {
 	TaskByRandom(ctx context.Context, app uint64, kind PushKind, msgRandom uint32, since int64) (PushTask, error)
 	// CountKind counts the app's tasks of kind created at or after since.
 	CountKind(ctx context.Context, app uint64, kind PushKind, since int64) (int, error)
-	// SaveFanout is SaveProgress that also adds online (a serialized
-	// bitmap; nil adds nothing) to the task's Online set. It returns the
-	// task's state after the save, so that a worker sees a revoke. A save
-	// that leaves the task Done or Revoked releases its lease (Owner "",
-	// LeaseUntil 0). An unknown task is ErrNotFound.
-	SaveFanout(ctx context.Context, app uint64, id string, cursor int64, state TaskState, c TaskCounts, online []byte) (TaskState, error)
+	// SaveFanout is SaveProgress by the lease owner owner that also adds
+	// online (a serialized bitmap; nil adds nothing) to the task's Online
+	// set. It returns the task's state after the save, so that a worker
+	// sees a revoke. A save that leaves the task Done or Revoked releases
+	// its lease (Owner "", LeaseUntil 0). Unless the task is Revoked or
+	// owner is "", a task whose Owner is not owner (its lease was taken
+	// over, or released) is refused with ErrLeaseLost and nothing is
+	// written. An unknown task is ErrNotFound.
+	SaveFanout(ctx context.Context, app uint64, id, owner string, cursor int64, state TaskState, c TaskCounts, online []byte) (TaskState, error)
 	// Reports returns the app's tasks of the given kinds created in
 	// [since, until], newest first, at most limit.
 	Reports(ctx context.Context, app uint64, kinds []PushKind, since, until int64, limit int) ([]TaskReport, error)
@@ -224,6 +229,11 @@ type PushStore interface {
 	// events, which are added to the task's Lost count.
 	SaveHook(ctx context.Context, app uint64, id string, cursor int64, state HookState, lost int64) error
 }
+
+// ErrLeaseLost is returned by SaveFanout when the caller no longer holds
+// the task's lease: another node took it over after it expired. The caller
+// must stop working on the task.
+var ErrLeaseLost = errors.New("the task's lease is held by another owner")
 
 // ErrNotPending is returned when a scheduled task is no longer pending.
 var ErrNotPending = errors.New("scheduled task is not pending")

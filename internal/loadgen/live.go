@@ -44,7 +44,10 @@ func (c *Client) Listen(ctx context.Context, n int) (*Listeners, error) {
 	if err := c.populate(ctx, liveID, n); err != nil {
 		return nil, err
 	}
-	base := "ws" + strings.TrimPrefix(c.cfg.Base, "http") + "/v1/connect?"
+	bases := c.cfg.LiveBases
+	if len(bases) == 0 {
+		bases = []string{c.cfg.Base}
+	}
 	now := time.Now().Unix()
 	urls := make([]string, n)
 	for i := range urls {
@@ -52,6 +55,7 @@ func (c *Client) Listen(ctx context.Context, n int) (*Listeners, error) {
 		if err != nil {
 			return nil, err
 		}
+		base := "ws" + strings.TrimPrefix(bases[i%len(bases)], "http") + "/v1/connect?"
 		urls[i] = base + url.Values{"sdkappid": {fmt.Sprint(c.cfg.SDKAppID)}, "identifier": {liveID(i)}, "usersig": {sig}}.Encode()
 	}
 	return listen(ctx, urls, true)

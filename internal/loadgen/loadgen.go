@@ -22,7 +22,10 @@ import (
 
 // Config says what to drive and how hard.
 type Config struct {
-	Base        string // http://host:port
+	Base string // http://host:port
+	// LiveBases are the nodes the live clients connect to, round-robin
+	// (a cluster's nodes); empty: Base.
+	LiveBases   []string
 	SDKAppID    uint64
 	Key         string
 	Admin       string

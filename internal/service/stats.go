@@ -46,7 +46,14 @@ type Stats struct {
 	index *audience.Index
 	sends im.Outbox // vendor sends; nil: none
 	now   func() time.Time
+	sync  IndexSyncer // nil on a single node
 }
+
+// SetIndexSync makes the traces wait, as a push does, until the index has
+// every account change committed before them, so that they name the
+// recipients of a push made through another node right after their
+// accounts were created (nil: never wait).
+func (s *Stats) SetIndexSync(sync IndexSyncer) { s.sync = sync }
 
 // SetSends installs the vendor send results, which add per-vendor rows to
 // the statistics, vendor reasons to the loss report and per-device
@@ -517,6 +524,11 @@ func (s *Stats) traceTask(ctx context.Context, app uint64, id string) (im.TaskRe
 	r, err := s.store.Report(ctx, app, id)
 	if err != nil {
 		return im.TaskReport{}, nil, err
+	}
+	if s.sync != nil {
+		if err := s.sync.Sync(ctx, app); err != nil {
+			return im.TaskReport{}, nil, err
+		}
 	}
 	return r, decodeSet(t.Audience), nil
 }

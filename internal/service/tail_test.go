@@ -427,3 +427,43 @@ func TestTailSyncTimeout(t *testing.T) {
 		t.Fatal("the index moved without a tail")
 	}
 }
+
+// TestTailTraceReadsYourWrites: a batch push through A to an account just
+// created through A; B's normal_push_trace names the recipient, because
+// the trace waits for B's index as a push does (without the wait B's
+// index has no ID for the new ordinal yet).
+func TestTailTraceReadsYourWrites(t *testing.T) {
+	a, b := twoNodes(t, service.TailConfig{Poll: time.Hour, SyncWait: 30 * time.Second})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a.importUsers(t, 0, 3)
+	if err := b.tail.CatchUp(ctx, tailApp); err != nil {
+		t.Fatal(err)
+	}
+	b.tail.Start(ctx)
+	defer b.tail.Stop()
+	a.importUsers(t, 3, 4) // u3, which B has not read
+	p := service.NewPush(a.st, a.st, a.idx, nil, service.PushConfig{IndexSync: a.tail})
+	task, _, err := p.Send(ctx, tailApp, &service.PushRequest{Kind: im.PushBatch, MsgRandom: 9, From: "x",
+		To: []string{"u3"}, Offline: []byte(`{"Title":"t"}`)}, service.SendOptions{})
+	if err != nil || task.Total != 1 {
+		t.Fatalf("batch to u3 through A: total %d, %v", task.Total, err)
+	}
+	trace := func(sync bool) string {
+		st := service.NewStats(b.st, b.idx, nil)
+		if sync {
+			st.SetIndexSync(b.tail)
+		}
+		got, err := st.NormalTrace(ctx, tailApp, task.ID)
+		if err != nil || len(got) != 1 {
+			t.Fatalf("trace through B: %v, %v", got, err)
+		}
+		return got[0].ToAccount
+	}
+	if id := trace(false); id != "" {
+		t.Fatalf("without the wait B already knew u3 (%q): the test cannot tell", id)
+	}
+	if id := trace(true); id != "u3" {
+		t.Fatalf("trace through B names %q, want u3", id)
+	}
+}

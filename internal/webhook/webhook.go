@@ -82,7 +82,19 @@ type Options struct {
 	// 10 s); it picks up tasks left by a restart or another node.
 	Scan      time.Duration
 	SaveEvery time.Duration // least time between two cursor saves (default 250 ms)
-	Now       func() time.Time
+	// Leases, when set, makes posting one node's job among the nodes that
+	// share the store: the dispatcher looks for pending tasks, and posts
+	// each batch, only while it holds the lease LeaseName as Owner (taken
+	// for LeaseFor, renewed at each scan and before each POST), so each
+	// event is posted by one node unless a node stalls longer than the
+	// lease (then the next holder resumes from the last saved cursor: at
+	// least once, as every webhook retry is). Events of tasks finished on
+	// another node wait for the holder's next scan. nil: this dispatcher
+	// always posts (one process on its store).
+	Leases   im.LeaseStore
+	Owner    string
+	LeaseFor time.Duration // default three Scans
+	Now      func() time.Time
 	// Registerer receives the metrics; nil registers none.
 	Registerer prometheus.Registerer
 	// Tokens are the apps' callback tokens (by SDKAppID); an app with one
@@ -111,6 +123,9 @@ func (o *Options) defaults() {
 	}
 	if o.SaveEvery <= 0 {
 		o.SaveEvery = 250 * time.Millisecond
+	}
+	if o.LeaseFor <= 0 {
+		o.LeaseFor = 3 * o.Scan
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -197,8 +212,29 @@ func (d *Dispatcher) scanLoop() {
 	}
 }
 
-// scan hands pending tasks to their app's worker.
+// LeaseName is the im.LeaseStore name of posting webhooks.
+const LeaseName = "webhooks"
+
+// holdLease takes or renews the webhook lease; true without Leases.
+func (d *Dispatcher) holdLease(ctx context.Context) bool {
+	l := d.opt.Leases
+	if l == nil {
+		return true
+	}
+	now := d.opt.Now()
+	held, err := l.TakeLease(ctx, LeaseName, d.opt.Owner, now.UnixMilli(), now.Add(d.opt.LeaseFor).UnixMilli())
+	if err != nil && ctx.Err() == nil {
+		d.log.Error("webhooks: taking the lease failed", "err", err)
+	}
+	return held
+}
+
+// scan hands pending tasks to their app's worker, if this node holds the
+// webhook lease (Options.Leases).
 func (d *Dispatcher) scan() {
+	if !d.holdLease(d.ctx) {
+		return
+	}
 	ts, err := d.store.PendingHooks(d.ctx, d.opt.Now().UnixMilli(), 256)
 	if err != nil {
 		if d.ctx.Err() == nil {
@@ -292,6 +328,9 @@ func (p *poster) run(ctx context.Context) error {
 			return p.d.save(p.t, p.cursor, im.HookDone, 0)
 		}
 		events := p.events(ords)
+		if len(events) > 0 && !p.d.holdLease(ctx) {
+			return nil // another node posts from the saved cursor
+		}
 		if len(events) > 0 {
 			gaveUp, err := p.send(ctx, events)
 			if err != nil || gaveUp {

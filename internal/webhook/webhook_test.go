@@ -428,3 +428,35 @@ func TestWebhooksRevokedAndNoURL(t *testing.T) {
 		t.Error("events posted for an app without a callback URL")
 	}
 }
+
+// TestWebhooksLeaseOneNode runs two dispatchers, as two nodes, on one
+// store with the webhook lease: every event is posted once, by the holder.
+func TestWebhooksLeaseOneNode(t *testing.T) {
+	e := newEnv(t, 250, true)
+	ctx := context.Background()
+	for _, owner := range []string{"node-a", "node-b"} {
+		d := e.dispatcher(webhook.Options{Leases: e.st, Owner: owner, LeaseFor: time.Minute})
+		d.Start(ctx)
+		defer d.Stop()
+	}
+	ids := []string{"t1", "t2", "t3"}
+	for _, id := range ids {
+		e.push(id, im.PushCondition, nil)
+		e.finish(id)
+	}
+	for _, id := range ids {
+		e.waitHook(id, im.HookDone)
+		if got := len(e.ep.got(id)); got != 250 {
+			t.Errorf("task %s: %d recipients' events, want 250", id, got)
+		}
+	}
+	e.ep.mu.Lock()
+	defer e.ep.mu.Unlock()
+	posted := 0
+	for _, n := range e.ep.perPost {
+		posted += n
+	}
+	if posted != 3*250 {
+		t.Fatalf("%d events posted for 750 recipients: two nodes posted the same events", posted)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"timd/internal/im"
+	"timd/internal/store/rules"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -61,12 +62,7 @@ func (s *Store) PutAttrSchema(ctx context.Context, app uint64, schema im.AttrSch
 // before it left; see the sqlite backend for the per-edit codes. The batch
 // is one transaction.
 func (s *Store) ApplyEdits(ctx context.Context, app uint64, edits []im.Edit, lim im.EditLimits) ([]error, error) {
-	if lim.TagsPerUser <= 0 {
-		lim.TagsPerUser = im.MaxTagsPerUser
-	}
-	if lim.TagsPerApp <= 0 {
-		lim.TagsPerApp = im.MaxTagsPerApp
-	}
+	lim = rules.EditLimits(lim)
 	errs := make([]error, len(edits))
 	err := s.audienceWrite(ctx, app, func(tx pgx.Tx) ([]im.Change, error) {
 		clear(errs)

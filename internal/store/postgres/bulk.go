@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"timd/internal/im"
+	"timd/internal/store/rules"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -18,12 +19,7 @@ var _ im.BulkLoader = (*Store)(nil)
 // separate fast path: it is for loading a PostgreSQL store beside running
 // nodes, which see each batch through the change log like any other write.
 func (s *Store) BulkLoad(ctx context.Context, app uint64, in []im.BulkAccount, lim im.EditLimits) ([]error, error) {
-	if lim.TagsPerUser <= 0 {
-		lim.TagsPerUser = im.MaxTagsPerUser
-	}
-	if lim.TagsPerApp <= 0 {
-		lim.TagsPerApp = im.MaxTagsPerApp
-	}
+	lim = rules.EditLimits(lim)
 	errs := make([]error, len(in))
 	err := s.audienceWrite(ctx, app, func(tx pgx.Tx) ([]im.Change, error) {
 		clear(errs)

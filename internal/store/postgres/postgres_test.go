@@ -82,5 +82,5 @@ func (sc *schemas) open(t *testing.T, dir string) im.Store {
 
 func TestConformance(t *testing.T) {
 	sc := &schemas{url: testURL(t), made: map[string]string{}}
-	storetest.Run(t, sc.open)
+	storetest.RunWith(t, sc.open, storetest.Options{Shared: true})
 }

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"strings"
 
-	"timd/internal/bitmap"
 	"timd/internal/im"
+	"timd/internal/store/rules"
 
 	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/jackc/pgx/v5"
@@ -180,25 +180,31 @@ func taskExists(ctx context.Context, tx pgx.Tx, app uint64, id string) error {
 
 // SaveProgress records the fan-out cursor, counts and state.
 func (s *Store) SaveProgress(ctx context.Context, app uint64, id string, cursor int64, state im.TaskState, c im.TaskCounts) error {
-	_, err := s.SaveFanout(ctx, app, id, cursor, state, c, nil)
+	_, err := s.SaveFanout(ctx, app, id, "", cursor, state, c, nil)
 	return err
 }
 
 // SaveFanout is SaveProgress that also adds online to the task's Online
 // set. The row is locked before its Online set is read, so concurrent
-// saves merge rather than overwrite.
-func (s *Store) SaveFanout(ctx context.Context, app uint64, id string, cursor int64, state im.TaskState, c im.TaskCounts, online []byte) (im.TaskState, error) {
+// saves merge rather than overwrite, and the owner is checked under that
+// lock (im.ErrLeaseLost), so a save never lands after a takeover.
+func (s *Store) SaveFanout(ctx context.Context, app uint64, id, owner string, cursor int64, state im.TaskState, c im.TaskCounts, online []byte) (im.TaskState, error) {
 	var after im.TaskState
 	err := s.write(ctx, func(tx pgx.Tx) error {
 		var prev []byte
-		if err := tx.QueryRow(ctx, `SELECT online FROM push_tasks WHERE app = $1 AND id = $2 FOR UPDATE`,
-			int64(app), id).Scan(&prev); err != nil {
+		var cur int16
+		var holder string
+		if err := tx.QueryRow(ctx, `SELECT online, state, owner FROM push_tasks WHERE app = $1 AND id = $2 FOR UPDATE`,
+			int64(app), id).Scan(&prev, &cur, &holder); err != nil {
 			return dbErr("read task", err)
+		}
+		if err := rules.LeaseHeld(im.TaskState(cur), holder, owner); err != nil {
+			return err
 		}
 		var merged []byte
 		if len(online) > 0 {
 			var err error
-			if merged, err = orBitmaps(prev, online); err != nil {
+			if merged, err = rules.UnionBitmaps(prev, online); err != nil {
 				return err
 			}
 		}
@@ -488,18 +494,4 @@ func nonNil(b []byte) []byte {
 		return []byte{}
 	}
 	return b
-}
-
-func orBitmaps(a, b []byte) ([]byte, error) {
-	x, err := bitmap.Decode(a)
-	if err != nil {
-		return nil, err
-	}
-	y, err := bitmap.Decode(b)
-	if err != nil {
-		return nil, err
-	}
-	x.Or(y)
-	x.RunOptimize()
-	return x.ToBytes()
 }

@@ -5,17 +5,15 @@
 // acknowledgements are one row each, so no writer overwrites another's.
 //
 // Status: the backend implements every im.Store method and passes the
-// storetest conformance suite (postgres_test.go, with TIMD_TEST_POSTGRES
-// set), plus two-handle tests of task Seqs, MsgRandom dedup, acks and
-// ordinals (twohandle_test.go). `--store postgres://…` selects it and
+// storetest conformance suite with its two-handle cases (postgres_test.go,
+// with TIMD_TEST_POSTGRES set). `--store postgres://…` selects it and
 // `timd migrate` runs its migrations (Migrate). The ChangeSink sees only
 // this process's writes; each node's service.IndexTail follows the change
 // log (im.ChangeLog) for everyone's, which relies on this process's
 // changes reaching the sink in commit order, one transaction's before the
-// next one commits (sinkMu, held across the transaction). Not done yet:
-// SaveFanout does not fence by lease owner (the interface carries none);
-// the quota and interval checks still run outside the task transaction; the
-// storetest suite itself has no two-handle cases yet.
+// next one commits (sinkMu, held across the transaction). SaveFanout is
+// fenced by the lease owner (im.ErrLeaseLost). Not done yet: the quota and
+// interval checks still run outside the task transaction.
 package postgres
 
 import (

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"timd/internal/im"
+	"timd/internal/store/rules"
 )
 
 // Bulk loading (timd import).
@@ -95,12 +96,7 @@ type bulkRow struct {
 // BulkLoad implements im.BulkLoader. Within a batch, later lines for the
 // same UserID see the earlier ones.
 func (s *Store) BulkLoad(ctx context.Context, app uint64, in []im.BulkAccount, lim im.EditLimits) ([]error, error) {
-	if lim.TagsPerUser <= 0 {
-		lim.TagsPerUser = im.MaxTagsPerUser
-	}
-	if lim.TagsPerApp <= 0 {
-		lim.TagsPerApp = im.MaxTagsPerApp
-	}
+	lim = rules.EditLimits(lim)
 	errs := make([]error, len(in))
 	err := s.w.do(ctx, len(in), func(t *wtx) ([]im.Change, error) {
 		clear(errs)

@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"timd/internal/im"
+	"timd/internal/store/rules"
 )
 
 // PutAttrSchema replaces the app's attribute slots. Rules about which
@@ -49,12 +50,7 @@ func (s *Store) PutAttrSchema(ctx context.Context, app uint64, schema im.AttrSch
 // whole-request failure (context ended before the batch ran, database
 // error); then no edit was applied.
 func (s *Store) ApplyEdits(ctx context.Context, app uint64, edits []im.Edit, lim im.EditLimits) ([]error, error) {
-	if lim.TagsPerUser <= 0 {
-		lim.TagsPerUser = im.MaxTagsPerUser
-	}
-	if lim.TagsPerApp <= 0 {
-		lim.TagsPerApp = im.MaxTagsPerApp
-	}
+	lim = rules.EditLimits(lim)
 	errs := make([]error, len(edits))
 	err := s.w.do(ctx, len(edits), func(t *wtx) ([]im.Change, error) {
 		clear(errs)

@@ -10,6 +10,7 @@ import (
 
 	"timd/internal/bitmap"
 	"timd/internal/im"
+	"timd/internal/store/rules"
 )
 
 // Push tasks (im.PushStore). A task is one row of push_tasks whatever its
@@ -191,6 +192,19 @@ func (s *Store) ClaimTask(ctx context.Context, app uint64, id, owner string, now
 	return claimed, err
 }
 
+// ReleaseLeases ends the lease of every unfinished task. A SQLite store is
+// one process's (its directory lock), so the leases it holds at open were
+// taken by an earlier process, under an earlier boot id, that is gone:
+// releasing them lets this process resume those fan-outs at once instead
+// of after the lease expires. Call it after Lock, before the fan-out
+// engine starts.
+func (s *Store) ReleaseLeases(ctx context.Context) error {
+	return s.w.do(ctx, 1, func(w *wtx) ([]im.Change, error) {
+		_, err := w.execSQL(`UPDATE push_tasks SET owner = '', lease_until = 0 WHERE state IN (1, 2) AND owner != ''`)
+		return nil, dbErr("release leases", err)
+	})
+}
+
 // taskExists returns im.ErrNotFound unless the task exists.
 func (t *wtx) taskExists(app uint64, id string) error {
 	var key int64
@@ -201,15 +215,25 @@ func (t *wtx) taskExists(app uint64, id string) error {
 // SaveProgress records the fan-out cursor, counts and state; a Revoked
 // task stays Revoked.
 func (s *Store) SaveProgress(ctx context.Context, app uint64, id string, cursor int64, state im.TaskState, c im.TaskCounts) error {
-	_, err := s.SaveFanout(ctx, app, id, cursor, state, c, nil)
+	_, err := s.SaveFanout(ctx, app, id, "", cursor, state, c, nil)
 	return err
 }
 
 // SaveFanout is SaveProgress that also adds online to the task's Online
-// set, and returns the state after the save.
-func (s *Store) SaveFanout(ctx context.Context, app uint64, id string, cursor int64, state im.TaskState, c im.TaskCounts, online []byte) (im.TaskState, error) {
+// set, and returns the state after the save; im.ErrLeaseLost when owner
+// no longer holds the lease.
+func (s *Store) SaveFanout(ctx context.Context, app uint64, id, owner string, cursor int64, state im.TaskState, c im.TaskCounts, online []byte) (im.TaskState, error) {
 	var after im.TaskState
 	err := s.w.do(ctx, 1, func(w *wtx) ([]im.Change, error) {
+		var cur int64
+		var holder string
+		if err := w.queryRow(`SELECT state, owner FROM push_tasks WHERE app = ? AND id = ?`,
+			int64(app), id).Scan(&cur, &holder); err != nil {
+			return nil, dbErr("read task", err)
+		}
+		if err := rules.LeaseHeld(im.TaskState(cur), holder, owner); err != nil {
+			return nil, err
+		}
 		var merged []byte
 		if len(online) > 0 {
 			var prev []byte
@@ -218,7 +242,7 @@ func (s *Store) SaveFanout(ctx context.Context, app uint64, id string, cursor in
 				return nil, dbErr("read task", err)
 			}
 			var err error
-			if merged, err = orBitmaps(prev, online); err != nil {
+			if merged, err = rules.UnionBitmaps(prev, online); err != nil {
 				return nil, err
 			}
 		}
@@ -480,21 +504,6 @@ func nonNil(b []byte) []byte {
 		return []byte{}
 	}
 	return b
-}
-
-// orBitmaps returns the union of two serialized bitmaps, serialized.
-func orBitmaps(a, b []byte) ([]byte, error) {
-	x, err := bitmap.Decode(a)
-	if err != nil {
-		return nil, err
-	}
-	y, err := bitmap.Decode(b)
-	if err != nil {
-		return nil, err
-	}
-	x.Or(y)
-	x.RunOptimize()
-	return x.ToBytes()
 }
 
 // addOrdinals adds ords to the serialized set b and returns the new set

@@ -214,11 +214,11 @@ func (h harness) testPushProgress(t *testing.T) {
 	if err != nil || len(un) != 3 || un[0].ID != "a" || un[2].ID != "c" || len(un[0].Audience) == 0 {
 		t.Fatalf("UnfinishedTasks = %d tasks, %v", len(un), err)
 	}
-	st, err := f.s.SaveFanout(f.ctx, testApp, "a", 2, im.TaskRunning, im.TaskCounts{Total: 4, Sent: 2, Online: 1}, bits(2))
+	st, err := f.s.SaveFanout(f.ctx, testApp, "a", "", 2, im.TaskRunning, im.TaskCounts{Total: 4, Sent: 2, Online: 1}, bits(2))
 	if err != nil || st != im.TaskRunning {
 		t.Fatalf("SaveFanout = %v, %v", st, err)
 	}
-	if _, err := f.s.SaveFanout(f.ctx, testApp, "a", 4, im.TaskDone, im.TaskCounts{Total: 4, Sent: 4, Online: 2}, bits(4)); err != nil {
+	if _, err := f.s.SaveFanout(f.ctx, testApp, "a", "", 4, im.TaskDone, im.TaskCounts{Total: 4, Sent: 4, Online: 2}, bits(4)); err != nil {
 		t.Fatal(err)
 	}
 	a := f.task(testApp, "a")
@@ -238,7 +238,7 @@ func (h harness) testPushProgress(t *testing.T) {
 	if code := im.CodeOf(f.s.RevokeTask(f.ctx, testApp, "zz", 51, nil)); code != im.CodeTaskNotFound {
 		t.Errorf("revoke of unknown task: code %d, want 90049", code)
 	}
-	st, err = f.s.SaveFanout(f.ctx, testApp, "b", 3, im.TaskDone, im.TaskCounts{Total: 4, Sent: 3}, nil)
+	st, err = f.s.SaveFanout(f.ctx, testApp, "b", "", 3, im.TaskDone, im.TaskCounts{Total: 4, Sent: 3}, nil)
 	if err != nil || st != im.TaskRevoked {
 		t.Errorf("SaveFanout of a revoked task = %v, %v; want TaskRevoked", st, err)
 	}
@@ -253,7 +253,7 @@ func (h harness) testPushProgress(t *testing.T) {
 	if len(un) != 1 || un[0].ID != "c" {
 		t.Errorf("UnfinishedTasks after done and revoke = %v", un)
 	}
-	if _, err := f.s.SaveFanout(f.ctx, testApp, "zz", 1, im.TaskDone, im.TaskCounts{}, nil); !errors.Is(err, im.ErrNotFound) {
+	if _, err := f.s.SaveFanout(f.ctx, testApp, "zz", "", 1, im.TaskDone, im.TaskCounts{}, nil); !errors.Is(err, im.ErrNotFound) {
 		t.Errorf("SaveFanout of unknown task: %v, want im.ErrNotFound", err)
 	}
 }
@@ -444,7 +444,7 @@ func (h harness) testHooks(t *testing.T) {
 	if hs, _ := f.s.PendingHooks(f.ctx, 1000, 10); len(hs) != 2 {
 		t.Fatalf("PendingHooks once the lease ended = %d tasks, want 2", len(hs))
 	}
-	if st, err := f.s.SaveFanout(f.ctx, testApp, "h3", 2, im.TaskRunning, im.TaskCounts{Total: 3, Sent: 2}, nil); err != nil || st != im.TaskRevoked {
+	if st, err := f.s.SaveFanout(f.ctx, testApp, "h3", "", 2, im.TaskRunning, im.TaskCounts{Total: 3, Sent: 2}, nil); err != nil || st != im.TaskRevoked {
 		t.Fatal(st, err)
 	}
 	if x := f.task(testApp, "h3"); x.Owner != "" || x.LeaseUntil != 0 {
@@ -480,7 +480,7 @@ func (h harness) testPushReopen(t *testing.T) {
 	a := pushTask(testApp, "keep", 5, 10, 1, 70000, 1<<20)
 	a.Seq = 1
 	f.create(a, 0)
-	if _, err := f.s.SaveFanout(f.ctx, testApp, "keep", 70000, im.TaskRunning, im.TaskCounts{Total: 3, Sent: 2}, bits(1)); err != nil {
+	if _, err := f.s.SaveFanout(f.ctx, testApp, "keep", "", 70000, im.TaskRunning, im.TaskCounts{Total: 3, Sent: 2}, bits(1)); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.s.RecordAcks(f.ctx, testApp, "keep", []uint32{1}, nil); err != nil {
@@ -497,5 +497,48 @@ func (h harness) testPushReopen(t *testing.T) {
 	}
 	if x, created := f.create(pushTask(testApp, "next", 6, 10, 1), 0); !created || x.Seq != 2 {
 		t.Errorf("Seq after reopen = %d, want 2", x.Seq)
+	}
+}
+
+// testPushLeaseFence: SaveFanout by an owner that lost the lease is
+// refused with im.ErrLeaseLost and writes nothing; the new owner saves;
+// owner "" (SaveProgress) is not fenced; a Revoked task takes the last
+// save of whoever was working on it.
+func (h harness) testPushLeaseFence(t *testing.T) {
+	f := h.fresh(t)
+	f.create(pushTask(testApp, "t", 1, 10, 1, 2, 3), 0)
+	claim := func(owner string, now, until int64) {
+		t.Helper()
+		if ok, err := f.s.ClaimTask(f.ctx, testApp, "t", owner, now, until); err != nil || !ok {
+			t.Fatalf("ClaimTask(%s) = %v, %v", owner, ok, err)
+		}
+	}
+	claim("old", 1000, 2000)
+	if _, err := f.s.SaveFanout(f.ctx, testApp, "t", "old", 1, im.TaskRunning, im.TaskCounts{Total: 3, Sent: 1}, bits(1)); err != nil {
+		t.Fatalf("SaveFanout by the holder: %v", err)
+	}
+	claim("new", 3000, 4000) // after old's lease expired
+	st, err := f.s.SaveFanout(f.ctx, testApp, "t", "old", 3, im.TaskDone, im.TaskCounts{Total: 3, Sent: 3}, bits(2, 3))
+	if !errors.Is(err, im.ErrLeaseLost) {
+		t.Fatalf("SaveFanout by the old owner = %v, %v; want im.ErrLeaseLost", st, err)
+	}
+	got := f.task(testApp, "t")
+	if got.Cursor != 1 || got.State != im.TaskRunning || got.Owner != "new" {
+		t.Fatalf("after a refused save: cursor %d state %v owner %q; want 1, Running, new", got.Cursor, got.State, got.Owner)
+	}
+	if c, _ := f.s.Counts(f.ctx, testApp, "t"); c.Sent != 1 || c.Online != 0 {
+		t.Errorf("a refused save changed the counts: %+v", c)
+	}
+	if _, err := f.s.SaveFanout(f.ctx, testApp, "t", "new", 2, im.TaskRunning, im.TaskCounts{Total: 3, Sent: 2}, nil); err != nil {
+		t.Fatalf("SaveFanout by the new owner: %v", err)
+	}
+	if err := f.s.SaveProgress(f.ctx, testApp, "t", 2, im.TaskRunning, im.TaskCounts{Total: 3, Sent: 2}); err != nil {
+		t.Fatalf("SaveProgress (unfenced): %v", err)
+	}
+	if err := f.s.RevokeTask(f.ctx, testApp, "t", 5000, nil); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := f.s.SaveFanout(f.ctx, testApp, "t", "old", 2, im.TaskRunning, im.TaskCounts{Total: 3, Sent: 2}, nil); err != nil || st != im.TaskRevoked {
+		t.Errorf("SaveFanout of a Revoked task = %v, %v; want Revoked", st, err)
 	}
 }

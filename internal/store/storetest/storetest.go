@@ -43,8 +43,13 @@ type OpenFunc func(t *testing.T, dir string) im.Store
 //   - a tag's type binding and its place under the per-app limit are
 //     released when no account carries it any more;
 //   - a write whose context is already done fails and changes nothing.
+//
+// Run skips the two-handle cases (see Options and RunWith).
 func Run(t *testing.T, open OpenFunc) {
-	h := harness{open: open}
+	RunWith(t, open, Options{})
+}
+
+func (h harness) run(t *testing.T) {
 	t.Run("Apps", h.testApps)
 	t.Run("Import", h.testImport)
 	t.Run("Ordinals", h.testOrdinals)
@@ -68,6 +73,7 @@ func Run(t *testing.T, open OpenFunc) {
 	t.Run("PushCreate", h.testPushCreate)
 	t.Run("PushDedupConcurrent", h.testPushDedupConcurrent)
 	t.Run("PushLease", h.testPushLease)
+	t.Run("PushLeaseFence", h.testPushLeaseFence)
 	t.Run("PushProgress", h.testPushProgress)
 	t.Run("StoredHeads", h.testStoredHeads)
 	t.Run("TaskAudience", h.testTaskAudience)
@@ -78,8 +84,10 @@ func Run(t *testing.T, open OpenFunc) {
 	t.Run("SchedCRUD", h.testSchedCRUD)
 	t.Run("SchedList", h.testSchedList)
 	t.Run("SchedDue", h.testSchedDue)
+	t.Run("Leases", h.testLeases)
 	t.Run("PushDevices", h.testPushDevices)
 	t.Run("Outbox", h.testOutbox)
+	h.runTwoHandles(t)
 }
 
 // Recorder is an im.ChangeSink that keeps every change it receives and
@@ -119,7 +127,8 @@ func (r *Recorder) Take() []im.Change {
 func (r *Recorder) Concurrent() bool { return r.concurrent.Load() }
 
 type harness struct {
-	open OpenFunc
+	open   OpenFunc
+	shared bool // two handles may be open on one store (Options.Shared)
 }
 
 // fixture is one store on a fresh directory with a Recorder installed.
