@@ -237,17 +237,7 @@ func (s *Store) SendResults(ctx context.Context, app uint64, taskID, afterRegID 
 		return nil, dbErr("read sends", err)
 	}
 	defer rows.Close()
-	var out []im.SendResult
-	for rows.Next() {
-		r := im.SendResult{App: app, TaskID: taskID}
-		var vendor string
-		if err := rows.Scan(&r.RegistrationID, &r.Account, &vendor, &r.Platform, &r.Status, &r.ErrCode, &r.At); err != nil {
-			return nil, dbErr("read sends", err)
-		}
-		r.Vendor = im.Vendor(vendor)
-		out = append(out, r)
-	}
-	return out, dbErr("read sends", rows.Err())
+	return scanSends(rows, app, taskID)
 }
 
 // OutboxLen counts a task's queued sends.
