@@ -77,7 +77,10 @@ func (h *Hub) Accept(w http.ResponseWriter, r *http.Request, app im.App, acct im
 		}
 		return
 	}
-	defer h.unregister(c)
+	defer func() {
+		h.unregister(c)
+		close(c.done) // after unregister: Stop returns with Connections already down
+	}()
 	c.run(ctx, max(since, 0))
 }
 
@@ -89,7 +92,6 @@ func (h *Hub) isStopped() bool {
 
 // run serves c until it ends.
 func (c *conn) run(ctx context.Context, since int64) {
-	defer close(c.done)
 	defer c.cancel()
 	var wg sync.WaitGroup
 	wg.Go(func() { c.writeLoop(ctx) })
