@@ -2,7 +2,10 @@ package audience
 
 import (
 	"hash/maphash"
+	"math/bits"
+	"runtime"
 	"slices"
+	"sync"
 )
 
 // An ent packs where an ID lives in the arena: offset<<entLenBits | length.
@@ -179,42 +182,90 @@ func (d *dict) bytes() uint64 {
 	return uint64(cap(d.arena)) + 8*uint64(cap(d.ents)) + 4*uint64(cap(d.slots))
 }
 
-// reserve sizes the dictionary for n IDs with ordinals up to maxOrd, so
-// that loading a snapshot neither regrows ents nor rehashes.
-func (d *dict) reserve(maxOrd uint32, n int) {
-	if need := int(maxOrd) + 1; len(d.ents) < need {
-		d.ents = slices.Grow(d.ents, need-len(d.ents))
-		d.ents = d.ents[:cap(d.ents)]
-	}
+// buildSlots builds the hash table of a dictionary whose ents and arena
+// are filled and whose slots are empty (a snapshot load). Inserting
+// 10M ordinals in ordinal order would touch a random slot each time, a
+// cache miss apiece; instead the ordinals are first grouped by the region
+// of the table their home slot lies in (a counting sort, hashing on every
+// core), then inserted region by region, so the table is written nearly in
+// order. Any insertion order gives a valid linear-probing table.
+func (d *dict) buildSlots() {
 	slots := minSlots
-	for slots*3 < (d.live+n)*4 {
+	for slots*3 < d.live*4 {
 		slots *= 2
 	}
-	if slots > len(d.slots) {
-		old := d.slots
-		d.slots = make([]uint32, slots)
-		for _, s := range old {
-			if s != 0 {
-				d.insert(s - 1)
-			}
-		}
-	}
-}
-
-// load records that ord, which has no ID yet, is id, copying id into the
-// arena; ReadSnapshot calls it after reserve, in ascending ordinal order.
-func (d *dict) load(ord uint32, id []byte) {
-	if len(id) == 0 || len(id) > maxIDLen || d.raw(ord) != nil {
+	d.slots = make([]uint32, slots)
+	if d.live == 0 {
 		return
 	}
-	place(d, ord, id)
+	if slots > 1<<32 { // homes would not fit the packing below
+		for o, e := range d.ents {
+			if e != 0 {
+				d.insert(uint32(o))
+			}
+		}
+		return
+	}
+	mask := uint64(slots - 1)
+	const regionBits = 16
+	shift := max(0, bits.Len64(mask)-regionBits) // home >> shift is the region
+	regions := int(mask>>shift) + 1
+	workers := max(1, min(runtime.GOMAXPROCS(0), 8, len(d.ents)/65536))
+	span := (len(d.ents) + workers - 1) / workers
+	part := func(w int) []uint64 { return d.ents[min(w*span, len(d.ents)):min((w+1)*span, len(d.ents))] }
+	// Count each worker's ordinals per region, then give each (region,
+	// worker) its own run of the order array, then fill it.
+	counts := make([][]int, workers)
+	parallel(workers, func(w int) {
+		c := make([]int, regions)
+		for _, e := range part(w) {
+			if e != 0 {
+				c[d.hashEnt(e)&mask>>shift]++
+			}
+		}
+		counts[w] = c
+	})
+	next := 0
+	for r := range regions {
+		for w := range workers {
+			c := counts[w][r]
+			counts[w][r] = next
+			next += c
+		}
+	}
+	// Each entry is home<<32 | ordinal, so that inserting needs no second
+	// look at the arena (which, in this order, would be a cache miss).
+	order := make([]uint64, d.live)
+	parallel(workers, func(w int) {
+		c, base := counts[w], w*span
+		for i, e := range part(w) {
+			if e != 0 {
+				h := d.hashEnt(e) & mask
+				order[c[h>>shift]] = h<<32 | uint64(base+i)
+				c[h>>shift]++
+			}
+		}
+	})
+	for _, v := range order {
+		i := v >> 32
+		for d.slots[i] != 0 {
+			i = (i + 1) & mask
+		}
+		d.slots[i] = uint32(v) + 1
+	}
 }
 
-// liveBytes returns the total length of the live IDs.
-func (d *dict) liveBytes() uint64 {
-	var n uint64
-	for _, e := range d.ents {
-		n += e & maxIDLen
+// hashEnt hashes the ID an ent points at.
+func (d *dict) hashEnt(e uint64) uint64 {
+	off, n := e>>entLenBits, e&maxIDLen
+	return d.hash(d.arena[off : off+n])
+}
+
+// parallel runs f(0) … f(n-1) on n goroutines and waits for them.
+func parallel(n int, f func(int)) {
+	var wg sync.WaitGroup
+	for w := range n {
+		wg.Go(func() { f(w) })
 	}
-	return n
+	wg.Wait()
 }

@@ -27,13 +27,14 @@ import (
 // the bitmaps are read back as they are, and only the ID dictionary is
 // re-hashed.
 //
-// File format (version 1), all integers unsigned varints unless noted:
+// File format (version 2), all integers unsigned varints unless noted:
 //
 //	"TIMDSNAP" · version (uint32 LE) · store id (string) · app count
 //	per app: app · position · all · byType[0] · byType[1]
 //	         per slot 0..9: value count · (value string · bitmap)...
 //	         tag count · (tag string · bitmap)...
-//	         ID count · ID bytes · (ordinal delta · ID string)...   ascending ordinals
+//	         ID lengths (string: one length per account, ascending ordinals) ·
+//	         IDs (string: the IDs back to back, in the same order)
 //	         owned · owner count · (device ordinal delta · owner ordinal)...
 //	CRC-32C of everything before it (uint32 LE)
 //
@@ -43,8 +44,10 @@ import (
 // contradict themselves; the caller then rebuilds from the store.
 
 const (
-	snapMagic   = "TIMDSNAP"
-	snapVersion = 1
+	snapMagic = "TIMDSNAP"
+	// Version 2 keeps the IDs in one piece (version 1 interleaved them
+	// with ordinals); a version 1 file is rebuilt once.
+	snapVersion = 2
 	// Bounds that keep a corrupt length from allocating without limit.
 	maxSnapString = 1 << 20
 	maxSnapBitmap = 1 << 30
@@ -269,6 +272,27 @@ func (w *snapWriter) sets(m map[string]*roaring.Bitmap) {
 	}
 }
 
+// ids writes a's ID section: the length of each account's ID in
+// ascending ordinal order (0 for an account without one), then the IDs
+// back to back, each part as one string, so that a reader copies the IDs
+// in one piece and needs no ordinals (they are the all set's).
+func (w *snapWriter) ids(a *appIndex) {
+	var lens []byte
+	var size uint64
+	it := a.all.Iterator()
+	for it.HasNext() {
+		n := len(a.dict.raw(it.Next()))
+		lens = binary.AppendUvarint(lens, uint64(n))
+		size += uint64(n)
+	}
+	w.bytes(lens)
+	w.uvarint(size)
+	it = a.all.Iterator()
+	for it.HasNext() {
+		w.write(a.dict.raw(it.Next()))
+	}
+}
+
 // WriteTo writes the snapshot in the format above.
 func (s *Snapshot) WriteTo(out io.Writer) (int64, error) {
 	cw := &countWriter{w: out}
@@ -288,21 +312,11 @@ func (s *Snapshot) WriteTo(out io.Writer) (int64, error) {
 			w.sets(a.attrs[slot])
 		}
 		w.sets(a.tags)
-		w.uvarint(uint64(a.dict.live))
-		w.uvarint(a.dict.liveBytes())
-		prev := uint64(0)
-		for o, e := range a.dict.ents {
-			if e == 0 {
-				continue
-			}
-			w.uvarint(uint64(o) - prev)
-			prev = uint64(o)
-			w.bytes(a.dict.raw(uint32(o)))
-		}
+		w.ids(a)
 		w.bitmap(a.owned)
 		devs := slices.Sorted(maps.Keys(a.owner))
 		w.uvarint(uint64(len(devs)))
-		prev = 0
+		prev := uint64(0)
 		for _, d := range devs {
 			w.uvarint(uint64(d) - prev)
 			prev = uint64(d)
@@ -329,55 +343,104 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// snapReader reads the encoding of a file whose checksum is verified.
-type snapReader struct {
-	r   *bufio.Reader
-	err error
-	one [1]byte
+// ReadSnapshot reads a whole snapshot written by WriteTo into memory and
+// parses it (ParseSnapshot).
+func ReadSnapshot(in io.ReadSeeker) (*Snapshot, error) {
+	size, err := in.Seek(0, io.SeekEnd)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := in.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	b := make([]byte, size)
+	if _, err := io.ReadFull(in, b); err != nil {
+		return nil, err
+	}
+	return ParseSnapshot(b)
 }
 
-func (r *snapReader) fail(format string, args ...any) {
-	if r.err == nil {
-		r.err = fmt.Errorf("%w: "+format, append([]any{ErrSnapshot}, args...)...)
+// ParseSnapshot parses a snapshot held in memory (read or mapped whole;
+// one large read is far cheaper than a buffered reader's byte-at-a-time
+// varints). It checks the checksum before it sizes anything by what the
+// file says, then frames every section (a cheap pass that only follows
+// lengths), then decodes each app with its bitmaps and its ID dictionary
+// in parallel. It keeps no reference to b. Errors wrap ErrSnapshot.
+func ParseSnapshot(b []byte) (*Snapshot, error) {
+	if len(b) < len(snapMagic)+4+4 {
+		return nil, fmt.Errorf("%w: truncated", ErrSnapshot)
 	}
-}
-
-func (r *snapReader) full(b []byte) {
-	if r.err != nil {
-		return
+	body := b[:len(b)-4]
+	if binary.LittleEndian.Uint32(b[len(body):]) != crc32.Checksum(body, crc32.MakeTable(crc32.Castagnoli)) {
+		return nil, fmt.Errorf("%w: checksum mismatch", ErrSnapshot)
 	}
-	if _, err := io.ReadFull(r.r, b); err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			r.fail("truncated")
-		} else {
-			r.err = err
+	if string(body[:len(snapMagic)]) != snapMagic {
+		return nil, fmt.Errorf("%w: not a snapshot file", ErrSnapshot)
+	}
+	if v := binary.LittleEndian.Uint32(body[len(snapMagic):]); v != snapVersion {
+		return nil, fmt.Errorf("%w: version %d, want %d", ErrSnapshot, v, snapVersion)
+	}
+	r := &snapBuf{b: body, off: len(snapMagic) + 4}
+	s := &Snapshot{StoreID: string(r.bytes(maxSnapString)), apps: map[uint64]*appIndex{}}
+	n := r.uvarint()
+	var frames []*appFrame
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		f := r.frame()
+		for _, g := range frames {
+			if g.id == f.id {
+				r.fail("app %d twice", f.id)
+			}
 		}
+		frames = append(frames, f)
+	}
+	if r.err == nil && r.off != len(body) {
+		r.fail("trailing bytes")
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	for _, f := range frames {
+		a, err := f.decode()
+		if err != nil {
+			return nil, err
+		}
+		s.apps[f.id] = a
+	}
+	return s, nil
+}
+
+// snapBuf reads the encoding from memory; the first error sticks.
+type snapBuf struct {
+	b   []byte
+	off int
+	err error
+}
+
+func snapErr(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrSnapshot}, args...)...)
+}
+
+func (r *snapBuf) fail(format string, args ...any) {
+	if r.err == nil {
+		r.err = snapErr(format, args...)
 	}
 }
 
-// ReadByte makes snapReader an io.ByteReader for binary.ReadUvarint.
-func (r *snapReader) ReadByte() (byte, error) {
-	r.full(r.one[:])
-	return r.one[0], r.err
-}
-
-func (r *snapReader) uvarint() uint64 {
+func (r *snapBuf) uvarint() uint64 {
 	if r.err != nil {
 		return 0
 	}
-	v, err := binary.ReadUvarint(r)
-	if err != nil {
+	v, n := binary.Uvarint(r.b[r.off:])
+	if n <= 0 {
 		r.fail("bad number")
+		return 0
 	}
+	r.off += n
 	return v
 }
 
-func (r *snapReader) bytes(limit uint64) []byte {
-	return r.bytesInto(nil, limit)
-}
-
-// bytesInto reads a string into buf, reusing it when it is large enough.
-func (r *snapReader) bytesInto(buf []byte, limit uint64) []byte {
+// bytes returns the next string as a slice of the buffer.
+func (r *snapBuf) bytes(limit uint64) []byte {
 	n := r.uvarint()
 	if n > limit {
 		r.fail("length %d over %d", n, limit)
@@ -385,186 +448,208 @@ func (r *snapReader) bytesInto(buf []byte, limit uint64) []byte {
 	if r.err != nil {
 		return nil
 	}
-	if uint64(cap(buf)) < n {
-		buf = make([]byte, n)
-	}
-	buf = buf[:n]
-	r.full(buf)
-	return buf
-}
-
-func (r *snapReader) bitmap() *roaring.Bitmap {
-	b := r.bytes(maxSnapBitmap)
-	if r.err != nil {
+	if n > uint64(len(r.b)-r.off) {
+		r.fail("truncated")
 		return nil
 	}
-	bm, err := bitmap.Decode(b)
-	if err != nil {
-		r.fail("%v", err)
-		return nil
-	}
-	return bm
+	b := r.b[r.off : r.off+int(n) : r.off+int(n)]
+	r.off += int(n)
+	return b
 }
 
-func (r *snapReader) sets(limit uint64) map[string]*roaring.Bitmap {
+// setFrame is one set of the file: its key and its serialized bitmap.
+type setFrame struct {
+	key string
+	bm  []byte
+}
+
+// appFrame is where one app's sections lie in the buffer.
+type appFrame struct {
+	id, pos    uint64
+	all, types [3][]byte // all, byType[0], byType[1]
+	attrs      [im.MaxAttrSlots][]setFrame
+	tags       []setFrame
+	lens, ids  []byte
+	owned      []byte
+	owners     []uint64 // device ordinal, owner ordinal, ...
+}
+
+func (r *snapBuf) sets() []setFrame {
 	n := r.uvarint()
-	if n > limit {
-		r.fail("%d sets, at most %d", n, limit)
+	// Each set takes at least 2 bytes, so n is bounded by the buffer.
+	if n > uint64(len(r.b)-r.off)/2 {
+		r.fail("%d sets in %d bytes", n, len(r.b)-r.off)
+		return nil
 	}
-	m := make(map[string]*roaring.Bitmap, min(n, 1<<16))
+	out := make([]setFrame, 0, n)
 	for i := uint64(0); i < n && r.err == nil; i++ {
-		k := string(r.bytes(maxSnapString))
-		bm := r.bitmap()
-		if r.err != nil {
-			break
-		}
-		if k == "" || bm.IsEmpty() {
-			r.fail("empty set key or set")
-			break
-		}
-		if _, dup := m[k]; dup {
-			r.fail("set %q twice", k)
-			break
-		}
-		m[k] = bm
+		k := r.bytes(maxSnapString)
+		bm := r.bytes(maxSnapBitmap)
+		out = append(out, setFrame{key: string(k), bm: bm})
 	}
-	return m
+	return out
 }
 
-// ReadSnapshot reads a snapshot written by WriteTo. It checks the checksum
-// in a first pass, before it sizes anything by what the file says, then
-// parses. Errors wrap ErrSnapshot when the contents are not a valid
-// snapshot.
-func ReadSnapshot(in io.ReadSeeker) (*Snapshot, error) {
-	size, err := in.Seek(0, io.SeekEnd)
-	if err != nil {
-		return nil, err
+// frame follows the lengths of one app's sections.
+func (r *snapBuf) frame() *appFrame {
+	f := &appFrame{id: r.uvarint(), pos: r.uvarint()}
+	for i := range f.all {
+		f.all[i] = r.bytes(maxSnapBitmap)
 	}
-	if size < int64(len(snapMagic))+4+4 {
-		return nil, fmt.Errorf("%w: truncated", ErrSnapshot)
+	for s := range f.attrs {
+		f.attrs[s] = r.sets()
 	}
-	if _, err := in.Seek(0, io.SeekStart); err != nil {
-		return nil, err
-	}
-	crc := crc32.New(crc32.MakeTable(crc32.Castagnoli))
-	if _, err := io.CopyN(crc, in, size-4); err != nil {
-		return nil, err
-	}
-	var sum [4]byte
-	if _, err := io.ReadFull(in, sum[:]); err != nil {
-		return nil, err
-	}
-	if binary.LittleEndian.Uint32(sum[:]) != crc.Sum32() {
-		return nil, fmt.Errorf("%w: checksum mismatch", ErrSnapshot)
-	}
-	if _, err := in.Seek(0, io.SeekStart); err != nil {
-		return nil, err
-	}
-	r := &snapReader{r: bufio.NewReaderSize(io.LimitReader(in, size-4), 256<<10)}
-	head := make([]byte, len(snapMagic)+4)
-	r.full(head)
-	if r.err != nil {
-		return nil, r.err
-	}
-	if string(head[:len(snapMagic)]) != snapMagic {
-		return nil, fmt.Errorf("%w: not a snapshot file", ErrSnapshot)
-	}
-	if v := binary.LittleEndian.Uint32(head[len(snapMagic):]); v != snapVersion {
-		return nil, fmt.Errorf("%w: version %d, want %d", ErrSnapshot, v, snapVersion)
-	}
-	s := &Snapshot{StoreID: string(r.bytes(maxSnapString)), apps: map[uint64]*appIndex{}}
+	f.tags = r.sets()
+	f.lens = r.bytes(maxArena)
+	f.ids = r.bytes(maxArena)
+	f.owned = r.bytes(maxSnapBitmap)
 	n := r.uvarint()
-	for i := uint64(0); i < n && r.err == nil; i++ {
-		id := r.uvarint()
-		a := r.app()
-		if _, dup := s.apps[id]; dup {
-			r.fail("app %d twice", id)
-		}
-		s.apps[id] = a
+	if n > uint64(len(r.b)-r.off)/2 {
+		r.fail("%d owners in %d bytes", n, len(r.b)-r.off)
+		return f
 	}
-	if r.err != nil {
-		return nil, r.err
-	}
-	if _, err := r.r.ReadByte(); err != io.EOF {
-		return nil, fmt.Errorf("%w: trailing bytes", ErrSnapshot)
-	}
-	return s, nil
-}
-
-// app reads one app's index and checks that it agrees with itself.
-func (r *snapReader) app() *appIndex {
-	a := &appIndex{pos: r.uvarint(), all: r.bitmap()}
-	a.byType = [2]*roaring.Bitmap{r.bitmap(), r.bitmap()}
-	for s := range a.attrs {
-		a.attrs[s] = r.sets(1 << 32)
-	}
-	a.tags = r.sets(1 << 32)
-	live, idBytes := r.uvarint(), r.uvarint()
-	if r.err != nil {
-		return nil
-	}
-	if idBytes > live*maxIDLen || idBytes > maxArena {
-		r.fail("%d ID bytes for %d IDs", idBytes, live)
-		return nil
-	}
-	if live != a.all.GetCardinality() {
-		r.fail("%d IDs for %d accounts", live, a.all.GetCardinality())
-		return nil
-	}
-	if roaring.Or(a.byType[0], a.byType[1]).GetCardinality() != live || roaring.And(a.byType[0], a.byType[1]).GetCardinality() != 0 {
-		r.fail("account types do not partition the accounts")
-		return nil
-	}
-	a.dict = newDict()
-	if live > 0 {
-		a.dict.reserve(a.all.Maximum(), int(live))
-		a.dict.arena = make([]byte, 0, min(idBytes, 128*live))
-	}
-	ord := uint64(0)
-	var id []byte
-	for i := uint64(0); i < live && r.err == nil; i++ {
-		d := r.uvarint()
-		if i > 0 && d == 0 {
-			r.fail("ordinal repeated")
-		}
-		ord += d
-		id = r.bytesInto(id, maxIDLen)
-		if r.err != nil {
-			break
-		}
-		if ord > uint64(^uint32(0)-1) || !a.all.Contains(uint32(ord)) || len(id) == 0 {
-			r.fail("ID of ordinal %d that is not an account", ord)
-			break
-		}
-		a.dict.load(uint32(ord), id)
-	}
-	r.owners(a)
-	return a
-}
-
-// owners reads the device ownership of a.
-func (r *snapReader) owners(a *appIndex) {
-	a.owned = r.bitmap()
-	n := r.uvarint()
-	if r.err != nil {
-		return
-	}
-	if n != a.owned.GetCardinality() || roaring.AndNot(a.owned, a.byType[im.AcctRegistrationID]).GetCardinality() != 0 {
-		r.fail("owned devices that are not RegistrationIDs, or owners for %d of %d", n, a.owned.GetCardinality())
-		return
-	}
-	a.owner = make(map[uint32]uint32, n)
+	f.owners = make([]uint64, 0, 2*n)
 	d := uint64(0)
 	for i := uint64(0); i < n && r.err == nil; i++ {
 		d += r.uvarint()
-		u := r.uvarint()
+		f.owners = append(f.owners, d, r.uvarint())
+	}
+	return f
+}
+
+func decodeBitmap(b []byte) (*roaring.Bitmap, error) {
+	bm, err := bitmap.Decode(b)
+	if err != nil {
+		return nil, snapErr("%v", err)
+	}
+	return bm, nil
+}
+
+func decodeSets(fs []setFrame) (map[string]*roaring.Bitmap, error) {
+	m := make(map[string]*roaring.Bitmap, len(fs))
+	for _, f := range fs {
+		bm, err := decodeBitmap(f.bm)
+		if err != nil {
+			return nil, err
+		}
+		if f.key == "" || bm.IsEmpty() {
+			return nil, snapErr("empty set key or set")
+		}
+		if _, dup := m[f.key]; dup {
+			return nil, snapErr("set %q twice", f.key)
+		}
+		m[f.key] = bm
+	}
+	return m, nil
+}
+
+// decode builds the app's index from its frame and checks that it agrees
+// with itself: the ID dictionary on one goroutine (it is most of the
+// work), the sets on this one.
+func (f *appFrame) decode() (*appIndex, error) {
+	all, err := decodeBitmap(f.all[0])
+	if err != nil {
+		return nil, err
+	}
+	if !all.IsEmpty() && all.Maximum() == ^uint32(0) {
+		return nil, snapErr("ordinal %d", all.Maximum())
+	}
+	a := &appIndex{pos: f.pos, all: all}
+	var dictErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a.dict, dictErr = loadDict(all, f.lens, f.ids)
+	}()
+	err = f.decodeSets(a)
+	<-done
+	if err != nil {
+		return nil, err
+	}
+	if dictErr != nil {
+		return nil, dictErr
+	}
+	return a, nil
+}
+
+func (f *appFrame) decodeSets(a *appIndex) error {
+	var err error
+	for i := range a.byType {
+		if a.byType[i], err = decodeBitmap(f.all[1+i]); err != nil {
+			return err
+		}
+	}
+	live := a.all.GetCardinality()
+	if roaring.Or(a.byType[0], a.byType[1]).GetCardinality() != live || roaring.And(a.byType[0], a.byType[1]).GetCardinality() != 0 {
+		return snapErr("account types do not partition the accounts")
+	}
+	for s := range a.attrs {
+		if a.attrs[s], err = decodeSets(f.attrs[s]); err != nil {
+			return err
+		}
+	}
+	if a.tags, err = decodeSets(f.tags); err != nil {
+		return err
+	}
+	if a.owned, err = decodeBitmap(f.owned); err != nil {
+		return err
+	}
+	n := uint64(len(f.owners) / 2)
+	if n != a.owned.GetCardinality() || roaring.AndNot(a.owned, a.byType[im.AcctRegistrationID]).GetCardinality() != 0 {
+		return snapErr("owned devices that are not RegistrationIDs, or owners for %d of %d", n, a.owned.GetCardinality())
+	}
+	a.owner = make(map[uint32]uint32, n)
+	for i := 0; i < len(f.owners); i += 2 {
+		d, u := f.owners[i], f.owners[i+1]
 		if d > uint64(^uint32(0)) || u > uint64(^uint32(0)) || !a.owned.Contains(uint32(d)) {
-			r.fail("owner of %d that is not an owned device", d)
-			return
+			return snapErr("owner of %d that is not an owned device", d)
 		}
 		a.owner[uint32(d)] = uint32(u)
 	}
 	if uint64(len(a.owner)) != n {
-		r.fail("device owned twice")
+		return snapErr("device owned twice")
 	}
+	return nil
+}
+
+// loadDict builds a dictionary from the ID section: one length per
+// ordinal of all, ascending (0: the account has no ID), and the IDs back
+// to back. The IDs are copied into the arena in one piece, the ents are
+// filled in one pass, and the hash table is built at once (buildSlots).
+func loadDict(all *roaring.Bitmap, lens, ids []byte) (dict, error) {
+	d := newDict()
+	if all.IsEmpty() {
+		if len(lens) != 0 || len(ids) != 0 {
+			return d, snapErr("IDs without accounts")
+		}
+		return d, nil
+	}
+	d.ents = make([]uint64, int(all.Maximum())+1)
+	off, p := uint64(0), 0
+	it := all.ManyIterator()
+	buf := make([]uint32, 4096)
+	for {
+		k := it.NextMany(buf)
+		if k == 0 {
+			break
+		}
+		for _, o := range buf[:k] {
+			n, w := binary.Uvarint(lens[p:])
+			if w <= 0 || n > maxIDLen || n > uint64(len(ids))-off {
+				return d, snapErr("bad ID length at ordinal %d", o)
+			}
+			p += w
+			if n > 0 {
+				d.ents[o] = off<<entLenBits | n
+				off += n
+				d.live++
+			}
+		}
+	}
+	if p != len(lens) || off != uint64(len(ids)) {
+		return d, snapErr("ID section of %d lengths and %d bytes does not match %d accounts", len(lens), len(ids), all.GetCardinality())
+	}
+	d.arena = slices.Clone(ids)
+	d.buildSlots()
+	return d, nil
 }

@@ -105,7 +105,7 @@ func TestReadSnapshotRejects(t *testing.T) {
 	cases := map[string][]byte{
 		"empty":          nil,
 		"magic":          mutate(func(b []byte) []byte { b[0] = 'X'; return b }),
-		"version":        mutate(func(b []byte) []byte { b[8] = 2; return b }),
+		"version":        mutate(func(b []byte) []byte { b[8] = 99; return b }),
 		"truncated":      good[:len(good)/2],
 		"no checksum":    good[:len(good)-4],
 		"trailing bytes": append(slices.Clone(good), 0),
