@@ -109,15 +109,21 @@ func (src IndexSource) readSnapshot(ctx context.Context) (*audience.Snapshot, er
 		return nil, err
 	}
 	defer f.Close()
-	var size int64
-	if fi, err := f.Stat(); err == nil {
-		size = fi.Size()
-	}
-	src.Progress.phase("loading snapshot", 2*uint64(size)) // checksum pass, then parse
-	snap, err := audience.ReadSnapshot(&progressReader{f: f, p: src.Progress})
+	fi, err := f.Stat()
 	if err != nil {
 		return nil, err
 	}
+	src.Progress.phase("loading snapshot", uint64(fi.Size()))
+	b, release, err := mapFile(f, fi.Size())
+	if err != nil {
+		return nil, err
+	}
+	snap, err := audience.ParseSnapshot(b)
+	release()
+	if err != nil {
+		return nil, err
+	}
+	src.Progress.add(uint64(fi.Size()))
 	id, err := src.Changes.StoreID(ctx)
 	if err != nil {
 		return nil, err
@@ -337,18 +343,11 @@ func (p *StartProgress) Status() StartStatus {
 	return s
 }
 
-// progressReader counts the bytes read from a file into the progress.
-type progressReader struct {
-	f *os.File
-	p *StartProgress
-}
-
-func (r *progressReader) Read(b []byte) (int, error) {
-	n, err := r.f.Read(b)
-	r.p.add(uint64(n))
-	return n, err
-}
-
-func (r *progressReader) Seek(off int64, whence int) (int64, error) {
-	return r.f.Seek(off, whence)
+// readFile reads f's size bytes in one piece.
+func readFile(f *os.File, size int64) ([]byte, func(), error) {
+	b := make([]byte, size)
+	if _, err := io.ReadFull(f, b); err != nil {
+		return nil, nil, err
+	}
+	return b, func() {}, nil
 }
