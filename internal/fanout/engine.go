@@ -301,6 +301,7 @@ type job struct {
 	conn    *roaring.Bitmap // connected snapshot, nil when unknown
 	counts  im.TaskCounts
 	online  *roaring.Bitmap // online recipients not yet saved
+	vendor  *roaring.Bitmap // recipients with a vendor device; nil: no vendor sends
 	saved   time.Time
 	leaseAt time.Time // when the lease was last renewed
 	pace    *rate.Limiter
@@ -358,6 +359,13 @@ func (e *Engine) load(ctx context.Context, k taskKey, now time.Time) (*job, erro
 	j := &job{t: t, aud: aud, counts: c, online: roaring.New(), saved: now, leaseAt: now, chunk: e.opt.Chunk}
 	if cl, ok := e.live.(connected); ok {
 		j.conn = cl.Connected(k.app)
+	}
+	if e.outbox != nil && t.VendorUntil > now.Unix() {
+		ts, err := e.outbox.VendorTargets(ctx, k.app)
+		if err != nil {
+			return nil, fmt.Errorf("vendor targets: %w", err)
+		}
+		j.vendor = roaring.BitmapOf(ts...)
 	}
 	if r := e.opt.Rate(k.app); r > 0 {
 		j.chunk = max(1, min(j.chunk, r/10))
@@ -428,17 +436,20 @@ func (e *Engine) step(ctx context.Context, j *job) (bool, error) {
 
 // enqueueOffline queues the vendor sends of chunk's recipients that have no
 // live connection, unless the task may not go through vendors (any more).
-// It runs before the cursor moves past chunk, so a crash never skips one;
-// a resumed fan-out queues again, and the outbox keeps one send per task
-// and device.
+// Only recipients with a vendor device (j.vendor, read when the fan-out
+// started or resumed) are asked about: handing the store every ordinal of
+// a 10M audience cost more than the rest of the fan-out together. A device
+// registered after that gets no send for this push. It runs before the
+// cursor moves past chunk, so a crash never skips one; a resumed fan-out
+// queues again, and the outbox keeps one send per task and device.
 func (e *Engine) enqueueOffline(ctx context.Context, j *job, chunk *roaring.Bitmap) error {
 	now := e.opt.Now()
-	if e.outbox == nil || chunk.IsEmpty() || j.t.VendorUntil <= now.Unix() {
+	if e.outbox == nil || j.vendor == nil || j.vendor.IsEmpty() || chunk.IsEmpty() || j.t.VendorUntil <= now.Unix() {
 		return nil
 	}
-	off := chunk
+	off := roaring.And(chunk, j.vendor)
 	if j.conn != nil {
-		off = roaring.AndNot(chunk, j.conn)
+		off.AndNot(j.conn)
 	}
 	if off.IsEmpty() {
 		return nil

@@ -430,3 +430,87 @@ func TestFanoutStopsWhenLeaseTakenOver(t *testing.T) {
 		t.Errorf("the old owner's counts were saved: %+v", c)
 	}
 }
+
+// outboxSpy records the targets a fan-out asks the outbox about.
+type outboxSpy struct {
+	im.Outbox
+	mu      sync.Mutex
+	targets []uint32
+}
+
+func (o *outboxSpy) EnqueueOffline(ctx context.Context, app uint64, taskID string, targets []uint32, now int64) (int, error) {
+	o.mu.Lock()
+	o.targets = append(o.targets, targets...)
+	o.mu.Unlock()
+	return o.Outbox.EnqueueOffline(ctx, app, taskID, targets, now)
+}
+
+func (o *outboxSpy) asked() []uint32 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]uint32(nil), o.targets...)
+}
+
+// TestFanoutAsksOutboxOnlyAboutVendorTargets: a vendor-eligible push to
+// 300,000 recipients hands the outbox only the offline recipients that
+// have a vendor device, and a push in an app without any hands it
+// nothing; the sends of those with a device are queued.
+func TestFanoutAsksOutboxOnlyAboutVendorTargets(t *testing.T) {
+	st := openStore(t, t.TempDir())
+	ctx := context.Background()
+	for _, d := range []im.PushDevice{
+		{RegistrationID: "r1", Target: 4, Vendor: im.VendorAPNs, Token: "t1"},        // online: no send
+		{RegistrationID: "r2", Target: 250_000, Vendor: im.VendorFCM, Token: "t2"},   // offline: a send
+		{RegistrationID: "r3", Target: 250_003, Vendor: im.VendorAPNs},               // no token: unreachable
+		{RegistrationID: "r4", Target: 2_000_000, Vendor: im.VendorFCM, Token: "t4"}, // not in the audience
+	} {
+		if err := st.PutPushDevice(ctx, app, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spy := &outboxSpy{Outbox: st}
+	e := fanout.New(st, newLive(1, 4), fanout.Options{Scan: 10 * time.Millisecond, Chunk: 4096}, nil)
+	e.SetOutbox(spy, nil)
+	e.Start(ctx)
+	t.Cleanup(e.Stop)
+	aud := roaring.New()
+	aud.AddRange(1, 300_001)
+	b, err := aud.ToBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	push := func(app uint64, id string) {
+		task := im.PushTask{App: app, ID: id, Kind: im.PushCondition, MsgRandom: 77, From: "admin",
+			Offline: []byte(`{"Title":"x"}`), CreatedAt: time.Now().Unix(), Audience: b, Total: int64(aud.GetCardinality()),
+			State: im.TaskPending, VendorUntil: time.Now().Unix() + 3600}
+		if _, created, err := st.CreateTask(ctx, task, 1<<62); err != nil || !created {
+			t.Fatalf("CreateTask: %v %v", created, err)
+		}
+		e.Notify(app, id)
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			tk, err := st.Task(ctx, app, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tk.State == im.TaskDone {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("task %s in state %d, want Done", id, tk.State)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	push(app+1, "no-devices")
+	if got := spy.asked(); len(got) != 0 {
+		t.Fatalf("outbox asked about %d targets in an app without devices", len(got))
+	}
+	push(app, "vendors")
+	if got := spy.asked(); len(got) != 1 || got[0] != 250_000 {
+		t.Fatalf("outbox asked about %d targets %v, want only [250000]", len(got), got[:min(len(got), 10)])
+	}
+	if n, err := st.OutboxLen(ctx, app, "vendors"); err != nil || n != 1 {
+		t.Fatalf("queued sends = %d, %v; want 1", n, err)
+	}
+}

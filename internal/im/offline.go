@@ -122,6 +122,10 @@ type Outbox interface {
 	// already queued or already finished for this task are not queued again.
 	// It returns how many it queued.
 	EnqueueOffline(ctx context.Context, app uint64, taskID string, targets []uint32, now int64) (int, error)
+	// VendorTargets returns, ascending and once each, the Targets of app's
+	// vendor-reachable devices (those EnqueueOffline would queue a send
+	// for), so that a fan-out asks only about recipients that have one.
+	VendorTargets(ctx context.Context, app uint64) ([]uint32, error)
 	// ClaimOutbox leases to owner until leaseUntil (unix ms) at most limit
 	// items that are due at now and not leased by a live lease, oldest first.
 	// Items of revoked tasks, and of tasks past their VendorUntil, are

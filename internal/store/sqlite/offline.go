@@ -135,6 +135,26 @@ func (s *Store) EnqueueOffline(ctx context.Context, app uint64, taskID string, t
 	return int(n), err
 }
 
+// VendorTargets returns the targets of app's vendor-reachable devices.
+func (s *Store) VendorTargets(ctx context.Context, app uint64) ([]uint32, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT DISTINCT target FROM push_devices
+		WHERE app = ? AND (vendor IN ('apns', 'fcm') AND token <> '' OR vendor = 'webpush' AND endpoint <> '')
+		ORDER BY target`, int64(app))
+	if err != nil {
+		return nil, dbErr("vendor targets", err)
+	}
+	defer rows.Close()
+	var out []uint32
+	for rows.Next() {
+		var o int64
+		if err := rows.Scan(&o); err != nil {
+			return nil, dbErr("vendor targets", err)
+		}
+		out = append(out, uint32(o))
+	}
+	return out, dbErr("vendor targets", rows.Err())
+}
+
 // ClaimOutbox leases due sends; sends of revoked or expired tasks (and of
 // tasks that no longer exist) are deleted instead.
 func (s *Store) ClaimOutbox(ctx context.Context, owner string, now, leaseUntil int64, limit int) ([]im.OutboxItem, error) {

@@ -3,6 +3,7 @@ package storetest
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"testing"
 
 	"timd/internal/im"
@@ -103,6 +104,12 @@ func (h harness) testOutbox(t *testing.T) {
 		if err != nil || n != want {
 			t.Fatalf("EnqueueOffline(%s, %v) = %d, %v; want %d", task, targets, n, err, want)
 		}
+	}
+	if got, err := f.s.VendorTargets(f.ctx, testApp); err != nil || !slices.Equal(got, []uint32{7, 9}) {
+		t.Fatalf("VendorTargets = %v, %v; want [7 9] (d and e are unreachable, 7 has two devices)", got, err)
+	}
+	if got, err := f.s.VendorTargets(f.ctx, testApp+1); err != nil || len(got) != 0 {
+		t.Fatalf("VendorTargets of another app = %v, %v; want none", got, err)
 	}
 	enqueue("t1", 3, 7, 9)
 	enqueue("t1", 0, 7, 9) // a resumed fan-out queues nothing twice
