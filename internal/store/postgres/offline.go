@@ -20,14 +20,31 @@ var (
 
 const deviceColumns = `reg_id, target, owner, platform, vendor, token, bundle, endpoint, p256dh, auth, cred_hash, updated_at`
 
+// moveTokenSQL and moveEndpointSQL clear a token or a Web Push endpoint
+// from every other device of the app that holds it. One statement per
+// address, each naming its partial index's condition (token <> ”,
+// endpoint <> ”), so that it reads the index (push_devices_token,
+// push_devices_endpoint), not every device of the app.
+const (
+	moveTokenSQL = `UPDATE push_devices SET token = '', endpoint = '', p256dh = '', auth = ''
+		WHERE app = $1 AND token <> '' AND token = $2 AND reg_id <> $3`
+	moveEndpointSQL = `UPDATE push_devices SET token = '', endpoint = '', p256dh = '', auth = ''
+		WHERE app = $1 AND endpoint <> '' AND endpoint = $2 AND reg_id <> $3`
+)
+
 // PutPushDevice creates or replaces the device's row, taking its token or
 // endpoint from any other device of the app that held it.
 func (s *Store) PutPushDevice(ctx context.Context, app uint64, d im.PushDevice) error {
 	return s.write(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `UPDATE push_devices SET token = '', endpoint = '', p256dh = '', auth = ''
-			WHERE app = $1 AND reg_id <> $2 AND ($3 <> '' AND token = $3 OR $4 <> '' AND endpoint = $4)`,
-			int64(app), d.RegistrationID, d.Token, d.Endpoint); err != nil {
-			return dbErr("move token", err)
+		if d.Token != "" {
+			if _, err := tx.Exec(ctx, moveTokenSQL, int64(app), d.Token, d.RegistrationID); err != nil {
+				return dbErr("move token", err)
+			}
+		}
+		if d.Endpoint != "" {
+			if _, err := tx.Exec(ctx, moveEndpointSQL, int64(app), d.Endpoint, d.RegistrationID); err != nil {
+				return dbErr("move endpoint", err)
+			}
 		}
 		return s.putDevice(ctx, tx, app, d)
 	})

@@ -20,14 +20,33 @@ var (
 
 const deviceColumns = `reg_id, target, owner, platform, vendor, token, bundle, endpoint, p256dh, auth, cred_hash, updated_at`
 
+// moveTokenSQL and moveEndpointSQL clear a token or a Web Push endpoint
+// from every other device of the app that holds it. One statement per
+// address, each naming its partial index's condition (token <> ”,
+// endpoint <> ”), so that it reads the index (push_devices_token,
+// push_devices_endpoint), not every device of the app. INDEXED BY: without
+// statistics SQLite prefers the primary key's (app) prefix, a scan of the
+// app's devices.
+const (
+	moveTokenSQL = `UPDATE push_devices INDEXED BY push_devices_token SET token = '', endpoint = '', p256dh = '', auth = ''
+		WHERE app = ? AND token <> '' AND token = ? AND reg_id <> ?`
+	moveEndpointSQL = `UPDATE push_devices INDEXED BY push_devices_endpoint SET token = '', endpoint = '', p256dh = '', auth = ''
+		WHERE app = ? AND endpoint <> '' AND endpoint = ? AND reg_id <> ?`
+)
+
 // PutPushDevice creates or replaces the device's row, taking its token or
 // endpoint from any other device of the app that held it.
 func (s *Store) PutPushDevice(ctx context.Context, app uint64, d im.PushDevice) error {
 	return s.w.do(ctx, 1, func(t *wtx) ([]im.Change, error) {
-		if _, err := t.execSQL(`UPDATE push_devices SET token = '', endpoint = '', p256dh = '', auth = ''
-			WHERE app = ? AND reg_id <> ? AND (? <> '' AND token = ? OR ? <> '' AND endpoint = ?)`,
-			int64(app), d.RegistrationID, d.Token, d.Token, d.Endpoint, d.Endpoint); err != nil {
-			return nil, dbErr("move token", err)
+		if d.Token != "" {
+			if _, err := t.execSQL(moveTokenSQL, int64(app), d.Token, d.RegistrationID); err != nil {
+				return nil, dbErr("move token", err)
+			}
+		}
+		if d.Endpoint != "" {
+			if _, err := t.execSQL(moveEndpointSQL, int64(app), d.Endpoint, d.RegistrationID); err != nil {
+				return nil, dbErr("move endpoint", err)
+			}
 		}
 		_, err := t.execSQL(`INSERT INTO push_devices (app, `+deviceColumns+`)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)

@@ -78,6 +78,29 @@ func (h harness) testPushDevices(t *testing.T) {
 	if err != nil || d.Token != "" || d.Owner != "alice" || d.Platform != "ios" {
 		t.Errorf("after drop and reopen: %+v, %v", d, err)
 	}
+	// A subscription endpoint moves as a token does, within its app only.
+	sub := im.PushDevice{Target: 9, Vendor: im.VendorWebPush, Endpoint: "https://push.example/e2", P256dh: "p", Auth: "a"}
+	for _, put := range []struct {
+		app uint64
+		id  string
+	}{{otherApp, "r-w1"}, {testApp, "r-w1"}, {testApp, "r-w2"}} {
+		d := sub
+		d.RegistrationID = put.id
+		if err := f.s.PutPushDevice(f.ctx, put.app, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d, err := f.s.PushDevice(f.ctx, testApp, "r-w1"); err != nil || d.Endpoint != "" || d.P256dh != "" || d.Auth != "" {
+		t.Errorf("r-w1 after its endpoint moved to r-w2: %+v, %v", d, err)
+	}
+	for _, at := range []struct {
+		app uint64
+		id  string
+	}{{testApp, "r-w2"}, {otherApp, "r-w1"}} {
+		if d, err := f.s.PushDevice(f.ctx, at.app, at.id); err != nil || d.Endpoint != sub.Endpoint {
+			t.Errorf("app %d %s: %+v, %v; want endpoint %s", at.app, at.id, d, err, sub.Endpoint)
+		}
+	}
 }
 
 func (h harness) testOutbox(t *testing.T) {
