@@ -127,6 +127,12 @@ type Outbox interface {
 	// Items of revoked tasks, and of tasks past their VendorUntil, are
 	// deleted instead of claimed.
 	ClaimOutbox(ctx context.Context, owner string, now, leaseUntil int64, limit int) ([]OutboxItem, error)
+	// RenewOutbox extends to leaseUntil (unix ms) the lease of those of
+	// items still leased to owner (not finished, retried or claimed by
+	// another owner since), and returns how many it extended. A sender
+	// renews while it sends, so that a slow send never outlives its lease
+	// and is claimed and sent again by another node.
+	RenewOutbox(ctx context.Context, owner string, items []OutboxItem, leaseUntil int64) (int, error)
 	// FinishOutbox deletes the item of r and records r, in one transaction.
 	FinishOutbox(ctx context.Context, r SendResult) error
 	// RetryOutbox releases an item, due again at dueAt, one attempt more.

@@ -345,3 +345,63 @@ func TestStatsTraceLoss(t *testing.T) {
 		t.Errorf("carol's trace %+v, %v", tr, err)
 	}
 }
+
+// slowSender blocks its send to addr until release is closed, telling
+// blocked when it starts; other addresses go to its sender.
+type slowSender struct {
+	*sender
+	addr             string
+	blocked, release chan struct{}
+}
+
+func (s *slowSender) Send(ctx context.Context, t pushvendor.Target, n pushvendor.Notification) pushvendor.Result {
+	if t.Token == s.addr {
+		close(s.blocked)
+		<-s.release
+	}
+	return s.sender.Send(ctx, t, n)
+}
+
+// TestLongSendKeepsLease: a send that takes several leases (a slow vendor)
+// has its lease renewed, so another node polling the same queue never
+// claims it and sends it a second time.
+func TestLongSendKeepsLease(t *testing.T) {
+	w := newWorld(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w.engine.Start(ctx)
+	defer w.engine.Stop()
+	w.push("l1", time.Now().Unix()+3600)
+	w.waitDone("l1")
+	w.waitQueue("l1", 4)
+	const lease = 4 * time.Second // renewed every 1.3 s: slack for a slow fsync at high load
+	slow := &slowSender{sender: w.senders[pushvendor.APNs], addr: "c1", blocked: make(chan struct{}), release: make(chan struct{})}
+	first := offline.New(w.st, func(_ uint64, k pushvendor.Kind) pushvendor.Sender {
+		if k == pushvendor.APNs {
+			return slow
+		}
+		return w.senders[k]
+	}, offline.Options{Owner: "n1", Poll: 20 * time.Millisecond, Lease: lease, Window: 8}, nil)
+	first.Start(ctx)
+	defer first.Stop()
+	<-slow.blocked
+	// The other node polls the queue while the send takes 2.5 leases.
+	other := &sender{kind: pushvendor.APNs, gone: map[string]bool{}, busy: map[string]int{}}
+	second := offline.New(w.st, func(_ uint64, k pushvendor.Kind) pushvendor.Sender {
+		if k == pushvendor.APNs {
+			return other
+		}
+		return w.senders[k]
+	}, offline.Options{Owner: "n2", Poll: 20 * time.Millisecond, Lease: lease}, nil)
+	second.Start(ctx)
+	defer second.Stop()
+	time.Sleep(lease * 5 / 2)
+	close(slow.release)
+	w.waitQueue("l1", 0)
+	if got := other.of("l1"); len(got) != 0 {
+		t.Errorf("the other node sent %v while the first still held the lease", got)
+	}
+	if got := w.senders[pushvendor.APNs].of("l1"); !slices.Equal(got, []string{"a1", "c1"}) {
+		t.Errorf("APNs sent %v, want a1 and c1 once each", got)
+	}
+}

@@ -190,6 +190,26 @@ func (s *Store) FinishOutbox(ctx context.Context, r im.SendResult) error {
 	})
 }
 
+// RenewOutbox extends the lease of the items still leased to owner, in
+// one statement.
+func (s *Store) RenewOutbox(ctx context.Context, owner string, items []im.OutboxItem, leaseUntil int64) (int, error) {
+	if len(items) == 0 {
+		return 0, nil
+	}
+	apps, tasks, regs := make([]int64, len(items)), make([]string, len(items)), make([]string, len(items))
+	for i, it := range items {
+		apps[i], tasks[i], regs[i] = int64(it.App), it.TaskID, it.RegistrationID
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE push_outbox o SET lease_until = $1
+		FROM unnest($2::bigint[], $3::text[], $4::text[]) AS k(app, task_id, reg_id)
+		WHERE o.app = k.app AND o.task_id = k.task_id AND o.reg_id = k.reg_id AND o.owner = $5`,
+		leaseUntil, apps, tasks, regs, owner)
+	if err != nil {
+		return 0, dbErr("renew sends", err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
 // RetryOutbox releases a send, due again at dueAt.
 func (s *Store) RetryOutbox(ctx context.Context, app uint64, taskID, regID string, dueAt int64) error {
 	_, err := s.pool.Exec(ctx, `UPDATE push_outbox SET attempts = attempts + 1, due_at = $1, owner = '', lease_until = 0

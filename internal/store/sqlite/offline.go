@@ -223,6 +223,31 @@ func (t *wtx) dueSends(now int64, limit int) ([]im.OutboxItem, error) {
 	return out, dbErr("claim sends", rows.Err())
 }
 
+// RenewOutbox extends the lease of the items still leased to owner.
+func (s *Store) RenewOutbox(ctx context.Context, owner string, items []im.OutboxItem, leaseUntil int64) (int, error) {
+	if len(items) == 0 {
+		return 0, nil
+	}
+	var n int64
+	err := s.w.do(ctx, len(items), func(t *wtx) ([]im.Change, error) {
+		n = 0
+		for _, it := range items {
+			res, err := t.execSQL(`UPDATE push_outbox SET lease_until = ? WHERE app = ? AND task_id = ? AND reg_id = ? AND owner = ?`,
+				leaseUntil, int64(it.App), it.TaskID, it.RegistrationID, owner)
+			if err != nil {
+				return nil, dbErr("renew sends", err)
+			}
+			k, err := res.RowsAffected()
+			if err != nil {
+				return nil, dbErr("renew sends", err)
+			}
+			n += k
+		}
+		return nil, nil
+	})
+	return int(n), err
+}
+
 // FinishOutbox deletes the send and records its result.
 func (s *Store) FinishOutbox(ctx context.Context, r im.SendResult) error {
 	return s.w.do(ctx, 1, func(t *wtx) ([]im.Change, error) {

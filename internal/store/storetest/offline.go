@@ -238,3 +238,52 @@ func (h harness) testOutbox(t *testing.T) {
 		t.Errorf("SendResults after the last = %+v, %v", res, err)
 	}
 }
+
+// testOutboxRenew: a renewed lease keeps its sends from other owners past
+// the original lease; only the owner's unfinished sends are renewed.
+func (h harness) testOutboxRenew(t *testing.T) {
+	f := h.fresh(t)
+	const created = 1_000_000
+	now := int64(created) * 1000
+	f.create(pushTask(testApp, "t1", 1, created, 7), 0)
+	for _, d := range []im.PushDevice{
+		{RegistrationID: "a", Target: 7, Vendor: im.VendorAPNs, Token: "ta"},
+		{RegistrationID: "b", Target: 7, Vendor: im.VendorFCM, Token: "tb"},
+		{RegistrationID: "c", Target: 7, Vendor: im.VendorFCM, Token: "tc"},
+	} {
+		if err := f.s.PutPushDevice(f.ctx, testApp, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := f.s.EnqueueOffline(f.ctx, testApp, "t1", []uint32{7}, now); err != nil || n != 3 {
+		t.Fatalf("EnqueueOffline = %d, %v; want 3", n, err)
+	}
+	its, err := f.s.ClaimOutbox(f.ctx, "n1", now, now+1000, 10)
+	if err != nil || len(its) != 3 {
+		t.Fatalf("ClaimOutbox = %+v, %v; want 3", its, err)
+	}
+	if n, err := f.s.RenewOutbox(f.ctx, "n1", nil, now+5000); err != nil || n != 0 {
+		t.Fatalf("RenewOutbox(none) = %d, %v", n, err)
+	}
+	// One finished, one retried (released): only the third is still n1's.
+	if err := f.s.FinishOutbox(f.ctx, im.SendResult{App: testApp, TaskID: "t1", RegistrationID: its[0].RegistrationID, At: created}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.s.RetryOutbox(f.ctx, testApp, "t1", its[1].RegistrationID, now+2000); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := f.s.RenewOutbox(f.ctx, "n2", its, now+5000); err != nil || n != 0 {
+		t.Fatalf("RenewOutbox by another owner = %d, %v; want 0", n, err)
+	}
+	if n, err := f.s.RenewOutbox(f.ctx, "n1", its, now+5000); err != nil || n != 1 {
+		t.Fatalf("RenewOutbox = %d, %v; want 1 (the one still leased to n1)", n, err)
+	}
+	// Past the first lease, another owner gets the retried send only.
+	got, err := f.s.ClaimOutbox(f.ctx, "n2", now+3000, now+9000, 10)
+	if err != nil || len(got) != 1 || got[0].RegistrationID != its[1].RegistrationID {
+		t.Fatalf("ClaimOutbox past the first lease = %+v, %v; want only %s", got, err, its[1].RegistrationID)
+	}
+	if got, err := f.s.ClaimOutbox(f.ctx, "n2", now+5000, now+6000, 10); err != nil || len(got) != 1 || got[0].RegistrationID != its[2].RegistrationID {
+		t.Fatalf("ClaimOutbox past the renewed lease = %+v, %v; want %s", got, err, its[2].RegistrationID)
+	}
+}
