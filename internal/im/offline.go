@@ -148,12 +148,27 @@ type Outbox interface {
 	// AccountSends returns a task's results for the recipient account, in
 	// RegistrationID order.
 	AccountSends(ctx context.Context, app uint64, taskID, account string) ([]SendResult, error)
+	// QueuedSends returns task taskID's sends still queued (not yet sent,
+	// being sent, or waiting for a retry) to the devices whose Target is
+	// target, in RegistrationID order.
+	QueuedSends(ctx context.Context, app uint64, taskID string, target uint32) ([]QueuedSend, error)
 	// UnpostedSends returns at most limit results of every app whose
 	// webhook event has not been posted yet, oldest first.
 	UnpostedSends(ctx context.Context, limit int) ([]SendResult, error)
 	// MarkSendsPosted records that the events of rs were posted (or that
 	// their app has no callback URL).
 	MarkSendsPosted(ctx context.Context, rs []SendResult) error
+}
+
+// QueuedSend is a vendor notification still in the send queue, with its
+// device's vendor and platform.
+type QueuedSend struct {
+	RegistrationID string
+	Vendor         Vendor
+	Platform       string
+	Attempts       int   // tries answered with a retryable error so far
+	DueAt          int64 // unix ms
+	LeaseUntil     int64 // unix ms; after now: being sent
 }
 
 // SendCount is one group of a task's vendor sends.

@@ -261,6 +261,28 @@ func (s *Store) SendCounts(ctx context.Context, app uint64, taskID string) ([]im
 	return out, dbErr("count sends", rows.Err())
 }
 
+// QueuedSends returns a task's queued sends to the devices of target.
+func (s *Store) QueuedSends(ctx context.Context, app uint64, taskID string, target uint32) ([]im.QueuedSend, error) {
+	rows, err := s.pool.Query(ctx, `SELECT o.reg_id, d.vendor, d.platform, o.attempts, o.due_at, o.lease_until
+		FROM push_devices d JOIN push_outbox o ON o.app = d.app AND o.task_id = $1 AND o.reg_id = d.reg_id
+		WHERE d.app = $2 AND d.target = $3 ORDER BY o.reg_id`, taskID, int64(app), int64(target))
+	if err != nil {
+		return nil, dbErr("read queued sends", err)
+	}
+	defer rows.Close()
+	var out []im.QueuedSend
+	for rows.Next() {
+		var q im.QueuedSend
+		var vendor string
+		if err := rows.Scan(&q.RegistrationID, &vendor, &q.Platform, &q.Attempts, &q.DueAt, &q.LeaseUntil); err != nil {
+			return nil, dbErr("read queued sends", err)
+		}
+		q.Vendor = im.Vendor(vendor)
+		out = append(out, q)
+	}
+	return out, dbErr("read queued sends", rows.Err())
+}
+
 // AccountSends returns a task's results for one recipient.
 func (s *Store) AccountSends(ctx context.Context, app uint64, taskID, account string) ([]im.SendResult, error) {
 	rows, err := s.pool.Query(ctx, `SELECT reg_id, account, vendor, platform, status, err_code, at FROM push_sends

@@ -286,4 +286,29 @@ func (h harness) testOutboxRenew(t *testing.T) {
 	if got, err := f.s.ClaimOutbox(f.ctx, "n2", now+5000, now+6000, 10); err != nil || len(got) != 1 || got[0].RegistrationID != its[2].RegistrationID {
 		t.Fatalf("ClaimOutbox past the renewed lease = %+v, %v; want %s", got, err, its[2].RegistrationID)
 	}
+	// The trace's view: the two sends still queued, with their device.
+	q, err := f.s.QueuedSends(f.ctx, testApp, "t1", 7)
+	if err != nil || len(q) != 2 {
+		t.Fatalf("QueuedSends = %+v, %v; want 2", q, err)
+	}
+	for _, x := range q {
+		switch x.RegistrationID {
+		case its[1].RegistrationID:
+			if x.Attempts != 1 || x.LeaseUntil != now+9000 || x.DueAt != now+2000 {
+				t.Errorf("retried send %+v", x)
+			}
+		case its[2].RegistrationID:
+			if x.Attempts != 0 || x.LeaseUntil != now+6000 {
+				t.Errorf("renewed send %+v", x)
+			}
+		default:
+			t.Errorf("queued %+v: it was finished", x)
+		}
+		if x.Vendor != im.VendorFCM && x.Vendor != im.VendorAPNs {
+			t.Errorf("queued send without its device's vendor: %+v", x)
+		}
+	}
+	if q, err := f.s.QueuedSends(f.ctx, testApp, "t1", 9); err != nil || len(q) != 0 {
+		t.Errorf("QueuedSends of a target without devices = %+v, %v", q, err)
+	}
 }
