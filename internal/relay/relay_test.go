@@ -146,7 +146,7 @@ func storeTask(t *testing.T, st *sqlite.Store, id string, aud *roaring.Bitmap) i
 		MsgRandom: uint32(r[0]) | uint32(r[1])<<8 | uint32(r[2])<<16 | uint32(r[3])<<24, // no dedup between tasks
 		From:      "admin", MsgBody: json.RawMessage(`[{"MsgType":"TIMTextElem","MsgContent":{"Text":"hi"}}]`),
 		CreatedAt: time.Now().Unix(), ExpiresAt: time.Now().Add(time.Hour).Unix(), Audience: b,
-		Total: int64(aud.GetCardinality()), State: im.TaskDone}, 0)
+		Total: int64(aud.GetCardinality()), State: im.TaskDone}, 0, im.TaskLimits{})
 	if err != nil {
 		t.Fatal(err)
 	}
