@@ -186,6 +186,12 @@ type TaskStore interface {
 	// First, in the same transaction, 90051 when the app's previous revoke
 	// was less than lim.IntervalMs before lim.NowMs (lim.PerDay is unused).
 	RevokeTask(ctx context.Context, app uint64, id string, at int64, info json.RawMessage, lim TaskLimits) error
+	// RevokedSince returns the IDs of the app's tasks revoked at or after
+	// since (unix s, RevokedAt), in revoke order, at most limit: what a
+	// node that may have missed revoke events tells its connections again.
+	// Only tasks created at or after since-RevokeWindow are looked at (a
+	// task is revocable for RevokeWindow after its creation).
+	RevokedSince(ctx context.Context, app uint64, since int64, limit int) ([]string, error)
 	// StoredHeads returns the heads of the app's stored, unrevoked tasks
 	// with Seq > afterSeq that have not expired at now, in Seq order, at
 	// most limit. It reads no audience, so its cost does not grow with

@@ -303,6 +303,28 @@ func (s *Store) RevokeTask(ctx context.Context, app uint64, id string, at int64,
 	})
 }
 
+// RevokedSince returns the IDs of the app's tasks revoked at or after
+// since, in revoke order, at most limit. It walks the tasks created since
+// since-RevokeWindow on the (app, created_at) index.
+func (s *Store) RevokedSince(ctx context.Context, app uint64, since int64, limit int) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id FROM push_tasks WHERE app = $1 AND created_at >= $2 AND state = 4 AND revoked_at >= $3
+		ORDER BY revoked_at, seq LIMIT $4`,
+		int64(app), since-im.RevokeWindow, since, limit)
+	if err != nil {
+		return nil, dbErr("read revoked tasks", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, dbErr("read revoked tasks", err)
+		}
+		out = append(out, id)
+	}
+	return out, dbErr("read revoked tasks", rows.Err())
+}
+
 // CountTasks counts the app's tasks created at or after since.
 func (s *Store) CountTasks(ctx context.Context, app uint64, since int64) (int, error) {
 	var n int

@@ -542,3 +542,36 @@ func (h harness) testPushLeaseFence(t *testing.T) {
 		t.Errorf("SaveFanout of a Revoked task = %v, %v; want Revoked", st, err)
 	}
 }
+
+func (h harness) testRevokedSince(t *testing.T) {
+	f := h.fresh(t)
+	for i, id := range []string{"r1", "r2", "r3"} {
+		f.create(pushTask(testApp, id, uint32(i+1), 1000, 1), 0)
+	}
+	f.create(pushTask(testApp, "old", 9, 1000-im.RevokeWindow-10, 1), 0)
+	f.create(pushTask(otherApp, "x", 1, 1000, 1), 0)
+	for _, r := range []struct {
+		app uint64
+		id  string
+		at  int64
+	}{{testApp, "r2", 1100}, {testApp, "old", 1150}, {testApp, "r1", 1200}, {otherApp, "x", 1100}} {
+		if err := f.s.RevokeTask(f.ctx, r.app, r.id, r.at, nil, im.TaskLimits{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		since int64
+		limit int
+		want  []string
+	}{
+		{1100, 10, []string{"r2", "r1"}}, // not "old": created before since-RevokeWindow
+		{1101, 10, []string{"r1"}},
+		{1100, 1, []string{"r2"}},
+		{1201, 10, nil},
+	} {
+		got, err := f.s.RevokedSince(f.ctx, testApp, c.since, c.limit)
+		if err != nil || !slices.Equal(got, c.want) {
+			t.Errorf("RevokedSince(%d, %d) = %v, %v; want %v", c.since, c.limit, got, err, c.want)
+		}
+	}
+}

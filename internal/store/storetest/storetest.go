@@ -75,6 +75,7 @@ func (h harness) run(t *testing.T) {
 	t.Run("PushInterval", h.testPushInterval)
 	t.Run("PushQuota", h.testPushQuota)
 	t.Run("RevokeInterval", h.testRevokeInterval)
+	t.Run("RevokedSince", h.testRevokedSince)
 	t.Run("PushLease", h.testPushLease)
 	t.Run("PushLeaseFence", h.testPushLeaseFence)
 	t.Run("PushProgress", h.testPushProgress)
