@@ -71,9 +71,9 @@ type client struct {
 	mu      sync.Mutex
 	pushes  map[string]int
 	revokes map[string]int
-	pongs  int
-	closed websocket.StatusCode // the server's close code, -1 while open
-	ws     *websocket.Conn
+	pongs   int
+	closed  websocket.StatusCode // the server's close code, -1 while open
+	ws      *websocket.Conn
 }
 
 func (n *node) connect(t *testing.T, ord uint32) *client {
