@@ -493,7 +493,7 @@ func TestWebhooksOnlineOnlyThroughVendors(t *testing.T) {
 		task := im.PushTask{App: app, ID: tc.id, Kind: im.PushCondition, MsgRandom: e.rnd.Add(1), From: "admin",
 			Offline: []byte(`{"Title":"x"}`), CreatedAt: now, OnlineOnly: true, VendorUntil: tc.vendorUntil,
 			Audience: b, Total: 3, State: im.TaskPending}
-		if _, _, err := e.st.CreateTask(ctx, task, 1<<62); err != nil {
+		if _, _, err := e.st.CreateTask(ctx, task, 1<<62, im.TaskLimits{}); err != nil {
 			t.Fatal(err)
 		}
 		e.finish(tc.id)

@@ -1,4 +1,4 @@
--- 0006_push_limits: the per-app push limits (im.TaskLimits) are checked in
+-- 0007_push_limits: the per-app push limits (im.TaskLimits) are checked in
 -- the task's own transaction. One row per app and task kind (kind 0: the
 -- app's revokes) holds when the last one was accepted and how many were
 -- accepted in the current UTC day. CreateTask reaches it under the app's
