@@ -22,6 +22,12 @@
 // WAL needs it for the -shm wal-index. POSIX and flock locks are left to
 // the kernel, which keeps them for the mount itself; processes on the same
 // machine see each other's locks.
+//
+// Use the mount from other processes (as the tests do: a child of the test
+// binary, or timd itself), or through plain system calls only. A page fault
+// on a mapping of the mount, served by the same Go process, can deadlock
+// it: the faulting thread cannot be stopped for the garbage collector,
+// which has stopped the goroutines that would serve the fault.
 package testfs
 
 import (

@@ -2,7 +2,9 @@ package testfs
 
 import (
 	"bytes"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -65,27 +67,63 @@ func TestPowerCutKeepsOnlySyncedWrites(t *testing.T) {
 	}
 }
 
+// mmapChildEnv names the file the child of TestPowerCutSharedMmap maps.
+const mmapChildEnv = "TIMD_TESTFS_MMAP"
+
 // TestPowerCutSharedMmap maps a file shared and writable, as SQLite maps
-// its -shm wal-index: the stores must be visible through read(2).
+// its -shm wal-index: the stores must be visible through read(2). The
+// mapping is made in a child process, as the file systems' users are in
+// the other tests: a page fault on a FUSE mapping served by the same
+// process can deadlock it (the faulting thread cannot be stopped for the
+// garbage collector, which has stopped the thread serving the fault).
 func TestPowerCutSharedMmap(t *testing.T) {
+	if path := os.Getenv(mmapChildEnv); path != "" {
+		mmapChild(path)
+		return
+	}
 	p := Mount(t)
-	f := create(t, p, "shm")
-	defer f.Close()
-	if err := f.Truncate(2 * pageSize); err != nil {
-		t.Fatal(err)
-	}
-	m, err := syscall.Mmap(int(f.Fd()), 0, 2*pageSize, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
-	if err != nil {
-		t.Fatalf("shared writable mmap on the mount: %v", err)
-	}
-	copy(m[pageSize:], "wal-index")
-	if err := syscall.Munmap(m); err != nil {
-		t.Fatal(err)
+	path := filepath.Join(p.Dir, "shm")
+	create(t, p, "shm").Close()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestPowerCutSharedMmap$", "-test.count=1")
+	cmd.Env = append(os.Environ(), mmapChildEnv+"="+path)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("child mapping the file: %v\n%s", err, out)
 	}
 	got := make([]byte, 9)
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
 	if _, err := f.ReadAt(got, pageSize); err != nil || string(got) != "wal-index" {
 		t.Fatalf("read after a shared mmap store: %q (err %v)", got, err)
 	}
+}
+
+func mmapChild(path string) {
+	fail := func(err error) {
+		fmt.Fprintln(os.Stderr, "mmap child:", err)
+		os.Exit(2)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		fail(err)
+	}
+	if err := f.Truncate(2 * pageSize); err != nil {
+		fail(err)
+	}
+	m, err := syscall.Mmap(int(f.Fd()), 0, 2*pageSize, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+	if err != nil {
+		fail(fmt.Errorf("shared writable mmap on the mount: %w", err))
+	}
+	copy(m[pageSize:], "wal-index")
+	if err := syscall.Munmap(m); err != nil {
+		fail(err)
+	}
+	if err := f.Close(); err != nil {
+		fail(err)
+	}
+	os.Exit(0)
 }
 
 func create(t *testing.T, p *PowerCut, name string) *os.File {
