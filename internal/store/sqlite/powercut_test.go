@@ -175,7 +175,7 @@ func TestPowerCutChild(t *testing.T) {
 			Condition: &im.Condition{TagsOr: []string{"cut"}},
 			MsgBody:   json.RawMessage(`[{"MsgType":"TIMTextElem","MsgContent":{"Text":"hi"}}]`),
 			ExpiresAt: now + 3600, CreatedAt: now, Audience: audience, Total: 1, State: im.TaskPending}
-		if _, _, err := s.CreateTask(ctx, task, 0); err != nil {
+		if _, _, err := s.CreateTask(ctx, task, 0, im.TaskLimits{}); err != nil {
 			fail("create task", err)
 		}
 		fmt.Printf("ack %d\n", i)
