@@ -72,6 +72,10 @@ func (h harness) run(t *testing.T) {
 	t.Run("Reopen", h.testReopen)
 	t.Run("PushCreate", h.testPushCreate)
 	t.Run("PushDedupConcurrent", h.testPushDedupConcurrent)
+	t.Run("PushInterval", h.testPushInterval)
+	t.Run("PushQuota", h.testPushQuota)
+	t.Run("RevokeInterval", h.testRevokeInterval)
+	t.Run("RevokedSince", h.testRevokedSince)
 	t.Run("PushLease", h.testPushLease)
 	t.Run("PushLeaseFence", h.testPushLeaseFence)
 	t.Run("PushProgress", h.testPushProgress)
@@ -87,6 +91,7 @@ func (h harness) run(t *testing.T) {
 	t.Run("Leases", h.testLeases)
 	t.Run("PushDevices", h.testPushDevices)
 	t.Run("Outbox", h.testOutbox)
+	t.Run("OutboxRenew", h.testOutboxRenew)
 	h.runTwoHandles(t)
 }
 
