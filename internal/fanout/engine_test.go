@@ -483,7 +483,7 @@ func TestFanoutAsksOutboxOnlyAboutVendorTargets(t *testing.T) {
 		task := im.PushTask{App: app, ID: id, Kind: im.PushCondition, MsgRandom: 77, From: "admin",
 			Offline: []byte(`{"Title":"x"}`), CreatedAt: time.Now().Unix(), Audience: b, Total: int64(aud.GetCardinality()),
 			State: im.TaskPending, VendorUntil: time.Now().Unix() + 3600}
-		if _, created, err := st.CreateTask(ctx, task, 1<<62); err != nil || !created {
+		if _, created, err := st.CreateTask(ctx, task, 1<<62, im.TaskLimits{}); err != nil || !created {
 			t.Fatalf("CreateTask: %v %v", created, err)
 		}
 		e.Notify(app, id)
