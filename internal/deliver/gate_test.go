@@ -156,3 +156,62 @@ func TestCatchUpsAreBoundedAndWaitersAllCatchUp(t *testing.T) {
 		c.mu.Unlock()
 	}
 }
+
+// TestWaitingForCatchUpIsNoHeartbeatTimeout: a client whose catch-up
+// cannot proceed (the store does not answer) and that answers no ping is
+// not closed for the heartbeat while it waits; once its catch-up ends, the
+// heartbeat applies again and closes it.
+func TestWaitingForCatchUpIsNoHeartbeatTimeout(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	store := &heldStore{Store: st, release: make(chan struct{})}
+	released := false
+	t.Cleanup(func() {
+		if !released {
+			close(store.release)
+		}
+	})
+	hub := deliver.NewHub(store, nil, deliver.Options{CatchUps: 1, PingInterval: 10 * time.Millisecond,
+		PongTimeout: 10 * time.Millisecond}, nil)
+	hub.Start(ctx)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hub.Accept(w, r, im.App{SDKAppID: testApp}, im.Account{ID: "u1", Ordinal: 1}, "Web")
+	}))
+	t.Cleanup(func() { srv.Close(); hub.Stop() })
+	everyone := roaring.BitmapOf(1)
+	task := pushTask("p1")
+	task.Audience, _ = everyone.ToBytes()
+	task.Total, task.State = 1, im.TaskDone
+	if _, _, err := st.CreateTask(ctx, task, 0); err != nil {
+		t.Fatal(err)
+	}
+	// A client that never reads: it answers no ping.
+	ws, _, err := websocket.Dial(ctx, strings.Replace(srv.URL, "http", "ws", 1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ws.CloseNow() })
+	deadline := time.Now().Add(90 * time.Second)
+	for hub.Stats().CatchUpsRunning != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("catch-up never started: %+v", hub.Stats())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // 30 ping intervals
+	if s := hub.Stats(); s.HeartbeatTimeouts != 0 || s.Connections != 1 {
+		t.Fatalf("closed while waiting for its catch-up: %+v", s)
+	}
+	released = true
+	close(store.release)
+	for hub.Stats().HeartbeatTimeouts != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("not closed for the heartbeat after its catch-up: %+v", hub.Stats())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
