@@ -127,6 +127,12 @@ type Outbox interface {
 	// Items of revoked tasks, and of tasks past their VendorUntil, are
 	// deleted instead of claimed.
 	ClaimOutbox(ctx context.Context, owner string, now, leaseUntil int64, limit int) ([]OutboxItem, error)
+	// RenewOutbox extends to leaseUntil (unix ms) the lease of those of
+	// items still leased to owner (not finished, retried or claimed by
+	// another owner since), and returns how many it extended. A sender
+	// renews while it sends, so that a slow send never outlives its lease
+	// and is claimed and sent again by another node.
+	RenewOutbox(ctx context.Context, owner string, items []OutboxItem, leaseUntil int64) (int, error)
 	// FinishOutbox deletes the item of r and records r, in one transaction.
 	FinishOutbox(ctx context.Context, r SendResult) error
 	// RetryOutbox releases an item, due again at dueAt, one attempt more.
@@ -142,12 +148,27 @@ type Outbox interface {
 	// AccountSends returns a task's results for the recipient account, in
 	// RegistrationID order.
 	AccountSends(ctx context.Context, app uint64, taskID, account string) ([]SendResult, error)
+	// QueuedSends returns task taskID's sends still queued (not yet sent,
+	// being sent, or waiting for a retry) to the devices whose Target is
+	// target, in RegistrationID order.
+	QueuedSends(ctx context.Context, app uint64, taskID string, target uint32) ([]QueuedSend, error)
 	// UnpostedSends returns at most limit results of every app whose
 	// webhook event has not been posted yet, oldest first.
 	UnpostedSends(ctx context.Context, limit int) ([]SendResult, error)
 	// MarkSendsPosted records that the events of rs were posted (or that
 	// their app has no callback URL).
 	MarkSendsPosted(ctx context.Context, rs []SendResult) error
+}
+
+// QueuedSend is a vendor notification still in the send queue, with its
+// device's vendor and platform.
+type QueuedSend struct {
+	RegistrationID string
+	Vendor         Vendor
+	Platform       string
+	Attempts       int   // tries answered with a retryable error so far
+	DueAt          int64 // unix ms
+	LeaseUntil     int64 // unix ms; after now: being sent
 }
 
 // SendCount is one group of a task's vendor sends.

@@ -8,7 +8,9 @@
 // result recorded, in one transaction). A process killed mid-send leaves
 // its claimed sends leased; once the lease ends they are claimed and sent
 // again, so after a crash at most the in-flight window (Options.Window)
-// is repeated, each with the task's collapse id, and nothing is lost.
+// is repeated, each with the task's collapse id, and nothing is lost. A
+// live process renews the lease of the sends it is still sending, so a
+// window that outlasts the lease is not sent again by another node.
 // Retryable answers (429, 5xx, network) go back to the queue, due after
 // the vendor's Retry-After or the backoff; an unregistered device loses
 // its token.
@@ -20,6 +22,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"timd/internal/im"
@@ -160,38 +163,111 @@ func (d *Dispatcher) loop(ctx context.Context) {
 }
 
 // round claims one window of due sends and sends them; it returns how
-// many it claimed.
+// many it claimed. While the window is being sent its lease is renewed
+// every third of the lease, so that a window that takes longer than the
+// lease (slow pacing, a slow vendor) is not claimed and sent again by
+// another node; a send starts only while the lease has at least a quarter
+// left, so one whose renewals failed stops instead of outliving it.
 func (d *Dispatcher) round(ctx context.Context) (int, error) {
 	now := d.opt.Now()
 	items, err := d.store.ClaimOutbox(ctx, d.opt.Owner, now.UnixMilli(), now.Add(d.opt.Lease).UnixMilli(), d.opt.Window)
 	if err != nil || len(items) == 0 {
 		return 0, err
 	}
-	work := make(chan im.OutboxItem)
+	w := &window{items: items, done: make([]bool, len(items))}
+	w.until.Store(now.Add(d.opt.Lease).UnixMilli())
+	renewCtx, stopRenew := context.WithCancel(ctx)
+	var renewer sync.WaitGroup
+	renewer.Go(func() { d.renew(renewCtx, w) })
+	work := make(chan int)
 	var wg sync.WaitGroup
 	for range min(d.opt.Workers, len(items)) {
 		wg.Go(func() {
-			for it := range work {
-				if err := d.send(ctx, it); err != nil && ctx.Err() == nil {
+			for i := range work {
+				it := items[i]
+				if err := d.send(ctx, it, w); err != nil && ctx.Err() == nil {
 					d.log.Error("vendor send", "sdkappid", it.App, "task", it.TaskID, "device", it.RegistrationID, "err", err)
 				}
+				w.finish(i)
 			}
 		})
 	}
-	for _, it := range items {
+	for i := range items {
 		select {
-		case work <- it:
+		case work <- i:
 		case <-ctx.Done():
 		}
 	}
 	close(work)
 	wg.Wait()
+	stopRenew()
+	renewer.Wait()
 	return len(items), nil
 }
 
+// window is the sends one round claimed, and until when (unix ms) their
+// lease is known to hold.
+type window struct {
+	items []im.OutboxItem
+	until atomic.Int64
+	mu    sync.Mutex
+	done  []bool // items[i] finished, retried or abandoned
+}
+
+func (w *window) finish(i int) {
+	w.mu.Lock()
+	w.done[i] = true
+	w.mu.Unlock()
+}
+
+// pending returns the items not yet done.
+func (w *window) pending() []im.OutboxItem {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []im.OutboxItem
+	for i, it := range w.items {
+		if !w.done[i] {
+			out = append(out, it)
+		}
+	}
+	return out
+}
+
+// renew extends the lease of w's unfinished sends every third of the
+// lease until ctx ends.
+func (d *Dispatcher) renew(ctx context.Context, w *window) {
+	tick := time.NewTicker(d.opt.Lease / 3)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		pending := w.pending()
+		if len(pending) == 0 {
+			continue
+		}
+		until := d.opt.Now().Add(d.opt.Lease).UnixMilli()
+		if _, err := d.store.RenewOutbox(ctx, d.opt.Owner, pending, until); err != nil {
+			if ctx.Err() == nil {
+				d.log.Warn("vendor sends: renewing their lease failed", "sends", len(pending), "err", err)
+			}
+			continue
+		}
+		w.until.Store(until)
+	}
+}
+
+// leaseHolds reports whether a send may start: the window's lease has at
+// least a quarter of its length left.
+func (d *Dispatcher) leaseHolds(w *window) bool {
+	return d.opt.Now().Add(d.opt.Lease/4).UnixMilli() < w.until.Load()
+}
+
 // send sends one queued notification and records its outcome.
-func (d *Dispatcher) send(ctx context.Context, it im.OutboxItem) error {
-	if ctx.Err() != nil {
+func (d *Dispatcher) send(ctx context.Context, it im.OutboxItem, w *window) error {
+	if ctx.Err() != nil || !d.leaseHolds(w) {
 		return nil // left to its lease
 	}
 	t, err := d.task(ctx, it.App, it.TaskID)
@@ -212,8 +288,8 @@ func (d *Dispatcher) send(ctx context.Context, it im.OutboxItem) error {
 	if s == nil {
 		return d.finish(it, t, dev, pushvendor.Result{ErrCode: NoSender})
 	}
-	if err := d.opt.Pacer.Wait(ctx, it.App, kind); err != nil {
-		return nil // stopping: left to its lease
+	if err := d.opt.Pacer.Wait(ctx, it.App, kind); err != nil || !d.leaseHolds(w) {
+		return nil // stopping, or the lease is ending: left to it
 	}
 	target := pushvendor.Target{Kind: kind, Token: dev.Token, Bundle: dev.Bundle, Endpoint: dev.Endpoint, P256dh: dev.P256dh, Auth: dev.Auth}
 	r := s.Send(ctx, target, Notification(t))

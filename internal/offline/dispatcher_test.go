@@ -3,6 +3,7 @@ package offline_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -343,5 +344,119 @@ func TestStatsTraceLoss(t *testing.T) {
 	tr, err = stats.Trace(ctx, app, "s1", "carol")
 	if err != nil || len(tr) != 2 || tr[1].OfflinePushStat.OfflineStat.ErrorInfo != "Unregistered" || tr[1].OfflinePushStat.OfflineStat.PushStatus != -1 {
 		t.Errorf("carol's trace %+v, %v", tr, err)
+	}
+}
+
+// slowSender blocks its send to addr until release is closed, telling
+// blocked when it starts; other addresses go to its sender.
+type slowSender struct {
+	*sender
+	addr             string
+	blocked, release chan struct{}
+}
+
+func (s *slowSender) Send(ctx context.Context, t pushvendor.Target, n pushvendor.Notification) pushvendor.Result {
+	if t.Token == s.addr {
+		close(s.blocked)
+		<-s.release
+	}
+	return s.sender.Send(ctx, t, n)
+}
+
+// TestLongSendKeepsLease: a send that takes several leases (a slow vendor)
+// has its lease renewed, so another node polling the same queue never
+// claims it and sends it a second time.
+func TestLongSendKeepsLease(t *testing.T) {
+	w := newWorld(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w.engine.Start(ctx)
+	defer w.engine.Stop()
+	w.push("l1", time.Now().Unix()+3600)
+	w.waitDone("l1")
+	w.waitQueue("l1", 4)
+	const lease = 4 * time.Second // renewed every 1.3 s: slack for a slow fsync at high load
+	slow := &slowSender{sender: w.senders[pushvendor.APNs], addr: "c1", blocked: make(chan struct{}), release: make(chan struct{})}
+	first := offline.New(w.st, func(_ uint64, k pushvendor.Kind) pushvendor.Sender {
+		if k == pushvendor.APNs {
+			return slow
+		}
+		return w.senders[k]
+	}, offline.Options{Owner: "n1", Poll: 20 * time.Millisecond, Lease: lease, Window: 8}, nil)
+	first.Start(ctx)
+	defer first.Stop()
+	<-slow.blocked
+	// The other node polls the queue while the send takes 2.5 leases.
+	other := &sender{kind: pushvendor.APNs, gone: map[string]bool{}, busy: map[string]int{}}
+	second := offline.New(w.st, func(_ uint64, k pushvendor.Kind) pushvendor.Sender {
+		if k == pushvendor.APNs {
+			return other
+		}
+		return w.senders[k]
+	}, offline.Options{Owner: "n2", Poll: 20 * time.Millisecond, Lease: lease}, nil)
+	second.Start(ctx)
+	defer second.Stop()
+	time.Sleep(lease * 5 / 2)
+	close(slow.release)
+	w.waitQueue("l1", 0)
+	if got := other.of("l1"); len(got) != 0 {
+		t.Errorf("the other node sent %v while the first still held the lease", got)
+	}
+	if got := w.senders[pushvendor.APNs].of("l1"); !slices.Equal(got, []string{"a1", "c1"}) {
+		t.Errorf("APNs sent %v, want a1 and c1 once each", got)
+	}
+}
+
+// TestTraceQueued: the trace shows a recipient's sends still in the queue
+// (PushStatus 0, "queued", then "sending" once claimed) before they are
+// sent, and their results after.
+func TestTraceQueued(t *testing.T) {
+	w := newWorld(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w.engine.Start(ctx)
+	defer w.engine.Stop()
+	w.push("q1", time.Now().Unix()+3600)
+	w.waitDone("q1")
+	w.waitQueue("q1", 4) // queued, the dispatcher not started
+	stats := service.NewStats(w.st, w.index, nil)
+	stats.SetSends(w.st)
+	offlineStat := func(who string) map[string]string {
+		t.Helper()
+		tr, err := stats.Trace(ctx, app, "q1", who)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, in := range tr[1:] {
+			st := in.OfflinePushStat.OfflineStat
+			out[in.InstanceID] = fmt.Sprintf("%d %d %s %s", in.PushPlatform, st.PushStatus, st.ErrorInfo, in.ToAccount)
+		}
+		return out
+	}
+	want := map[string]string{"alice-ios": "1 0 queued alice", "alice-android": "2 0 queued alice"}
+	if got := offlineStat("alice"); !maps.Equal(got, want) {
+		t.Errorf("alice's queued trace %v, want %v", got, want)
+	}
+	if got := offlineStat("kiosk"); !maps.Equal(got, map[string]string{"kiosk": "2 0 queued kiosk"}) {
+		t.Errorf("the kiosk's queued trace %v", got)
+	}
+	// Claimed by a node and not yet finished: "sending".
+	its, err := w.st.ClaimOutbox(ctx, "n1", time.Now().UnixMilli(), time.Now().Add(time.Hour).UnixMilli(), 10)
+	if err != nil || len(its) != 4 {
+		t.Fatalf("claimed %+v, %v", its, err)
+	}
+	if got := offlineStat("carol"); !maps.Equal(got, map[string]string{"carol-ios": "1 0 sending carol"}) {
+		t.Errorf("carol's trace while sending %v", got)
+	}
+	for _, it := range its {
+		if err := w.st.FinishOutbox(ctx, im.SendResult{App: app, TaskID: "q1", RegistrationID: it.RegistrationID, Status: 200,
+			Account: map[string]string{"alice-ios": "alice", "alice-android": "alice", "carol-ios": "carol", "kiosk": "kiosk"}[it.RegistrationID],
+			At:      time.Now().Unix()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := offlineStat("alice"); !maps.Equal(got, map[string]string{"alice-ios": "0 1 success alice", "alice-android": "0 1 success alice"}) {
+		t.Errorf("alice's trace once sent %v", got)
 	}
 }

@@ -472,8 +472,34 @@ func (s *Stats) Trace(ctx context.Context, app uint64, id, userID string) ([]Ins
 		for _, sr := range sends {
 			out = append(out, vendorInstance(r.Task, sr))
 		}
+		queued, err := s.sends.QueuedSends(ctx, app, id, ord)
+		if err != nil {
+			return nil, err
+		}
+		now := time.Now().UnixMilli()
+		for _, q := range queued {
+			out = append(out, queuedInstance(r.Task, userID, q, now))
+		}
 	}
 	return out, nil
+}
+
+// queuedInstance is a vendor notification of the trace still in the send
+// queue: PushStatus 0, and ErrorInfo "queued", "sending" (claimed by a
+// node now) or "retrying" (a vendor asked to try again later).
+func queuedInstance(t im.PushTask, account string, q im.QueuedSend, now int64) Instance {
+	in := Instance{InstanceID: q.RegistrationID, ToAccount: account, PushTime: fmtTime(t.CreatedAt),
+		System: q.Platform, EventType: 1, PushPlatform: q.Vendor.PushPlatform(), CertID: "0"}
+	st := Stage{ErrorInfo: "queued", EventTime: fmtTime(t.CreatedAt)}
+	switch {
+	case q.LeaseUntil > now:
+		st.ErrorInfo = "sending"
+	case q.Attempts > 0:
+		st.ErrorInfo = "retrying"
+	}
+	in.IMCommitStat.IMStat = Stage{PushStatus: 1, ErrorInfo: "success", EventTime: fmtTime(t.CreatedAt)}
+	in.OfflinePushStat.OfflineStat = st
+	return in
 }
 
 // vendorInstance is one vendor notification of the trace: the device

@@ -16,10 +16,17 @@ import (
 // them, so a crash repeats at most the batch being posted, never skips
 // one. An app without a callback URL has its results marked at once.
 
+// Sends is what vendor events need of the store: the send results, and
+// the devices (whether an offline recipient has one a vendor can reach).
+type Sends interface {
+	im.Outbox
+	im.DeviceStore
+}
+
 // SetSends installs the vendor send results to post; call it before
 // Start. WakeSends tells the dispatcher that results were recorded.
-func (d *Dispatcher) SetSends(s im.Outbox) {
-	d.sends = s
+func (d *Dispatcher) SetSends(s Sends) {
+	d.sends, d.devices = s, s
 	d.sendsWake = make(chan struct{}, 1)
 }
 

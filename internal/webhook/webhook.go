@@ -146,7 +146,8 @@ type Dispatcher struct {
 	mu      sync.Mutex
 	workers map[uint64]*appWorker
 
-	sends     im.Outbox // vendor results to post (vendor.go); nil: none
+	sends     im.Outbox      // vendor results to post (vendor.go); nil: none
+	devices   im.DeviceStore // whom a vendor could reach (vendor.go); nil: none
 	sendsWake chan struct{}
 
 	ctx    context.Context
@@ -327,7 +328,10 @@ func (p *poster) run(ctx context.Context) error {
 		if len(ords) == 0 {
 			return p.d.save(p.t, p.cursor, im.HookDone, 0)
 		}
-		events := p.events(ords)
+		events, err := p.events(ctx, ords)
+		if err != nil {
+			return err
+		}
 		if len(events) > 0 && !p.d.holdLease(ctx) {
 			return nil // another node posts from the saved cursor
 		}
@@ -369,10 +373,31 @@ func (p *poster) next(it roaring.IntPeekable, ords []uint32) []uint32 {
 }
 
 // events builds the events of ords; ordinals whose account was deleted
-// since have no ID and no event.
-func (p *poster) events(ords []uint32) []Event {
+// since have no ID and no event. An offline recipient of an online-only
+// push is -1 on timd's own channel, unless the push went to its vendor
+// devices (their results follow as events of their own PushPlatform).
+func (p *poster) events(ctx context.Context, ords []uint32) ([]Event, error) {
 	ids := p.d.names.IDs(p.t.App, ords)
 	now := p.d.opt.Now().Unix()
+	var byVendor map[uint32]bool
+	if p.t.OnlineOnly && p.t.VendorUntil > 0 && p.d.devices != nil {
+		var offline []uint32
+		for _, o := range ords {
+			if !p.online.Contains(o) {
+				offline = append(offline, o)
+			}
+		}
+		devs, err := p.d.devices.PushDevicesOf(ctx, p.t.App, offline)
+		if err != nil {
+			return nil, err
+		}
+		byVendor = map[uint32]bool{}
+		for i := range devs {
+			if devs[i].Reachable() {
+				byVendor[devs[i].Target] = true
+			}
+		}
+	}
 	out := make([]Event, 0, len(ords))
 	for i, o := range ords {
 		if ids[i] == "" {
@@ -381,9 +406,12 @@ func (p *poster) events(ords []uint32) []Event {
 		}
 		e := Event{CallbackCommand: Command, EventType: 1, TaskID: p.t.ID, TaskTime: p.t.CreatedAt,
 			EventTime: now, ToAccount: ids[i], PushStage: 1, ErrInfo: "OK"}
-		if p.online.Contains(o) {
+		switch {
+		case p.online.Contains(o):
 			e.EventType = 2
-		} else if p.t.OnlineOnly {
+		case p.t.OnlineOnly && byVendor[o]:
+			e.ErrInfo = "offline: sent through its push vendors"
+		case p.t.OnlineOnly:
 			e.ErrCode, e.ErrInfo = -1, "offline, and the push is online-only"
 		}
 		if p.t.Kind == im.PushBatch {
@@ -391,7 +419,7 @@ func (p *poster) events(ords []uint32) []Event {
 		}
 		out = append(out, e)
 	}
-	return out
+	return out, nil
 }
 
 // send posts events until the app accepts them, backing off between

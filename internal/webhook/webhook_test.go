@@ -460,3 +460,63 @@ func TestWebhooksLeaseOneNode(t *testing.T) {
 		t.Fatalf("%d events posted for 750 recipients: two nodes posted the same events", posted)
 	}
 }
+
+// TestWebhooksOnlineOnlyThroughVendors: an offline recipient of a push
+// that is online-only on timd's own channel (a notification without
+// MsgLifeTime) but may go through vendors is ErrCode 0 when it has a
+// device a vendor can reach, -1 otherwise.
+func TestWebhooksOnlineOnlyThroughVendors(t *testing.T) {
+	e := newEnv(t, 3, true)
+	ctx := context.Background()
+	ord := func(id string) uint32 {
+		o, ok := e.idx.Ordinal(app, id)
+		if !ok {
+			t.Fatalf("no ordinal for %s", id)
+		}
+		return o
+	}
+	for _, d := range []im.PushDevice{
+		{RegistrationID: "u1-phone", Owner: "u1", Target: ord("u1"), Vendor: im.VendorAPNs, Token: "ab12"},
+		{RegistrationID: "u2-phone", Owner: "u2", Target: ord("u2"), Vendor: im.VendorAPNs}, // lost its token
+	} {
+		if err := e.st.PutPushDevice(ctx, app, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now().Unix()
+	for _, tc := range []struct {
+		id          string
+		vendorUntil int64
+	}{{"vendors", now + 3600}, {"no-vendors", 0 /* PushFlag 1 */}} {
+		aud := roaring.BitmapOf(ord("u0"), ord("u1"), ord("u2"))
+		b, _ := aud.ToBytes()
+		task := im.PushTask{App: app, ID: tc.id, Kind: im.PushCondition, MsgRandom: e.rnd.Add(1), From: "admin",
+			Offline: []byte(`{"Title":"x"}`), CreatedAt: now, OnlineOnly: true, VendorUntil: tc.vendorUntil,
+			Audience: b, Total: 3, State: im.TaskPending}
+		if _, _, err := e.st.CreateTask(ctx, task, 1<<62); err != nil {
+			t.Fatal(err)
+		}
+		e.finish(tc.id)
+	}
+	d := e.dispatcher(webhook.Options{})
+	d.SetSends(e.st)
+	d.Start(ctx)
+	defer d.Stop()
+	for _, id := range []string{"vendors", "no-vendors"} {
+		e.waitHook(id, im.HookDone)
+	}
+	for _, tc := range []struct {
+		id   string
+		want map[string]int
+	}{
+		{"vendors", map[string]int{"u0": -1, "u1": 0, "u2": -1}},
+		{"no-vendors", map[string]int{"u0": -1, "u1": -1, "u2": -1}},
+	} {
+		got := e.ep.got(tc.id)
+		for who, code := range tc.want {
+			if ev, ok := got[who]; !ok || ev.ErrCode != code || ev.EventType != 1 {
+				t.Errorf("task %s, %s: event %+v (sent %v), want EventType 1 ErrCode %d", tc.id, who, ev, ok, code)
+			}
+		}
+	}
+}

@@ -20,14 +20,31 @@ var (
 
 const deviceColumns = `reg_id, target, owner, platform, vendor, token, bundle, endpoint, p256dh, auth, cred_hash, updated_at`
 
+// moveTokenSQL and moveEndpointSQL clear a token or a Web Push endpoint
+// from every other device of the app that holds it. One statement per
+// address, each naming its partial index's condition (token <> ”,
+// endpoint <> ”), so that it reads the index (push_devices_token,
+// push_devices_endpoint), not every device of the app.
+const (
+	moveTokenSQL = `UPDATE push_devices SET token = '', endpoint = '', p256dh = '', auth = ''
+		WHERE app = $1 AND token <> '' AND token = $2 AND reg_id <> $3`
+	moveEndpointSQL = `UPDATE push_devices SET token = '', endpoint = '', p256dh = '', auth = ''
+		WHERE app = $1 AND endpoint <> '' AND endpoint = $2 AND reg_id <> $3`
+)
+
 // PutPushDevice creates or replaces the device's row, taking its token or
 // endpoint from any other device of the app that held it.
 func (s *Store) PutPushDevice(ctx context.Context, app uint64, d im.PushDevice) error {
 	return s.write(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `UPDATE push_devices SET token = '', endpoint = '', p256dh = '', auth = ''
-			WHERE app = $1 AND reg_id <> $2 AND ($3 <> '' AND token = $3 OR $4 <> '' AND endpoint = $4)`,
-			int64(app), d.RegistrationID, d.Token, d.Endpoint); err != nil {
-			return dbErr("move token", err)
+		if d.Token != "" {
+			if _, err := tx.Exec(ctx, moveTokenSQL, int64(app), d.Token, d.RegistrationID); err != nil {
+				return dbErr("move token", err)
+			}
+		}
+		if d.Endpoint != "" {
+			if _, err := tx.Exec(ctx, moveEndpointSQL, int64(app), d.Endpoint, d.RegistrationID); err != nil {
+				return dbErr("move endpoint", err)
+			}
 		}
 		return s.putDevice(ctx, tx, app, d)
 	})
@@ -173,6 +190,26 @@ func (s *Store) FinishOutbox(ctx context.Context, r im.SendResult) error {
 	})
 }
 
+// RenewOutbox extends the lease of the items still leased to owner, in
+// one statement.
+func (s *Store) RenewOutbox(ctx context.Context, owner string, items []im.OutboxItem, leaseUntil int64) (int, error) {
+	if len(items) == 0 {
+		return 0, nil
+	}
+	apps, tasks, regs := make([]int64, len(items)), make([]string, len(items)), make([]string, len(items))
+	for i, it := range items {
+		apps[i], tasks[i], regs[i] = int64(it.App), it.TaskID, it.RegistrationID
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE push_outbox o SET lease_until = $1
+		FROM unnest($2::bigint[], $3::text[], $4::text[]) AS k(app, task_id, reg_id)
+		WHERE o.app = k.app AND o.task_id = k.task_id AND o.reg_id = k.reg_id AND o.owner = $5`,
+		leaseUntil, apps, tasks, regs, owner)
+	if err != nil {
+		return 0, dbErr("renew sends", err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
 // RetryOutbox releases a send, due again at dueAt.
 func (s *Store) RetryOutbox(ctx context.Context, app uint64, taskID, regID string, dueAt int64) error {
 	_, err := s.pool.Exec(ctx, `UPDATE push_outbox SET attempts = attempts + 1, due_at = $1, owner = '', lease_until = 0
@@ -222,6 +259,28 @@ func (s *Store) SendCounts(ctx context.Context, app uint64, taskID string) ([]im
 		out = append(out, c)
 	}
 	return out, dbErr("count sends", rows.Err())
+}
+
+// QueuedSends returns a task's queued sends to the devices of target.
+func (s *Store) QueuedSends(ctx context.Context, app uint64, taskID string, target uint32) ([]im.QueuedSend, error) {
+	rows, err := s.pool.Query(ctx, `SELECT o.reg_id, d.vendor, d.platform, o.attempts, o.due_at, o.lease_until
+		FROM push_devices d JOIN push_outbox o ON o.app = d.app AND o.task_id = $1 AND o.reg_id = d.reg_id
+		WHERE d.app = $2 AND d.target = $3 ORDER BY o.reg_id`, taskID, int64(app), int64(target))
+	if err != nil {
+		return nil, dbErr("read queued sends", err)
+	}
+	defer rows.Close()
+	var out []im.QueuedSend
+	for rows.Next() {
+		var q im.QueuedSend
+		var vendor string
+		if err := rows.Scan(&q.RegistrationID, &vendor, &q.Platform, &q.Attempts, &q.DueAt, &q.LeaseUntil); err != nil {
+			return nil, dbErr("read queued sends", err)
+		}
+		q.Vendor = im.Vendor(vendor)
+		out = append(out, q)
+	}
+	return out, dbErr("read queued sends", rows.Err())
 }
 
 // AccountSends returns a task's results for one recipient.

@@ -20,14 +20,33 @@ var (
 
 const deviceColumns = `reg_id, target, owner, platform, vendor, token, bundle, endpoint, p256dh, auth, cred_hash, updated_at`
 
+// moveTokenSQL and moveEndpointSQL clear a token or a Web Push endpoint
+// from every other device of the app that holds it. One statement per
+// address, each naming its partial index's condition (token <> ”,
+// endpoint <> ”), so that it reads the index (push_devices_token,
+// push_devices_endpoint), not every device of the app. INDEXED BY: without
+// statistics SQLite prefers the primary key's (app) prefix, a scan of the
+// app's devices.
+const (
+	moveTokenSQL = `UPDATE push_devices INDEXED BY push_devices_token SET token = '', endpoint = '', p256dh = '', auth = ''
+		WHERE app = ? AND token <> '' AND token = ? AND reg_id <> ?`
+	moveEndpointSQL = `UPDATE push_devices INDEXED BY push_devices_endpoint SET token = '', endpoint = '', p256dh = '', auth = ''
+		WHERE app = ? AND endpoint <> '' AND endpoint = ? AND reg_id <> ?`
+)
+
 // PutPushDevice creates or replaces the device's row, taking its token or
 // endpoint from any other device of the app that held it.
 func (s *Store) PutPushDevice(ctx context.Context, app uint64, d im.PushDevice) error {
 	return s.w.do(ctx, 1, func(t *wtx) ([]im.Change, error) {
-		if _, err := t.execSQL(`UPDATE push_devices SET token = '', endpoint = '', p256dh = '', auth = ''
-			WHERE app = ? AND reg_id <> ? AND (? <> '' AND token = ? OR ? <> '' AND endpoint = ?)`,
-			int64(app), d.RegistrationID, d.Token, d.Token, d.Endpoint, d.Endpoint); err != nil {
-			return nil, dbErr("move token", err)
+		if d.Token != "" {
+			if _, err := t.execSQL(moveTokenSQL, int64(app), d.Token, d.RegistrationID); err != nil {
+				return nil, dbErr("move token", err)
+			}
+		}
+		if d.Endpoint != "" {
+			if _, err := t.execSQL(moveEndpointSQL, int64(app), d.Endpoint, d.RegistrationID); err != nil {
+				return nil, dbErr("move endpoint", err)
+			}
 		}
 		_, err := t.execSQL(`INSERT INTO push_devices (app, `+deviceColumns+`)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -204,6 +223,31 @@ func (t *wtx) dueSends(now int64, limit int) ([]im.OutboxItem, error) {
 	return out, dbErr("claim sends", rows.Err())
 }
 
+// RenewOutbox extends the lease of the items still leased to owner.
+func (s *Store) RenewOutbox(ctx context.Context, owner string, items []im.OutboxItem, leaseUntil int64) (int, error) {
+	if len(items) == 0 {
+		return 0, nil
+	}
+	var n int64
+	err := s.w.do(ctx, len(items), func(t *wtx) ([]im.Change, error) {
+		n = 0
+		for _, it := range items {
+			res, err := t.execSQL(`UPDATE push_outbox SET lease_until = ? WHERE app = ? AND task_id = ? AND reg_id = ? AND owner = ?`,
+				leaseUntil, int64(it.App), it.TaskID, it.RegistrationID, owner)
+			if err != nil {
+				return nil, dbErr("renew sends", err)
+			}
+			k, err := res.RowsAffected()
+			if err != nil {
+				return nil, dbErr("renew sends", err)
+			}
+			n += k
+		}
+		return nil, nil
+	})
+	return int(n), err
+}
+
 // FinishOutbox deletes the send and records its result.
 func (s *Store) FinishOutbox(ctx context.Context, r im.SendResult) error {
 	return s.w.do(ctx, 1, func(t *wtx) ([]im.Change, error) {
@@ -272,6 +316,28 @@ func (s *Store) SendCounts(ctx context.Context, app uint64, taskID string) ([]im
 		out = append(out, c)
 	}
 	return out, dbErr("count sends", rows.Err())
+}
+
+// QueuedSends returns a task's queued sends to the devices of target.
+func (s *Store) QueuedSends(ctx context.Context, app uint64, taskID string, target uint32) ([]im.QueuedSend, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT o.reg_id, d.vendor, d.platform, o.attempts, o.due_at, o.lease_until
+		FROM push_devices d JOIN push_outbox o ON o.app = d.app AND o.task_id = ? AND o.reg_id = d.reg_id
+		WHERE d.app = ? AND d.target = ? ORDER BY o.reg_id`, taskID, int64(app), int64(target))
+	if err != nil {
+		return nil, dbErr("read queued sends", err)
+	}
+	defer rows.Close()
+	var out []im.QueuedSend
+	for rows.Next() {
+		var q im.QueuedSend
+		var vendor string
+		if err := rows.Scan(&q.RegistrationID, &vendor, &q.Platform, &q.Attempts, &q.DueAt, &q.LeaseUntil); err != nil {
+			return nil, dbErr("read queued sends", err)
+		}
+		q.Vendor = im.Vendor(vendor)
+		out = append(out, q)
+	}
+	return out, dbErr("read queued sends", rows.Err())
 }
 
 // AccountSends returns a task's results for one recipient.

@@ -78,6 +78,29 @@ func (h harness) testPushDevices(t *testing.T) {
 	if err != nil || d.Token != "" || d.Owner != "alice" || d.Platform != "ios" {
 		t.Errorf("after drop and reopen: %+v, %v", d, err)
 	}
+	// A subscription endpoint moves as a token does, within its app only.
+	sub := im.PushDevice{Target: 9, Vendor: im.VendorWebPush, Endpoint: "https://push.example/e2", P256dh: "p", Auth: "a"}
+	for _, put := range []struct {
+		app uint64
+		id  string
+	}{{otherApp, "r-w1"}, {testApp, "r-w1"}, {testApp, "r-w2"}} {
+		d := sub
+		d.RegistrationID = put.id
+		if err := f.s.PutPushDevice(f.ctx, put.app, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d, err := f.s.PushDevice(f.ctx, testApp, "r-w1"); err != nil || d.Endpoint != "" || d.P256dh != "" || d.Auth != "" {
+		t.Errorf("r-w1 after its endpoint moved to r-w2: %+v, %v", d, err)
+	}
+	for _, at := range []struct {
+		app uint64
+		id  string
+	}{{testApp, "r-w2"}, {otherApp, "r-w1"}} {
+		if d, err := f.s.PushDevice(f.ctx, at.app, at.id); err != nil || d.Endpoint != sub.Endpoint {
+			t.Errorf("app %d %s: %+v, %v; want endpoint %s", at.app, at.id, d, err, sub.Endpoint)
+		}
+	}
 }
 
 func (h harness) testOutbox(t *testing.T) {
@@ -213,5 +236,79 @@ func (h harness) testOutbox(t *testing.T) {
 	}
 	if res, err := f.s.SendResults(f.ctx, testApp, "t1", r.RegistrationID, 10); err != nil || len(res) != 0 {
 		t.Errorf("SendResults after the last = %+v, %v", res, err)
+	}
+}
+
+// testOutboxRenew: a renewed lease keeps its sends from other owners past
+// the original lease; only the owner's unfinished sends are renewed.
+func (h harness) testOutboxRenew(t *testing.T) {
+	f := h.fresh(t)
+	const created = 1_000_000
+	now := int64(created) * 1000
+	f.create(pushTask(testApp, "t1", 1, created, 7), 0)
+	for _, d := range []im.PushDevice{
+		{RegistrationID: "a", Target: 7, Vendor: im.VendorAPNs, Token: "ta"},
+		{RegistrationID: "b", Target: 7, Vendor: im.VendorFCM, Token: "tb"},
+		{RegistrationID: "c", Target: 7, Vendor: im.VendorFCM, Token: "tc"},
+	} {
+		if err := f.s.PutPushDevice(f.ctx, testApp, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := f.s.EnqueueOffline(f.ctx, testApp, "t1", []uint32{7}, now); err != nil || n != 3 {
+		t.Fatalf("EnqueueOffline = %d, %v; want 3", n, err)
+	}
+	its, err := f.s.ClaimOutbox(f.ctx, "n1", now, now+1000, 10)
+	if err != nil || len(its) != 3 {
+		t.Fatalf("ClaimOutbox = %+v, %v; want 3", its, err)
+	}
+	if n, err := f.s.RenewOutbox(f.ctx, "n1", nil, now+5000); err != nil || n != 0 {
+		t.Fatalf("RenewOutbox(none) = %d, %v", n, err)
+	}
+	// One finished, one retried (released): only the third is still n1's.
+	if err := f.s.FinishOutbox(f.ctx, im.SendResult{App: testApp, TaskID: "t1", RegistrationID: its[0].RegistrationID, At: created}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.s.RetryOutbox(f.ctx, testApp, "t1", its[1].RegistrationID, now+2000); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := f.s.RenewOutbox(f.ctx, "n2", its, now+5000); err != nil || n != 0 {
+		t.Fatalf("RenewOutbox by another owner = %d, %v; want 0", n, err)
+	}
+	if n, err := f.s.RenewOutbox(f.ctx, "n1", its, now+5000); err != nil || n != 1 {
+		t.Fatalf("RenewOutbox = %d, %v; want 1 (the one still leased to n1)", n, err)
+	}
+	// Past the first lease, another owner gets the retried send only.
+	got, err := f.s.ClaimOutbox(f.ctx, "n2", now+3000, now+9000, 10)
+	if err != nil || len(got) != 1 || got[0].RegistrationID != its[1].RegistrationID {
+		t.Fatalf("ClaimOutbox past the first lease = %+v, %v; want only %s", got, err, its[1].RegistrationID)
+	}
+	if got, err := f.s.ClaimOutbox(f.ctx, "n2", now+5000, now+6000, 10); err != nil || len(got) != 1 || got[0].RegistrationID != its[2].RegistrationID {
+		t.Fatalf("ClaimOutbox past the renewed lease = %+v, %v; want %s", got, err, its[2].RegistrationID)
+	}
+	// The trace's view: the two sends still queued, with their device.
+	q, err := f.s.QueuedSends(f.ctx, testApp, "t1", 7)
+	if err != nil || len(q) != 2 {
+		t.Fatalf("QueuedSends = %+v, %v; want 2", q, err)
+	}
+	for _, x := range q {
+		switch x.RegistrationID {
+		case its[1].RegistrationID:
+			if x.Attempts != 1 || x.LeaseUntil != now+9000 || x.DueAt != now+2000 {
+				t.Errorf("retried send %+v", x)
+			}
+		case its[2].RegistrationID:
+			if x.Attempts != 0 || x.LeaseUntil != now+6000 {
+				t.Errorf("renewed send %+v", x)
+			}
+		default:
+			t.Errorf("queued %+v: it was finished", x)
+		}
+		if x.Vendor != im.VendorFCM && x.Vendor != im.VendorAPNs {
+			t.Errorf("queued send without its device's vendor: %+v", x)
+		}
+	}
+	if q, err := f.s.QueuedSends(f.ctx, testApp, "t1", 9); err != nil || len(q) != 0 {
+		t.Errorf("QueuedSends of a target without devices = %+v, %v", q, err)
 	}
 }

@@ -87,6 +87,7 @@ func (h harness) run(t *testing.T) {
 	t.Run("Leases", h.testLeases)
 	t.Run("PushDevices", h.testPushDevices)
 	t.Run("Outbox", h.testOutbox)
+	t.Run("OutboxRenew", h.testOutboxRenew)
 	h.runTwoHandles(t)
 }
 
