@@ -222,7 +222,7 @@ func TestAudienceCache(t *testing.T) {
 	}
 	// A damaged audience row: the store keeps whatever bytes it was given.
 	bad := delivertest.OpenFaulty(t)
-	if _, _, err := bad.CreateTask(ctx, im.PushTask{App: 1, ID: "bad", State: im.TaskDone, Audience: []byte{1, 2, 3}}, 1<<62); err != nil {
+	if _, _, err := bad.CreateTask(ctx, im.PushTask{App: 1, ID: "bad", State: im.TaskDone, Audience: []byte{1, 2, 3}}, 1<<62, im.TaskLimits{}); err != nil {
 		t.Fatal(err)
 	}
 	bc := NewAudienceCache(bad, 0)

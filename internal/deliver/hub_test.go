@@ -198,7 +198,7 @@ func TestCatchUpSendsUnackedStoredPushes(t *testing.T) {
 	online.OnlineOnly = true
 	h.tasks.Add(online, 1) // never stored
 	h.tasks.Add(pushTask("revoked"), 1)
-	if err := h.tasks.RevokeTask(ctx, testApp, "revoked", time.Now().Unix(), nil); err != nil {
+	if err := h.tasks.RevokeTask(ctx, testApp, "revoked", time.Now().Unix(), nil, im.TaskLimits{}); err != nil {
 		t.Fatal(err)
 	}
 	expired := pushTask("expired")

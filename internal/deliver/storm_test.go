@@ -147,7 +147,7 @@ func TestReconnectStormLosesNothingAndClosesNothing(t *testing.T) {
 		task, _, err := st.CreateTask(ctx, im.PushTask{App: testApp, ID: id, Kind: im.PushCondition, MsgRandom: seq,
 			From: "admin", MsgBody: json.RawMessage(`[{"MsgType":"TIMTextElem","MsgContent":{"Text":"hi"}}]`),
 			CreatedAt: time.Now().Unix(), ExpiresAt: time.Now().Add(time.Hour).Unix(), Audience: b,
-			Total: int64(aud.GetCardinality()), State: im.TaskDone}, 0)
+			Total: int64(aud.GetCardinality()), State: im.TaskDone}, 0, im.TaskLimits{})
 		if err != nil {
 			t.Error(err)
 			return

@@ -109,7 +109,7 @@ func createTask(t *testing.T, st im.PushStore, id string, aud *roaring.Bitmap, o
 	task := im.PushTask{App: app, ID: id, Kind: im.PushCondition, MsgRandom: uint32(len(id)) + uint32(id[len(id)-1]),
 		From: "admin", Offline: []byte(`{"Title":"x"}`), OnlineOnly: onlineOnly, CreatedAt: time.Now().Unix(),
 		Audience: b, Total: int64(aud.GetCardinality()), State: im.TaskPending}
-	out, created, err := st.CreateTask(context.Background(), task, 1<<62)
+	out, created, err := st.CreateTask(context.Background(), task, 1<<62, im.TaskLimits{})
 	if err != nil || !created {
 		t.Fatalf("CreateTask: %v %v", created, err)
 	}
@@ -311,7 +311,7 @@ func TestFanoutRevoke(t *testing.T) {
 	for l.ncalls("t1") < 2 {
 		time.Sleep(time.Millisecond)
 	}
-	if err := st.RevokeTask(ctx, app, "t1", time.Now().Unix(), nil); err != nil {
+	if err := st.RevokeTask(ctx, app, "t1", time.Now().Unix(), nil, im.TaskLimits{}); err != nil {
 		t.Fatal(err)
 	}
 	e.Revoke(&task)

@@ -354,7 +354,7 @@ func TestSyncPagingExpiryRevokeAndIsolation(t *testing.T) {
 	add("ab1", later, alice, bob)
 	add("gone", now.Add(-time.Second), alice, bob) // expired
 	add("rev", later, alice, bob)
-	if err := e.tasks.RevokeTask(ctx, appA.SDKAppID, "rev", now.Unix(), nil); err != nil {
+	if err := e.tasks.RevokeTask(ctx, appA.SDKAppID, "rev", now.Unix(), nil, im.TaskLimits{}); err != nil {
 		t.Fatal(err)
 	}
 	online := im.PushTask{App: appA.SDKAppID, ID: "live", From: "administrator", OnlineOnly: true}

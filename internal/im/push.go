@@ -142,13 +142,31 @@ type TaskCounts struct {
 	Lost      int64 // webhook events dropped after the retry bound
 }
 
+// TaskLimits are the per-app limits CreateTask and RevokeTask check inside
+// their transaction, so that they hold for every node of a cluster at once
+// (two nodes can never both pass the same interval). The store keeps, per
+// app and task kind, when the last task was created and how many were
+// created in the current UTC day (and, apart, when the last revoke was),
+// and updates them in that transaction: for every created task or revoke,
+// even one whose limits are 0, so that turning limits on mid-day counts
+// what was already sent. A zero NowMs checks and records nothing.
+type TaskLimits struct {
+	NowMs      int64 // the caller's clock, unix ms
+	IntervalMs int64 // least time since the previous one (90024, 90051); 0: none
+	PerDay     int64 // tasks of the kind per UTC day (90047); 0: none
+}
+
 // TaskStore persists push tasks and their progress.
 type TaskStore interface {
 	// CreateTask persists t, giving it the next Seq, unless the app already
 	// has a task of t.Kind with t.MsgRandom created at or after dedupSince;
 	// then it returns that task and false. A task whose ID exists is
-	// ErrExists.
-	CreateTask(ctx context.Context, t PushTask, dedupSince int64) (PushTask, bool, error)
+	// ErrExists. In the same transaction, after the MsgRandom check, it
+	// applies lim to the app's tasks of t.Kind (see TaskLimits): 90024 when
+	// the previous one was created less than lim.IntervalMs before
+	// lim.NowMs, 90047 when lim.PerDay were created in lim.NowMs's UTC day;
+	// then nothing is written.
+	CreateTask(ctx context.Context, t PushTask, dedupSince int64, lim TaskLimits) (PushTask, bool, error)
 	// Task returns one task, or ErrNotFound.
 	Task(ctx context.Context, app uint64, id string) (PushTask, error)
 	// UnfinishedTasks returns Pending and Running tasks of every app, in
@@ -165,7 +183,15 @@ type TaskStore interface {
 	// fan-out engine saves through SaveFanout.
 	SaveProgress(ctx context.Context, app uint64, id string, cursor int64, state TaskState, c TaskCounts) error
 	// RevokeTask marks a task Revoked: 90049 unknown, 90050 already revoked.
-	RevokeTask(ctx context.Context, app uint64, id string, at int64, info json.RawMessage) error
+	// First, in the same transaction, 90051 when the app's previous revoke
+	// was less than lim.IntervalMs before lim.NowMs (lim.PerDay is unused).
+	RevokeTask(ctx context.Context, app uint64, id string, at int64, info json.RawMessage, lim TaskLimits) error
+	// RevokedSince returns the IDs of the app's tasks revoked at or after
+	// since (unix s, RevokedAt), in revoke order, at most limit: what a
+	// node that may have missed revoke events tells its connections again.
+	// Only tasks created at or after since-RevokeWindow are looked at (a
+	// task is revocable for RevokeWindow after its creation).
+	RevokedSince(ctx context.Context, app uint64, since int64, limit int) ([]string, error)
 	// StoredHeads returns the heads of the app's stored, unrevoked tasks
 	// with Seq > afterSeq that have not expired at now, in Seq order, at
 	// most limit. It reads no audience, so its cost does not grow with

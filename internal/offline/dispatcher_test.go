@@ -139,7 +139,7 @@ func (w *world) push(id string, vendorUntil int64) {
 	w.random++
 	_, _, err := w.st.CreateTask(context.Background(), im.PushTask{App: app, ID: id, Kind: im.PushCondition, From: "admin", MsgRandom: w.random,
 		Offline: []byte(`{"Title":"T","Desc":"D"}`), CreatedAt: now, ExpiresAt: now + 3600, VendorUntil: vendorUntil,
-		Audience: b, Total: int64(aud.GetCardinality()), State: im.TaskPending}, 0)
+		Audience: b, Total: int64(aud.GetCardinality()), State: im.TaskPending}, 0, im.TaskLimits{})
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -233,7 +233,7 @@ func TestRevokeBeforeSend(t *testing.T) {
 	w.push("r1", time.Now().Unix()+3600)
 	w.waitDone("r1")
 	w.waitQueue("r1", 4) // queued, the dispatcher not started
-	if err := w.st.RevokeTask(ctx, app, "r1", time.Now().Unix(), nil); err != nil {
+	if err := w.st.RevokeTask(ctx, app, "r1", time.Now().Unix(), nil, im.TaskLimits{}); err != nil {
 		t.Fatal(err)
 	}
 	w.disp.Start(ctx)

@@ -23,7 +23,10 @@
 // A lost "chunk" event is made up from the store: the node runs a catch-up
 // for each connection of the app, which sends the stored pushes it is owed
 // and was not given. Online-only pushes are not stored and are lost with
-// the event, as they are when the client is offline.
+// the event, as they are when the client is offline. A lost "revoke" event
+// is made up from the store too: the node reads the tasks revoked since it
+// last heard from the publishers (Store.RevokedSince) and tells its
+// connections again; a client may get a revoke twice, never none.
 package relay
 
 import (
@@ -53,18 +56,30 @@ const (
 // OnlineTimeout bounds how long Online and Connected wait for the peers.
 const OnlineTimeout = 500 * time.Millisecond
 
+// Store is what the relay reads from the store every node shares: kicks
+// (accounts) and revoked tasks.
+type Store interface {
+	im.AccountStore
+	RevokedSince(ctx context.Context, app uint64, since int64, limit int) ([]string, error)
+}
+
 // Relay joins a node's hub to the cluster. With a nil bus it is the hub.
 type Relay struct {
-	bus      *cluster.Bus
-	hub      *deliver.Hub
-	auth     *service.Auth
-	accounts im.AccountStore
-	log      *slog.Logger
+	bus   *cluster.Bus
+	hub   *deliver.Hub
+	auth  *service.Auth
+	store Store
+	log   *slog.Logger
 
 	subs []*cluster.Subscription
 
 	mu     sync.Mutex
 	remote map[uint64]*roaring.Bitmap // peers' connected ordinals, from the last Connected
+	// revSeen is when (unix s) a revoke event last came from each node for
+	// each app: a lost one was published after it, so a revoke gap sweeps
+	// the store from there (started when there is none).
+	revSeen map[revKey]int64
+	started int64
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -73,13 +88,14 @@ type Relay struct {
 
 // New returns a relay for hub over bus. auth's kick cache is trusted only
 // while the bus is healthy.
-func New(bus *cluster.Bus, hub *deliver.Hub, auth *service.Auth, accounts im.AccountStore, log *slog.Logger) *Relay {
+func New(bus *cluster.Bus, hub *deliver.Hub, auth *service.Auth, store Store, log *slog.Logger) *Relay {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &Relay{bus: bus, hub: hub, auth: auth, accounts: accounts, log: log,
-		remote: map[uint64]*roaring.Bitmap{}, ctx: ctx, cancel: cancel}
+	r := &Relay{bus: bus, hub: hub, auth: auth, store: store, log: log,
+		remote: map[uint64]*roaring.Bitmap{}, revSeen: map[revKey]int64{}, started: time.Now().Unix(),
+		ctx: ctx, cancel: cancel}
 	if bus.Clustered() && auth != nil {
 		auth.SetKickTrust(bus.Healthy)
 	}
@@ -97,7 +113,7 @@ func (r *Relay) Start() error {
 		gap  func(string)
 	}{
 		{kindChunk, r.onChunk, r.chunkGap},
-		{kindRevoke, r.onRevoke, nil},
+		{kindRevoke, r.onRevoke, r.revokeGap},
 		{kindKick, r.onKick, r.kickGap},
 		{kindOnline, r.onOnline, nil},
 		{kindConn, r.onConnected, nil},
@@ -237,6 +253,18 @@ func (r *Relay) onRevoke(m cluster.Msg) {
 	if m.Self || app == 0 || id == "" || len(id) > 128 {
 		return
 	}
+	r.mu.Lock()
+	if len(r.revSeen) >= maxRevSeen {
+		clear(r.revSeen) // a later gap sweeps from started (at most revokeLookback)
+	}
+	r.revSeen[revKey{app, m.Node}] = time.Now().Unix()
+	r.mu.Unlock()
+	r.revokeOne(app, id)
+}
+
+// revokeOne reads task id's audience and tells this node's connections in
+// it to drop the task, in the background.
+func (r *Relay) revokeOne(app uint64, id string) {
 	r.work.Go(func() {
 		ctx, cancel := context.WithTimeout(r.ctx, 30*time.Second)
 		defer cancel()
@@ -246,6 +274,68 @@ func (r *Relay) onRevoke(m cluster.Msg) {
 			return
 		}
 		r.hub.Revoke(app, id, aud)
+	})
+}
+
+type revKey struct {
+	app  uint64
+	node string
+}
+
+const (
+	// maxRevSeen bounds Relay.revSeen.
+	maxRevSeen = 100_000
+	// revokeSlack is taken off a revoke sweep's start: RevokedAt is the
+	// revoking node's clock, which may run behind this one's.
+	revokeSlack = 60
+	// revokeLookback bounds how far back a sweep reads: a task is
+	// revocable for im.RevokeWindow after it was created, and a revoke
+	// older than that is not told again.
+	revokeLookback = im.RevokeWindow
+	// maxRevokeSweep bounds the revokes one sweep tells again per app.
+	maxRevokeSweep = 10_000
+)
+
+// revokeGap runs when revoke events may have been lost (a publisher's
+// sequence skipped one, or NATS was down): the tasks of the app (or of
+// every app this node has connections for) revoked since the earliest
+// last-heard-from of a publisher are read from the store and revoked on
+// this node's connections again.
+func (r *Relay) revokeGap(subject string) {
+	app := cluster.AppOf(subject)
+	now := time.Now().Unix()
+	r.mu.Lock()
+	since := now
+	found := false
+	for k, at := range r.revSeen {
+		if app == 0 || k.app == app {
+			since, found = min(since, at), true
+		}
+	}
+	if !found {
+		since = r.started
+	}
+	r.mu.Unlock()
+	since = max(since-revokeSlack, now-revokeLookback)
+	apps := []uint64{app}
+	if app == 0 {
+		apps = r.hub.Apps()
+	}
+	r.log.Warn("revoke events may have been lost; re-reading the revokes from the store",
+		"subject", subject, "since", since)
+	r.work.Go(func() {
+		for _, a := range apps {
+			ctx, cancel := context.WithTimeout(r.ctx, 30*time.Second)
+			ids, err := r.store.RevokedSince(ctx, a, since, maxRevokeSweep)
+			cancel()
+			if err != nil {
+				r.log.Error("could not re-read revokes after a gap", "sdkappid", a, "err", err)
+				continue
+			}
+			for _, id := range ids {
+				r.revokeOne(a, id)
+			}
+		}
 	})
 }
 
@@ -309,7 +399,7 @@ func (r *Relay) recheck(app uint64) {
 		batch := ids[:min(len(ids), 500)]
 		ids = ids[len(batch):]
 		ctx, cancel := context.WithTimeout(r.ctx, 30*time.Second)
-		accts, err := r.accounts.Accounts(ctx, app, batch)
+		accts, err := r.store.Accounts(ctx, app, batch)
 		cancel()
 		if err != nil {
 			r.log.Error("could not re-read kicks; closing the connections of the accounts not checked", "sdkappid", app, "err", err)

@@ -8,11 +8,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"timd/internal/testenv"
 	"time"
 
 	"github.com/RoaringBitmap/roaring/v2"
@@ -39,11 +39,7 @@ type node struct {
 
 func natsURL(t *testing.T) string {
 	t.Helper()
-	u := os.Getenv("TIMD_TEST_NATS")
-	if u == "" {
-		t.Skip("TIMD_TEST_NATS is not set (e.g. nats://127.0.0.1:4222): skipping the relay tests against a real NATS server")
-	}
-	return u
+	return testenv.NATSURL(t)
 }
 
 func newNode(t *testing.T, st *sqlite.Store, url, prefix string) *node {
@@ -68,11 +64,12 @@ func newNode(t *testing.T, st *sqlite.Store, url, prefix string) *node {
 
 // client is one WebSocket, counting push frames by TaskId.
 type client struct {
-	mu     sync.Mutex
-	pushes map[string]int
-	pongs  int
-	closed websocket.StatusCode // the server's close code, -1 while open
-	ws     *websocket.Conn
+	mu      sync.Mutex
+	pushes  map[string]int
+	revokes map[string]int
+	pongs   int
+	closed  websocket.StatusCode // the server's close code, -1 while open
+	ws      *websocket.Conn
 }
 
 func (n *node) connect(t *testing.T, ord uint32) *client {
@@ -82,7 +79,7 @@ func (n *node) connect(t *testing.T, ord uint32) *client {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ws.CloseNow() })
-	c := &client{pushes: map[string]int{}, ws: ws, closed: -1}
+	c := &client{pushes: map[string]int{}, revokes: map[string]int{}, ws: ws, closed: -1}
 	go func() {
 		for {
 			_, b, err := ws.Read(context.Background())
@@ -98,6 +95,8 @@ func (n *node) connect(t *testing.T, ord uint32) *client {
 			switch f.Type {
 			case "push":
 				c.pushes[f.TaskId]++
+			case "revoke":
+				c.revokes[f.TaskId]++
 			case "pong":
 				c.pongs++
 			}
@@ -146,7 +145,7 @@ func storeTask(t *testing.T, st *sqlite.Store, id string, aud *roaring.Bitmap) i
 		MsgRandom: uint32(r[0]) | uint32(r[1])<<8 | uint32(r[2])<<16 | uint32(r[3])<<24, // no dedup between tasks
 		From:      "admin", MsgBody: json.RawMessage(`[{"MsgType":"TIMTextElem","MsgContent":{"Text":"hi"}}]`),
 		CreatedAt: time.Now().Unix(), ExpiresAt: time.Now().Add(time.Hour).Unix(), Audience: b,
-		Total: int64(aud.GetCardinality()), State: im.TaskDone}, 0)
+		Total: int64(aud.GetCardinality()), State: im.TaskDone}, 0, im.TaskLimits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,6 +231,70 @@ func TestLostChunkIsRefetched(t *testing.T) {
 		if n := cb.count(id); n != 1 {
 			t.Errorf("%s arrived %d times, want once", id, n)
 		}
+	}
+}
+
+func (c *client) revoked(task string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.revokes[task]
+}
+
+// TestLostRevokeIsRefetched: a revoke event that never arrives (the
+// publisher's sequence skips it) is made up from the store: the next
+// revoke event from that publisher shows the gap, and node B reads the
+// tasks revoked since it last heard from it and tells its connection.
+func TestLostRevokeIsRefetched(t *testing.T) {
+	url := natsURL(t)
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	b := newNode(t, st, url, randomPrefix())
+	cb := b.connect(t, 2)
+	cb.settle(t)
+	aud := roaring.BitmapOf(2)
+	for _, id := range []string{"first", "lost", "third", "kept"} {
+		task := storeTask(t, st, id, aud)
+		b.hub.Deliver(&task, aud)
+	}
+	waitFor(t, "the pushes", func() bool { return cb.count("kept") == 1 })
+
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	revoke := func(seq int, id string, publish bool) { // through "other-node"
+		if err := st.RevokeTask(ctx, testApp, id, time.Now().Unix(), nil, im.TaskLimits{}); err != nil {
+			t.Fatal(err)
+		}
+		if !publish {
+			return
+		}
+		m := nats.NewMsg(b.bus.Subject(testApp, "revoke"))
+		m.Header.Set("Timd-Node", "other-node")
+		m.Header.Set("Timd-Seq", fmt.Sprint(seq))
+		m.Data = []byte(id)
+		if err := nc.PublishMsg(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	revoke(1, "first", true)
+	waitFor(t, "the first revoke", func() bool { return cb.revoked("first") == 1 })
+	revoke(2, "lost", false) // its event, seq 2, is lost
+	cb.settle(t)
+	if cb.revoked("lost") != 0 {
+		t.Fatal("the lost revoke arrived: the test cannot tell")
+	}
+	revoke(3, "third", true)
+	waitFor(t, "the lost revoke, refetched from the store", func() bool { return cb.revoked("lost") >= 1 })
+	waitFor(t, "the third revoke", func() bool { return cb.revoked("third") >= 1 })
+	cb.settle(t)
+	if n := cb.revoked("kept"); n != 0 {
+		t.Errorf("a task never revoked was revoked %d times", n)
 	}
 }
 

@@ -139,7 +139,7 @@ func TestInboxCorruptAudience(t *testing.T) {
 	tasks := delivertest.OpenFaulty(t)
 	tasks.Add(im.PushTask{App: app, ID: "good"}, 1)
 	bad := im.PushTask{App: app, ID: "bad", State: im.TaskDone, Audience: []byte("not a bitmap")}
-	if _, _, err := tasks.CreateTask(context.Background(), bad, time.Now().Unix()); err != nil {
+	if _, _, err := tasks.CreateTask(context.Background(), bad, time.Now().Unix(), im.TaskLimits{}); err != nil {
 		t.Fatal(err)
 	}
 	_, _, _, err := service.NewInbox(tasks, deliver.NewAudienceCache(tasks, 0)).Sync(context.Background(), im.App{SDKAppID: app}, im.Account{Ordinal: 1}, 0, 10)

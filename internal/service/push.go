@@ -102,8 +102,11 @@ type Push struct {
 	apps map[uint64]*appPush
 }
 
-// appPush is one app's limit state. mu serializes the app's pushes so that
-// the interval, the quota and the MsgRandom check see each other.
+// appPush is one app's limit state on this node. mu serializes the app's
+// pushes through this node. The interval, the quota and the MsgRandom
+// check that hold for the cluster are made by the store, inside the task's
+// transaction (im.TaskLimits); last and lastRevoke only let this node
+// refuse early what it already knows is too soon.
 type appPush struct {
 	mu         sync.Mutex
 	last       map[im.PushKind]time.Time
@@ -219,7 +222,7 @@ func (p *Push) Send(ctx context.Context, app uint64, req *PushRequest, o SendOpt
 	if o.TaskID != "" {
 		t.ID = o.TaskID
 	}
-	out, created, err := p.store.CreateTask(ctx, t, since)
+	out, created, err := p.store.CreateTask(ctx, t, since, p.taskLimits(req, o, now))
 	if err != nil {
 		return im.PushTask{}, nil, err
 	}
@@ -234,6 +237,27 @@ func (p *Push) Send(ctx context.Context, app uint64, req *PushRequest, o SendOpt
 		p.fanout.Notify(app, out.ID)
 	}
 	return out, errs, nil
+}
+
+// taskLimits are the limits CreateTask checks again inside the task's
+// transaction (checkLimits only refuses early what this node already knows
+// is over, before the audience is evaluated): the interval unless o says
+// otherwise, and the kind's daily quota. Batches have neither. With limits
+// off every field but NowMs is 0, so the store only records the task.
+func (p *Push) taskLimits(req *PushRequest, o SendOptions, now time.Time) im.TaskLimits {
+	lim := im.TaskLimits{NowMs: now.UnixMilli()}
+	if req.Kind == im.PushBatch {
+		return lim
+	}
+	if o.Interval {
+		lim.IntervalMs = max(o.Limits.IntervalMs, 0)
+	}
+	lim.PerDay = o.Limits.PerDay
+	if req.Kind == im.PushLegacy {
+		lim.PerDay = o.Limits.LegacyPerDay
+	}
+	lim.PerDay = max(lim.PerDay, 0)
+	return lim
 }
 
 // repeat logs a MsgRandom repeat whose content differs from the first.
@@ -467,7 +491,8 @@ func (p *Push) Revoke(ctx context.Context, app uint64, taskID string, offline []
 	case t.Stored() && len(offline) == 0:
 		return im.Errorf(im.CodeRevokeNeedsInfo, "task %s stored copies: OfflinePushInfo is required to revoke it", taskID)
 	}
-	if err := p.store.RevokeTask(ctx, app, taskID, now.Unix(), offline); err != nil {
+	lim := im.TaskLimits{NowMs: now.UnixMilli(), IntervalMs: max(p.limits(app).RevokeIntervalMs, 0)}
+	if err := p.store.RevokeTask(ctx, app, taskID, now.Unix(), offline, lim); err != nil {
 		return err
 	}
 	a.lastRevoke = now

@@ -205,7 +205,7 @@ func (e *env) push(id string, kind im.PushKind, ords *roaring.Bitmap) {
 	t := im.PushTask{App: app, ID: id, Kind: kind, MsgRandom: e.rnd.Add(1),
 		From: "admin", Offline: []byte(`{"Title":"x"}`), DataID: "d-" + id, CreatedAt: time.Now().Unix(),
 		Audience: b, Total: int64(ords.GetCardinality()), State: im.TaskPending}
-	if _, _, err := e.st.CreateTask(context.Background(), t, 1<<62); err != nil {
+	if _, _, err := e.st.CreateTask(context.Background(), t, 1<<62, im.TaskLimits{}); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -406,7 +406,7 @@ func TestWebhooksRevokedAndNoURL(t *testing.T) {
 	if err := e.st.SaveProgress(ctx, app, "t1", 40, im.TaskRunning, im.TaskCounts{Total: 100, Sent: 40}); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.st.RevokeTask(ctx, app, "t1", time.Now().Unix(), nil); err != nil {
+	if err := e.st.RevokeTask(ctx, app, "t1", time.Now().Unix(), nil, im.TaskLimits{}); err != nil {
 		t.Fatal(err)
 	}
 	d := e.dispatcher(webhook.Options{})
@@ -493,7 +493,7 @@ func TestWebhooksOnlineOnlyThroughVendors(t *testing.T) {
 		task := im.PushTask{App: app, ID: tc.id, Kind: im.PushCondition, MsgRandom: e.rnd.Add(1), From: "admin",
 			Offline: []byte(`{"Title":"x"}`), CreatedAt: now, OnlineOnly: true, VendorUntil: tc.vendorUntil,
 			Audience: b, Total: 3, State: im.TaskPending}
-		if _, _, err := e.st.CreateTask(ctx, task, 1<<62); err != nil {
+		if _, _, err := e.st.CreateTask(ctx, task, 1<<62, im.TaskLimits{}); err != nil {
 			t.Fatal(err)
 		}
 		e.finish(tc.id)

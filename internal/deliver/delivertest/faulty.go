@@ -61,7 +61,7 @@ func Add(s im.TaskStore, t im.PushTask, ords ...uint32) im.PushTask {
 	if t.State == 0 {
 		t.State = im.TaskDone
 	}
-	out, created, err := s.CreateTask(context.Background(), t, math.MaxInt64)
+	out, created, err := s.CreateTask(context.Background(), t, math.MaxInt64, im.TaskLimits{})
 	if err != nil || !created {
 		panic("delivertest.Add " + t.ID + ": not created")
 	}

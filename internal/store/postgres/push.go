@@ -26,8 +26,10 @@ const (
 // kind and MsgRandom was created at or after dedupSince. The app's task
 // counter row is locked first, so the dedup check and the Seq are decided
 // under one lock held to commit: two nodes never create the same MsgRandom
-// twice, and Seqs follow commit order.
-func (s *Store) CreateTask(ctx context.Context, t im.PushTask, dedupSince int64) (im.PushTask, bool, error) {
+// twice, and Seqs follow commit order. The interval and the daily quota
+// (lim) are checked and recorded under the same lock (createLimit), so
+// two nodes never both pass one interval or go over the quota together.
+func (s *Store) CreateTask(ctx context.Context, t im.PushTask, dedupSince int64, lim im.TaskLimits) (im.PushTask, bool, error) {
 	cond, err := encodeCondition(t.Condition)
 	if err != nil {
 		return im.PushTask{}, false, err
@@ -47,6 +49,9 @@ func (s *Store) CreateTask(ctx context.Context, t im.PushTask, dedupSince int64)
 		}
 		if err != pgx.ErrNoRows {
 			return dbErr("read task", err)
+		}
+		if err := createLimit(ctx, tx, t.App, t.Kind, lim); err != nil {
+			return err
 		}
 		var seq int64
 		if err := tx.QueryRow(ctx, `UPDATE task_counters SET last_seq = last_seq + 1 WHERE app = $1 RETURNING last_seq`,
@@ -71,6 +76,45 @@ func (s *Store) CreateTask(ctx context.Context, t im.PushTask, dedupSince int64)
 		return im.PushTask{}, false, err
 	}
 	return out, created, nil
+}
+
+// createLimit applies lim to the app's tasks of kind (rules.CreateLimit)
+// and records the task about to be created; a zero lim.NowMs does nothing.
+// The caller holds the app's task_counters lock.
+func createLimit(ctx context.Context, tx pgx.Tx, app uint64, kind im.PushKind, lim im.TaskLimits) error {
+	if lim.NowMs == 0 {
+		return nil
+	}
+	st, err := lockLimitState(ctx, tx, app, int64(kind))
+	if err != nil {
+		return err
+	}
+	st, err = rules.CreateLimit(st, lim, func(day int64) (int64, error) {
+		var n int64
+		err := tx.QueryRow(ctx, `SELECT count(*) FROM push_tasks WHERE app = $1 AND kind = $2 AND created_at >= $3`,
+			int64(app), int16(kind), day).Scan(&n)
+		return n, dbErr("count tasks", err)
+	})
+	if err != nil {
+		return err
+	}
+	return saveLimitState(ctx, tx, app, int64(kind), st)
+}
+
+// lockLimitState locks one push_limits row, creating it (zero) if needed,
+// and returns it; the lock is held to commit.
+func lockLimitState(ctx context.Context, tx pgx.Tx, app uint64, kind int64) (rules.LimitState, error) {
+	var st rules.LimitState
+	err := tx.QueryRow(ctx, `INSERT INTO push_limits (app, kind) VALUES ($1, $2)
+		ON CONFLICT (app, kind) DO UPDATE SET last_ms = push_limits.last_ms
+		RETURNING last_ms, day, day_count`, int64(app), int16(kind)).Scan(&st.LastMs, &st.Day, &st.Count)
+	return st, dbErr("lock push limits", err)
+}
+
+func saveLimitState(ctx context.Context, tx pgx.Tx, app uint64, kind int64, st rules.LimitState) error {
+	_, err := tx.Exec(ctx, `UPDATE push_limits SET last_ms = $3, day = $4, day_count = $5 WHERE app = $1 AND kind = $2`,
+		int64(app), int16(kind), st.LastMs, st.Day, st.Count)
+	return dbErr("write push limits", err)
 }
 
 // Task returns one task, or im.ErrNotFound.
@@ -225,9 +269,23 @@ func (s *Store) SaveFanout(ctx context.Context, app uint64, id, owner string, cu
 }
 
 // RevokeTask marks a task Revoked: 90049 when unknown, 90050 when it
-// already is.
-func (s *Store) RevokeTask(ctx context.Context, app uint64, id string, at int64, info json.RawMessage) error {
+// already is. The revoke interval (lim) is checked first under the lock
+// of the app's revoke row, which it holds to commit, so that revokes
+// through two nodes see each other.
+func (s *Store) RevokeTask(ctx context.Context, app uint64, id string, at int64, info json.RawMessage, lim im.TaskLimits) error {
 	return s.write(ctx, func(tx pgx.Tx) error {
+		if lim.NowMs != 0 {
+			st, err := lockLimitState(ctx, tx, app, rules.RevokeKind)
+			if err != nil {
+				return err
+			}
+			if st, err = rules.RevokeLimit(st, lim); err != nil {
+				return err
+			}
+			if err := saveLimitState(ctx, tx, app, rules.RevokeKind, st); err != nil {
+				return err
+			}
+		}
 		var st int16
 		err := tx.QueryRow(ctx, `SELECT state FROM push_tasks WHERE app = $1 AND id = $2 FOR UPDATE`, int64(app), id).Scan(&st)
 		if err == pgx.ErrNoRows {
@@ -243,6 +301,28 @@ func (s *Store) RevokeTask(ctx context.Context, app uint64, id string, at int64,
 			WHERE app = $3 AND id = $4`, at, nullJSON(info), int64(app), id)
 		return dbErr("revoke task", err)
 	})
+}
+
+// RevokedSince returns the IDs of the app's tasks revoked at or after
+// since, in revoke order, at most limit. It walks the tasks created since
+// since-RevokeWindow on the (app, created_at) index.
+func (s *Store) RevokedSince(ctx context.Context, app uint64, since int64, limit int) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id FROM push_tasks WHERE app = $1 AND created_at >= $2 AND state = 4 AND revoked_at >= $3
+		ORDER BY revoked_at, seq LIMIT $4`,
+		int64(app), since-im.RevokeWindow, since, limit)
+	if err != nil {
+		return nil, dbErr("read revoked tasks", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, dbErr("read revoked tasks", err)
+		}
+		out = append(out, id)
+	}
+	return out, dbErr("read revoked tasks", rows.Err())
 }
 
 // CountTasks counts the app's tasks created at or after since.

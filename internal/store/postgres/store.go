@@ -12,8 +12,9 @@
 // log (im.ChangeLog) for everyone's, which relies on this process's
 // changes reaching the sink in commit order, one transaction's before the
 // next one commits (sinkMu, held across the transaction). SaveFanout is
-// fenced by the lease owner (im.ErrLeaseLost). Not done yet: the quota and
-// interval checks still run outside the task transaction.
+// fenced by the lease owner (im.ErrLeaseLost). The push interval, the
+// daily quota and the revoke interval are checked in the task's
+// transaction (push_limits, im.TaskLimits).
 package postgres
 
 import (
@@ -110,12 +111,19 @@ func (s *Store) migrate(ctx context.Context) (applied []string, err error) {
 		return nil, err
 	}
 	sort.Strings(names)
+	seen := map[int64]string{}
 	for _, name := range names {
 		base := strings.TrimPrefix(name, "migrations/")
 		v, err := strconv.ParseInt(strings.SplitN(base, "_", 2)[0], 10, 64)
 		if err != nil {
 			return nil, fmt.Errorf("postgres: migration %s: bad version", base)
 		}
+		// Two files with one number would run only the first (the second
+		// finds its version recorded): refuse to start instead.
+		if prev, ok := seen[v]; ok {
+			return nil, fmt.Errorf("postgres: migrations %s and %s share version %d", prev, base, v)
+		}
+		seen[v] = base
 		body, err := migrations.ReadFile(name)
 		if err != nil {
 			return nil, err

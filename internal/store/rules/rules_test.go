@@ -58,3 +58,63 @@ func TestUnionBitmaps(t *testing.T) {
 		t.Error("a corrupt bitmap was accepted")
 	}
 }
+
+func TestDayStart(t *testing.T) {
+	for _, c := range []struct{ ms, want int64 }{
+		{0, 0}, {86_399_999, 0}, {86_400_000, 86400}, {1_799_971_200_000 + 1, 1_799_971_200}, {-1, -86400},
+	} {
+		if got := DayStart(c.ms); got != c.want {
+			t.Errorf("DayStart(%d) = %d, want %d", c.ms, got, c.want)
+		}
+	}
+}
+
+func TestCreateLimit(t *testing.T) {
+	const day = 1_799_971_200
+	recounts := 0
+	recount := func(d int64) (int64, error) {
+		recounts++
+		if d != day {
+			t.Errorf("recount(%d), want %d", d, day)
+		}
+		return 2, nil
+	}
+	lim := im.TaskLimits{NowMs: day*1000 + 5000, IntervalMs: 1000, PerDay: 3}
+	st, err := CreateLimit(LimitState{}, lim, recount)
+	if err != nil || st != (LimitState{LastMs: lim.NowMs, Day: day, Count: 3}) || recounts != 1 {
+		t.Fatalf("first of the day = %+v, %v (recounts %d); want the store's 2 plus this one", st, err, recounts)
+	}
+	lim.NowMs += 999
+	if _, err := CreateLimit(st, lim, recount); im.CodeOf(err) != im.CodePushTooFrequent {
+		t.Fatalf("inside the interval: %v", err)
+	}
+	lim.NowMs++
+	if _, err := CreateLimit(st, lim, recount); im.CodeOf(err) != im.CodeDailyQuota || recounts != 1 {
+		t.Fatalf("over the quota: %v (recounts %d)", err, recounts)
+	}
+	lim.PerDay = 0
+	if st, err = CreateLimit(st, lim, recount); err != nil || st.Count != 4 {
+		t.Fatalf("no quota: %+v, %v", st, err)
+	}
+	// A slower clock never moves LastMs back.
+	lim.IntervalMs = 0
+	if got, err := CreateLimit(st, im.TaskLimits{NowMs: st.LastMs - 10}, recount); err != nil || got.LastMs != st.LastMs {
+		t.Fatalf("slow clock: %+v, %v", got, err)
+	}
+}
+
+func TestRevokeLimit(t *testing.T) {
+	lim := im.TaskLimits{NowMs: 10_000, IntervalMs: 1000}
+	st, err := RevokeLimit(LimitState{}, lim)
+	if err != nil || st.LastMs != 10_000 {
+		t.Fatalf("first revoke = %+v, %v", st, err)
+	}
+	lim.NowMs = 10_999
+	if _, err := RevokeLimit(st, lim); im.CodeOf(err) != im.CodeRevokeTooFrequent {
+		t.Fatalf("inside the interval: %v", err)
+	}
+	lim.NowMs = 11_000
+	if st, err = RevokeLimit(st, lim); err != nil || st.LastMs != 11_000 {
+		t.Fatalf("after the interval = %+v, %v", st, err)
+	}
+}

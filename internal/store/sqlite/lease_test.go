@@ -18,7 +18,7 @@ func TestReleaseLeases(t *testing.T) {
 	defer s.Close()
 	for i, id := range []string{"run", "done"} {
 		if _, _, err := s.CreateTask(ctx, im.PushTask{App: 1, ID: id, MsgRandom: uint32(i + 1), State: im.TaskPending,
-			CreatedAt: 1, Audience: []byte{}}, 0); err != nil {
+			CreatedAt: 1, Audience: []byte{}}, 0, im.TaskLimits{}); err != nil {
 			t.Fatal(err)
 		}
 		if ok, err := s.ClaimTask(ctx, 1, id, "host/old-boot", 1000, 1<<50); err != nil || !ok {

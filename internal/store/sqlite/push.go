@@ -41,8 +41,9 @@ func (t *wtx) execSQL(query string, args ...any) (sql.Result, error) {
 
 // CreateTask persists t with the app's next Seq unless a task of the same
 // app and kind with t.MsgRandom was created at or after dedupSince; then
-// it returns that task and false.
-func (s *Store) CreateTask(ctx context.Context, t im.PushTask, dedupSince int64) (im.PushTask, bool, error) {
+// it returns that task and false. The interval and the daily quota (lim)
+// are checked and recorded in the same job (createLimit).
+func (s *Store) CreateTask(ctx context.Context, t im.PushTask, dedupSince int64, lim im.TaskLimits) (im.PushTask, bool, error) {
 	cond, err := encodeCondition(t.Condition)
 	if err != nil {
 		return im.PushTask{}, false, err
@@ -58,6 +59,9 @@ func (s *Store) CreateTask(ctx context.Context, t im.PushTask, dedupSince int64)
 		}
 		if !errors.Is(err, sql.ErrNoRows) {
 			return nil, dbErr("read task", err)
+		}
+		if err := w.createLimit(t.App, t.Kind, lim); err != nil {
+			return nil, err
 		}
 		var seq int64
 		if err := w.queryRow(`SELECT COALESCE(MAX(seq), 0) + 1 FROM push_tasks WHERE app = ?`,
@@ -82,6 +86,46 @@ func (s *Store) CreateTask(ctx context.Context, t im.PushTask, dedupSince int64)
 		return im.PushTask{}, false, err
 	}
 	return out, created, nil
+}
+
+// createLimit applies lim to the app's tasks of kind (rules.CreateLimit)
+// and records the task about to be created; a zero lim.NowMs does nothing.
+func (t *wtx) createLimit(app uint64, kind im.PushKind, lim im.TaskLimits) error {
+	if lim.NowMs == 0 {
+		return nil
+	}
+	st, err := t.limitState(app, int64(kind))
+	if err != nil {
+		return err
+	}
+	st, err = rules.CreateLimit(st, lim, func(day int64) (int64, error) {
+		var n int64
+		err := t.queryRow(`SELECT count(*) FROM push_tasks WHERE app = ? AND kind = ? AND created_at >= ?`,
+			int64(app), int64(kind), day).Scan(&n)
+		return n, dbErr("count tasks", err)
+	})
+	if err != nil {
+		return err
+	}
+	return t.saveLimitState(app, int64(kind), st)
+}
+
+// limitState reads one push_limits row (the zero state when there is none).
+func (t *wtx) limitState(app uint64, kind int64) (rules.LimitState, error) {
+	var st rules.LimitState
+	err := t.queryRow(`SELECT last_ms, day, day_count FROM push_limits WHERE app = ? AND kind = ?`,
+		int64(app), kind).Scan(&st.LastMs, &st.Day, &st.Count)
+	if errors.Is(err, sql.ErrNoRows) {
+		return rules.LimitState{}, nil
+	}
+	return st, dbErr("read push limits", err)
+}
+
+func (t *wtx) saveLimitState(app uint64, kind int64, st rules.LimitState) error {
+	_, err := t.execSQL(`INSERT INTO push_limits (app, kind, last_ms, day, day_count) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (app, kind) DO UPDATE SET last_ms = excluded.last_ms, day = excluded.day,
+		day_count = excluded.day_count`, int64(app), kind, st.LastMs, st.Day, st.Count)
+	return dbErr("write push limits", err)
 }
 
 // Task returns one task, or im.ErrNotFound.
@@ -266,8 +310,20 @@ func (s *Store) SaveFanout(ctx context.Context, app uint64, id, owner string, cu
 
 // RevokeTask marks a task Revoked: 90049 when unknown, 90050 when it
 // already is.
-func (s *Store) RevokeTask(ctx context.Context, app uint64, id string, at int64, info json.RawMessage) error {
+func (s *Store) RevokeTask(ctx context.Context, app uint64, id string, at int64, info json.RawMessage, lim im.TaskLimits) error {
 	return s.w.do(ctx, 1, func(w *wtx) ([]im.Change, error) {
+		if lim.NowMs != 0 {
+			st, err := w.limitState(app, rules.RevokeKind)
+			if err != nil {
+				return nil, err
+			}
+			if st, err = rules.RevokeLimit(st, lim); err != nil {
+				return nil, err
+			}
+			if err := w.saveLimitState(app, rules.RevokeKind, st); err != nil {
+				return nil, err
+			}
+		}
 		var st int64
 		err := w.queryRow(`SELECT state FROM push_tasks WHERE app = ? AND id = ?`, int64(app), id).Scan(&st)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -283,6 +339,28 @@ func (s *Store) RevokeTask(ctx context.Context, app uint64, id string, at int64,
 			WHERE app = ? AND id = ?`, at, nullJSON(info), int64(app), id)
 		return nil, dbErr("revoke task", err)
 	})
+}
+
+// RevokedSince returns the IDs of the app's tasks revoked at or after
+// since, in revoke order, at most limit. It walks the tasks created since
+// since-RevokeWindow on the (app, created_at) index.
+func (s *Store) RevokedSince(ctx context.Context, app uint64, since int64, limit int) ([]string, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT id FROM push_tasks WHERE app = ? AND created_at >= ? AND state = 4 AND revoked_at >= ?
+		ORDER BY revoked_at, seq LIMIT ?`,
+		int64(app), since-im.RevokeWindow, since, limit)
+	if err != nil {
+		return nil, dbErr("read revoked tasks", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, dbErr("read revoked tasks", err)
+		}
+		out = append(out, id)
+	}
+	return out, dbErr("read revoked tasks", rows.Err())
 }
 
 // CountTasks counts the app's tasks created at or after since.

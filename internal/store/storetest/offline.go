@@ -180,7 +180,7 @@ func (h harness) testOutbox(t *testing.T) {
 	}
 	// A revoked task's sends are dropped, not claimed.
 	enqueue("t2", 2, 7)
-	if err := f.s.RevokeTask(f.ctx, testApp, "t2", created, nil); err != nil {
+	if err := f.s.RevokeTask(f.ctx, testApp, "t2", created, nil, im.TaskLimits{}); err != nil {
 		t.Fatal(err)
 	}
 	if its := claim("n5", now+100000, 10); len(its) != 2 { // t1's two, not t2's

@@ -56,7 +56,7 @@ func pushTask(app uint64, id string, random uint32, created int64, ords ...uint3
 
 func (f *fixture) create(t im.PushTask, dedupSince int64) (im.PushTask, bool) {
 	f.t.Helper()
-	got, created, err := f.s.CreateTask(f.ctx, t, dedupSince)
+	got, created, err := f.s.CreateTask(f.ctx, t, dedupSince, im.TaskLimits{})
 	if err != nil {
 		f.t.Fatalf("CreateTask(%s): %v", t.ID, err)
 	}
@@ -123,7 +123,7 @@ func (h harness) testPushCreate(t *testing.T) {
 			t.Errorf("CreateTask(%s) = %s seq %d, %v; want created with seq %d", c.t.ID, got.ID, got.Seq, created, wantSeq)
 		}
 	}
-	if _, _, err := f.s.CreateTask(f.ctx, pushTask(testApp, "t_a", 99, 3000, 1), 0); !errors.Is(err, im.ErrExists) {
+	if _, _, err := f.s.CreateTask(f.ctx, pushTask(testApp, "t_a", 99, 3000, 1), 0, im.TaskLimits{}); !errors.Is(err, im.ErrExists) {
 		t.Errorf("CreateTask with a used ID: %v, want im.ErrExists", err)
 	}
 	if found, err := f.s.TaskByRandom(f.ctx, testApp, im.PushCondition, 7, 0); err != nil || found.ID != "t_late" {
@@ -148,7 +148,7 @@ func (h harness) testPushDedupConcurrent(t *testing.T) {
 	results := make([]bool, 16)
 	for i := range results {
 		wg.Go(func() {
-			_, created, err := f.s.CreateTask(f.ctx, pushTask(testApp, fmt.Sprint("c", i), 42, 100, 1), 0)
+			_, created, err := f.s.CreateTask(f.ctx, pushTask(testApp, fmt.Sprint("c", i), 42, 100, 1), 0, im.TaskLimits{})
 			if err != nil {
 				t.Errorf("CreateTask: %v", err)
 			}
@@ -229,13 +229,13 @@ func (h harness) testPushProgress(t *testing.T) {
 		t.Errorf("Counts = %+v, %v", c, err)
 	}
 	// Revoke codes, and a revoke is never undone by progress.
-	if err := f.s.RevokeTask(f.ctx, testApp, "b", 50, json.RawMessage(`{"Title":"x"}`)); err != nil {
+	if err := f.s.RevokeTask(f.ctx, testApp, "b", 50, json.RawMessage(`{"Title":"x"}`), im.TaskLimits{}); err != nil {
 		t.Fatal(err)
 	}
-	if code := im.CodeOf(f.s.RevokeTask(f.ctx, testApp, "b", 51, nil)); code != im.CodeTaskRevoked {
+	if code := im.CodeOf(f.s.RevokeTask(f.ctx, testApp, "b", 51, nil, im.TaskLimits{})); code != im.CodeTaskRevoked {
 		t.Errorf("second revoke: code %d, want 90050", code)
 	}
-	if code := im.CodeOf(f.s.RevokeTask(f.ctx, testApp, "zz", 51, nil)); code != im.CodeTaskNotFound {
+	if code := im.CodeOf(f.s.RevokeTask(f.ctx, testApp, "zz", 51, nil, im.TaskLimits{})); code != im.CodeTaskNotFound {
 		t.Errorf("revoke of unknown task: code %d, want 90049", code)
 	}
 	st, err = f.s.SaveFanout(f.ctx, testApp, "b", "", 3, im.TaskDone, im.TaskCounts{Total: 4, Sent: 3}, nil)
@@ -274,7 +274,7 @@ func (h harness) testStoredHeads(t *testing.T) {
 	mk("expired", func(x *im.PushTask) { x.ExpiresAt = 150 })
 	mk("revoked", func(*im.PushTask) {})
 	mk("s3", func(*im.PushTask) {})
-	if err := f.s.RevokeTask(f.ctx, testApp, "revoked", 120, nil); err != nil {
+	if err := f.s.RevokeTask(f.ctx, testApp, "revoked", 120, nil, im.TaskLimits{}); err != nil {
 		t.Fatal(err)
 	}
 	f.create(pushTask(otherApp, "x", 1, 100, 1), 0)
@@ -435,7 +435,7 @@ func (h harness) testHooks(t *testing.T) {
 	if ok, err := f.s.ClaimTask(f.ctx, testApp, "h3", "n1", 100, 1000); err != nil || !ok {
 		t.Fatal(ok, err)
 	}
-	if err := f.s.RevokeTask(f.ctx, testApp, "h3", 11, nil); err != nil {
+	if err := f.s.RevokeTask(f.ctx, testApp, "h3", 11, nil, im.TaskLimits{}); err != nil {
 		t.Fatal(err)
 	}
 	if hs, _ := f.s.PendingHooks(f.ctx, 500, 10); len(hs) != 1 || hs[0].ID != "h2" {
@@ -535,10 +535,43 @@ func (h harness) testPushLeaseFence(t *testing.T) {
 	if err := f.s.SaveProgress(f.ctx, testApp, "t", 2, im.TaskRunning, im.TaskCounts{Total: 3, Sent: 2}); err != nil {
 		t.Fatalf("SaveProgress (unfenced): %v", err)
 	}
-	if err := f.s.RevokeTask(f.ctx, testApp, "t", 5000, nil); err != nil {
+	if err := f.s.RevokeTask(f.ctx, testApp, "t", 5000, nil, im.TaskLimits{}); err != nil {
 		t.Fatal(err)
 	}
 	if st, err := f.s.SaveFanout(f.ctx, testApp, "t", "old", 2, im.TaskRunning, im.TaskCounts{Total: 3, Sent: 2}, nil); err != nil || st != im.TaskRevoked {
 		t.Errorf("SaveFanout of a Revoked task = %v, %v; want Revoked", st, err)
+	}
+}
+
+func (h harness) testRevokedSince(t *testing.T) {
+	f := h.fresh(t)
+	for i, id := range []string{"r1", "r2", "r3"} {
+		f.create(pushTask(testApp, id, uint32(i+1), 1000, 1), 0)
+	}
+	f.create(pushTask(testApp, "old", 9, 1000-im.RevokeWindow-10, 1), 0)
+	f.create(pushTask(otherApp, "x", 1, 1000, 1), 0)
+	for _, r := range []struct {
+		app uint64
+		id  string
+		at  int64
+	}{{testApp, "r2", 1100}, {testApp, "old", 1150}, {testApp, "r1", 1200}, {otherApp, "x", 1100}} {
+		if err := f.s.RevokeTask(f.ctx, r.app, r.id, r.at, nil, im.TaskLimits{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		since int64
+		limit int
+		want  []string
+	}{
+		{1100, 10, []string{"r2", "r1"}}, // not "old": created before since-RevokeWindow
+		{1101, 10, []string{"r1"}},
+		{1100, 1, []string{"r2"}},
+		{1201, 10, nil},
+	} {
+		got, err := f.s.RevokedSince(f.ctx, testApp, c.since, c.limit)
+		if err != nil || !slices.Equal(got, c.want) {
+			t.Errorf("RevokedSince(%d, %d) = %v, %v; want %v", c.since, c.limit, got, err, c.want)
+		}
 	}
 }

@@ -25,6 +25,9 @@ import (
 //   - concurrent RecordAcks through both handles lose no acknowledgement;
 //   - of concurrent CreateTask calls with one MsgRandom through both
 //     handles exactly one creates, and all return that task;
+//   - of simultaneous pushes (or revokes) inside one interval exactly one
+//     is accepted, and concurrent creators never go over the daily quota
+//     (the limits are checked in the task's transaction, limits.go);
 //   - of concurrent ClaimTask calls by different owners exactly one wins,
 //     and once another handle took an expired lease over, the old owner's
 //     SaveFanout is refused (im.ErrLeaseLost);
@@ -59,6 +62,9 @@ func (h harness) runTwoHandles(t *testing.T) {
 	t.Run("TwoHandlesSeqCommitOrder", h.testTwoSeqOrder)
 	t.Run("TwoHandlesAcks", h.testTwoAcks)
 	t.Run("TwoHandlesDedup", h.testTwoDedup)
+	t.Run("TwoHandlesInterval", h.testTwoInterval)
+	t.Run("TwoHandlesQuota", h.testTwoQuota)
+	t.Run("TwoHandlesRevokeInterval", h.testTwoRevokeInterval)
 	t.Run("TwoHandlesLease", h.testTwoLease)
 	t.Run("TwoHandlesLeaseTakeover", h.testTwoLeaseTakeover)
 	t.Run("TwoHandlesNamedLease", h.testTwoLeaseName)
@@ -188,7 +194,7 @@ func (h harness) testTwoSeqOrder(t *testing.T) {
 	}()
 	seqs := make([]int64, n)
 	both(n, a, b, func(i int, f *fixture) {
-		got, created, err := f.s.CreateTask(f.ctx, pushTask(testApp, fmt.Sprintf("t%d", i), uint32(i+1), now, 1), 0)
+		got, created, err := f.s.CreateTask(f.ctx, pushTask(testApp, fmt.Sprintf("t%d", i), uint32(i+1), now, 1), 0, im.TaskLimits{})
 		if err != nil || !created {
 			t.Errorf("CreateTask %d: created %v, %v", i, created, err)
 		}
@@ -238,7 +244,7 @@ func (h harness) testTwoDedup(t *testing.T) {
 	var mu sync.Mutex
 	made, ids := 0, map[string]bool{}
 	both(10, a, b, func(i int, f *fixture) {
-		got, created, err := f.s.CreateTask(f.ctx, pushTask(testApp, fmt.Sprintf("d%d", i), 7, now, 1), now-60)
+		got, created, err := f.s.CreateTask(f.ctx, pushTask(testApp, fmt.Sprintf("d%d", i), 7, now, 1), now-60, im.TaskLimits{})
 		if err != nil {
 			t.Errorf("CreateTask: %v", err)
 			return
