@@ -70,7 +70,7 @@ func TestCatchUpsAreBoundedAndWaitersAllCatchUp(t *testing.T) {
 	for i := range stored + 1 { // the last one is pushed live, later
 		task := pushTask(fmt.Sprint("p", i))
 		task.Audience, task.Total, task.State, task.MsgRandom = aud, clients, im.TaskDone, uint32(i)
-		task, _, err := st.CreateTask(ctx, task, 0)
+		task, _, err := st.CreateTask(ctx, task, 0, im.TaskLimits{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -186,7 +186,7 @@ func TestWaitingForCatchUpIsNoHeartbeatTimeout(t *testing.T) {
 	task := pushTask("p1")
 	task.Audience, _ = everyone.ToBytes()
 	task.Total, task.State = 1, im.TaskDone
-	if _, _, err := st.CreateTask(ctx, task, 0); err != nil {
+	if _, _, err := st.CreateTask(ctx, task, 0, im.TaskLimits{}); err != nil {
 		t.Fatal(err)
 	}
 	// A client that never reads: it answers no ping.
