@@ -3,9 +3,12 @@ package main_test
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // writeLines writes an import file: n good accounts u0..u(n-1) with a
@@ -137,5 +140,72 @@ func TestE2EImportREST(t *testing.T) {
 	_, errs := runImport(t, false, "--url", p.base, "--sdkappid", fmt.Sprint(e2eApp), "--key", "wrong", file)
 	if !strings.Contains(errs, "7000") {
 		t.Fatalf("wrong key: %s", errs)
+	}
+}
+
+// progressRE is a progress line of timd import.
+var progressRE = regexp.MustCompile(`timd import: line (\d+); `)
+
+// TestE2EImportKilled kills an import (SIGKILL) after it has committed
+// some batches, in the bulk mode where commits are not fsynced one by one,
+// then resumes from the last line it reported done, and runs the whole
+// file once more: the store opens, holds every account exactly once, and
+// the server's index agrees.
+func TestE2EImportKilled(t *testing.T) {
+	store := t.TempDir()
+	p, _ := startSnap(t, store)
+	p.stop()
+	const n = 100_000
+	file := writeLines(t, n)
+	cmd := exec.Command(binPath, "import", "--store", store, "--sdkappid", fmt.Sprint(e2eApp), "--attr-names", "city",
+		"--batch", "500", "--progress", "20ms", file)
+	var errb syncBuffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	done := int64(-1)
+	deadline := time.Now().Add(2 * time.Minute)
+	for done <= 0 && time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			t.Fatalf("the import finished before it was killed:\n%s", errb.String())
+		case <-time.After(5 * time.Millisecond):
+		}
+		for _, m := range progressRE.FindAllStringSubmatch(errb.String(), -1) {
+			var l int64
+			fmt.Sscan(m[1], &l)
+			done = max(done, l)
+		}
+	}
+	if done <= 0 {
+		t.Fatalf("no progress within 2 minutes:\n%s", errb.String())
+	}
+	cmd.Process.Kill()
+	<-exited
+	if done >= n {
+		t.Skipf("the import had finished (line %d) when it was killed", done)
+	}
+	t.Logf("killed after line %d was reported done", done)
+	out, errs := runImport(t, true, "--store", store, "--sdkappid", fmt.Sprint(e2eApp), "--skip-lines", fmt.Sprint(done), file)
+	if want := fmt.Sprintf("%d accounts loaded, 0 bad lines", n-done); !strings.Contains(out, want) {
+		t.Fatalf("resumed: want %q: %s\n%s", want, out, errs)
+	}
+	runImport(t, true, "--store", store, "--sdkappid", fmt.Sprint(e2eApp), file)
+	p, logs := startSnap(t, store)
+	if got, _, _, _ := indexLoad(t, logs); got != n+1 { // and the app admin
+		t.Fatalf("index has %d accounts, want %d\n%s", got, n+1, logs)
+	}
+	if got := p.audienceOf("all", 1); got != n {
+		t.Fatalf("audience of all: %v, want %d", got, n)
+	}
+	if got := p.audienceOf("t3", 2); got != n/10 {
+		t.Fatalf("audience of t3: %v, want %d", got, n/10)
+	}
+	r := p.want("timpush/get_attr", fmt.Sprintf(`{"To_Account":["u%d","u%d"]}`, done, n-1), 0)
+	if got := js(r["UserAttrs"]); !strings.Contains(got, fmt.Sprintf(`"city":"c%d"`, done%3)) {
+		t.Fatalf("get_attr: %s", got)
 	}
 }

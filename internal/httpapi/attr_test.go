@@ -71,6 +71,11 @@ func TestAttrNames(t *testing.T) {
 			wantCode(t, e.call("timpush/set_attr_name", c.body), im.CodeAttrInvalid)
 		})
 	}
+	// The edge refuses a key past slot 9 itself, naming the key as sent
+	// (the service's own check, a layer below, would print the number).
+	if r := e.call("timpush/set_attr_name", `{"AttrNames":{"10":"x"}}`); r["ErrorInfo"] != `attribute index "10" must be 0 to 9` {
+		t.Fatalf("slot 10: ErrorInfo = %v", r["ErrorInfo"])
+	}
 	r = e.call("timpush/set_attr_name", `{"AttrNames":{"3":"city"}}`)
 	if r["ErrorInfo"] != "attrName:city already exists at index:1" {
 		t.Fatalf("ErrorInfo = %v", r["ErrorInfo"])

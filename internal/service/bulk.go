@@ -32,6 +32,15 @@ type ImportLine struct {
 // DecodeImportLine decodes and validates one line against the app's
 // schema. Errors are *im.Error with the codes above.
 func DecodeImportLine(line []byte, schema *im.AttrSchema) (im.BulkAccount, error) {
+	if f, ok := scanImportLine(line); ok {
+		return f.account(schema)
+	}
+	return decodeImportLineJSON(line, schema)
+}
+
+// decodeImportLineJSON is DecodeImportLine through encoding/json: for every
+// line scanImportLine does not take, and for the errors.
+func decodeImportLineJSON(line []byte, schema *im.AttrSchema) (im.BulkAccount, error) {
 	var l ImportLine
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.DisallowUnknownFields()
@@ -54,24 +63,46 @@ func jsonProblem(err error) string {
 
 // Account validates l and returns it as a BulkAccount.
 func (l *ImportLine) Account(schema *im.AttrSchema) (im.BulkAccount, error) {
-	a := im.BulkAccount{UserID: l.UserID, Nick: l.Nick, FaceURL: l.FaceURL}
-	if err := im.ValidUserID(l.UserID); err != nil {
+	f := scannedLine{userID: l.UserID, nick: l.Nick, faceURL: l.FaceURL, tags: l.Tags}
+	for name, v := range l.Attrs {
+		f.attrs = append(f.attrs, [2]string{name, v})
+	}
+	return f.account(schema)
+}
+
+// account validates f and returns it as a BulkAccount.
+func (f *scannedLine) account(schema *im.AttrSchema) (im.BulkAccount, error) {
+	a := im.BulkAccount{UserID: f.userID, Nick: f.nick, FaceURL: f.faceURL}
+	if err := im.ValidUserID(f.userID); err != nil {
 		return a, im.Errorf(im.CodeAccountBadParam, "%v", err)
 	}
-	for name, v := range l.Attrs {
+	// Of several bad attributes, the first by name is reported, so that
+	// the error does not depend on the order of a map or of the line.
+	var bad *im.Error
+	badName := ""
+	for _, kv := range f.attrs {
+		name, v := kv[0], kv[1]
+		var err *im.Error
 		slot := schema.Slot(name)
-		if slot < 0 {
-			return a, im.Errorf(im.CodeAttrInvalid, "attribute %q is not defined", name)
+		switch {
+		case slot < 0:
+			err = im.Errorf(im.CodeAttrInvalid, "attribute %q is not defined", name)
+		case v == "" || len(v) > im.MaxAttrValueLen:
+			err = im.Errorf(im.CodeAttrInvalid, "value of attribute %q must be 1 to %d bytes", name, im.MaxAttrValueLen)
+		default:
+			a.Attrs[slot] = v
 		}
-		if v == "" || len(v) > im.MaxAttrValueLen {
-			return a, im.Errorf(im.CodeAttrInvalid, "value of attribute %q must be 1 to %d bytes", name, im.MaxAttrValueLen)
+		if err != nil && (bad == nil || name < badName) {
+			bad, badName = err, name
 		}
-		a.Attrs[slot] = v
 	}
-	if len(l.Tags) > im.MaxTagsPerUser {
-		return a, im.Errorf(im.CodeTooManyTags, "%d tags, at most %d per account", len(l.Tags), im.MaxTagsPerUser)
+	if bad != nil {
+		return a, bad
 	}
-	for _, t := range l.Tags {
+	if len(f.tags) > im.MaxTagsPerUser {
+		return a, im.Errorf(im.CodeTooManyTags, "%d tags, at most %d per account", len(f.tags), im.MaxTagsPerUser)
+	}
+	for _, t := range f.tags {
 		if t == "" {
 			return a, im.Errorf(im.CodeEmptyTag, "empty tag")
 		}
@@ -79,6 +110,6 @@ func (l *ImportLine) Account(schema *im.AttrSchema) (im.BulkAccount, error) {
 			return a, im.Errorf(im.CodeTagTooLong, "tag %.60q is over %d bytes or not UTF-8", t, im.MaxTagLen)
 		}
 	}
-	a.Tags = l.Tags
+	a.Tags = f.tags
 	return a, nil
 }

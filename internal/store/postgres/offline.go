@@ -261,11 +261,15 @@ func (s *Store) SendCounts(ctx context.Context, app uint64, taskID string) ([]im
 	return out, dbErr("count sends", rows.Err())
 }
 
+// queuedSendsSQL reads the target's devices, then each one's queued send
+// by the outbox key.
+const queuedSendsSQL = `SELECT o.reg_id, d.vendor, d.platform, o.attempts, o.due_at, o.lease_until
+	FROM push_devices d JOIN push_outbox o ON o.app = d.app AND o.task_id = $3 AND o.reg_id = d.reg_id
+	WHERE d.app = $1 AND d.target = $2 ORDER BY o.reg_id`
+
 // QueuedSends returns a task's queued sends to the devices of target.
 func (s *Store) QueuedSends(ctx context.Context, app uint64, taskID string, target uint32) ([]im.QueuedSend, error) {
-	rows, err := s.pool.Query(ctx, `SELECT o.reg_id, d.vendor, d.platform, o.attempts, o.due_at, o.lease_until
-		FROM push_devices d JOIN push_outbox o ON o.app = d.app AND o.task_id = $1 AND o.reg_id = d.reg_id
-		WHERE d.app = $2 AND d.target = $3 ORDER BY o.reg_id`, taskID, int64(app), int64(target))
+	rows, err := s.pool.Query(ctx, queuedSendsSQL, int64(app), int64(target), taskID)
 	if err != nil {
 		return nil, dbErr("read queued sends", err)
 	}
@@ -283,10 +287,14 @@ func (s *Store) QueuedSends(ctx context.Context, app uint64, taskID string, targ
 	return out, dbErr("read queued sends", rows.Err())
 }
 
+// accountSendsSQL reads one recipient's results of a task (through
+// push_sends_account).
+const accountSendsSQL = `SELECT reg_id, account, vendor, platform, status, err_code, at FROM push_sends
+	WHERE app = $1 AND task_id = $2 AND account = $3 ORDER BY reg_id`
+
 // AccountSends returns a task's results for one recipient.
 func (s *Store) AccountSends(ctx context.Context, app uint64, taskID, account string) ([]im.SendResult, error) {
-	rows, err := s.pool.Query(ctx, `SELECT reg_id, account, vendor, platform, status, err_code, at FROM push_sends
-		WHERE app = $1 AND task_id = $2 AND account = $3 ORDER BY reg_id`, int64(app), taskID, account)
+	rows, err := s.pool.Query(ctx, accountSendsSQL, int64(app), taskID, account)
 	if err != nil {
 		return nil, dbErr("read sends", err)
 	}

@@ -32,7 +32,7 @@ func OpenAppDir(ctx context.Context, dir string) (*AppDir, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("sqlite: create store directory: %w", err)
 	}
-	db, err := openDB(filepath.Join(dir, FileName), false, 1, 2<<20) // a small page cache: it reads one table
+	db, err := openDB(filepath.Join(dir, FileName), false, 1, 2<<20, false) // a small page cache: it reads one table
 	if err != nil {
 		return nil, err
 	}

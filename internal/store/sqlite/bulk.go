@@ -30,14 +30,17 @@ var _ im.BulkLoader = (*Store)(nil)
 
 const (
 	bulkResolveChunk = 500
-	bulkInsertRows   = 100
+	bulkInsertRows   = 500
+	bulkInsertSome   = 20
 	bulkInsertCols   = `app, ordinal, id, type, nick, face_url, attrs, tags`
 )
 
 // bulkStmts are the bulk statements of the writer connection.
 type bulkStmts struct {
 	insertMany *sql.Stmt // bulkInsertRows rows
+	insertSome *sql.Stmt // bulkInsertSome rows
 	insertOne  *sql.Stmt
+	resolve    *sql.Stmt // bulkResolveChunk ids
 	update     *sql.Stmt
 	reserve    *sql.Stmt
 	tagsOfApp  *sql.Stmt
@@ -54,7 +57,10 @@ func (b *bulkStmts) prepare(conn *sql.Conn) error {
 		sql string
 	}{
 		{&b.insertMany, `INSERT INTO accounts (` + bulkInsertCols + `) VALUES ` + strings.Repeat(row+",", bulkInsertRows-1) + row},
+		{&b.insertSome, `INSERT INTO accounts (` + bulkInsertCols + `) VALUES ` + strings.Repeat(row+",", bulkInsertSome-1) + row},
 		{&b.insertOne, `INSERT INTO accounts (` + bulkInsertCols + `) VALUES ` + row},
+		{&b.resolve, `SELECT key, id, ordinal, nick, face_url, attrs, tags FROM accounts WHERE app = ? AND type = 0 AND id IN (?` +
+			strings.Repeat(",?", bulkResolveChunk-1) + `)`},
 		{&b.update, `UPDATE accounts SET nick = ?, face_url = ?, attrs = ?, tags = ? WHERE key = ?`},
 		{&b.reserve, `INSERT INTO app_seq (app, next_ordinal) VALUES (?, 1 + ?)
 			ON CONFLICT (app) DO UPDATE SET next_ordinal = next_ordinal + excluded.next_ordinal - 1
@@ -74,7 +80,7 @@ func (b *bulkStmts) prepare(conn *sql.Conn) error {
 
 func (b *bulkStmts) close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{b.insertMany, b.insertOne, b.update, b.reserve, b.tagsOfApp, b.tagInsert} {
+	for _, st := range []*sql.Stmt{b.insertMany, b.insertSome, b.insertOne, b.resolve, b.update, b.reserve, b.tagsOfApp, b.tagInsert} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -188,7 +194,8 @@ func (l *bulkLoad) loadTags() error {
 	return dbErr("read tags", rows.Err())
 }
 
-// resolve finds the batch's existing UserIDs, 500 per query.
+// resolve finds the batch's existing UserIDs, 500 per query of one
+// prepared statement (a shorter last chunk repeats its last id).
 func (l *bulkLoad) resolve(in []im.BulkAccount) (map[string]*bulkRow, error) {
 	found := make(map[string]*bulkRow, len(in))
 	ids := make([]any, 0, bulkResolveChunk+1)
@@ -198,17 +205,18 @@ func (l *bulkLoad) resolve(in []im.BulkAccount) (map[string]*bulkRow, error) {
 		for i := range part {
 			ids = append(ids, part[i].UserID)
 		}
-		q := `SELECT key, id, ordinal, nick, face_url, attrs, tags FROM accounts WHERE app = ? AND type = 0 AND id IN (?` +
-			strings.Repeat(",?", len(part)-1) + `)`
-		if err := l.scanRows(q, ids, found); err != nil {
+		for len(ids) < bulkResolveChunk+1 {
+			ids = append(ids, part[len(part)-1].UserID)
+		}
+		if err := l.scanRows(ids, found); err != nil {
 			return nil, err
 		}
 	}
 	return found, nil
 }
 
-func (l *bulkLoad) scanRows(q string, args []any, found map[string]*bulkRow) error {
-	rows, err := l.t.conn.QueryContext(context.Background(), q, args...)
+func (l *bulkLoad) scanRows(args []any, found map[string]*bulkRow) error {
+	rows, err := l.b.resolve.Query(args...)
 	if err != nil {
 		return dbErr("resolve accounts", err)
 	}
@@ -383,13 +391,18 @@ func (l *bulkLoad) update(r *bulkRow, a *im.BulkAccount, attrs im.AttrValues, ta
 		OldAttrs: old.attrs, NewAttrs: attrs, OldTags: old.tags, NewTags: tags}, true, nil, nil
 }
 
-// insertFresh inserts the batch's new accounts, 100 rows per statement.
+// insertFresh inserts the batch's new accounts, 500 rows per statement
+// (then 20, then 1).
 func (l *bulkLoad) insertFresh() error {
 	args := make([]any, 0, 7*bulkInsertRows)
 	for len(l.fresh) > 0 {
 		n := bulkInsertRows
 		st := l.b.insertMany
-		if len(l.fresh) < n {
+		switch {
+		case len(l.fresh) >= bulkInsertRows:
+		case len(l.fresh) >= bulkInsertSome:
+			n, st = bulkInsertSome, l.b.insertSome
+		default:
 			n, st = 1, l.b.insertOne
 		}
 		args = args[:0]

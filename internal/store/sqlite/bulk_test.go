@@ -3,6 +3,8 @@ package sqlite
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 
@@ -174,23 +176,66 @@ func (s *Store) mustEditCodes(t *testing.T, edits ...im.Edit) []int {
 	return codes
 }
 
-// BenchmarkBulkLoad loads new accounts with two attributes and two tags
-// in batches of 20,000; accounts/s is the figure.
-func BenchmarkBulkLoad(b *testing.B) {
-	s := bulkStore(b)
-	const batch = 20000
-	in := make([]im.BulkAccount, batch)
-	n := 0
-	b.ResetTimer()
-	for range b.N {
-		for i := range in {
-			in[i] = im.BulkAccount{UserID: fmt.Sprintf("user%09d", n), Attrs: im.AttrValues{0: "sz", 1: "f"},
-				Tags: []string{fmt.Sprint("t", n%50), fmt.Sprint("u", n%7)}}
-			n++
-		}
-		if _, err := s.BulkLoad(context.Background(), 1, in, im.EditLimits{}); err != nil {
-			b.Fatal(err)
+// TestBulkModeLoad loads 1,234 accounts (the 500-, 20- and 1-row inserts)
+// into a store opened with Config.Bulk, whose writer does not fsync each
+// commit, and checks that Close leaves an empty WAL and a store that opens
+// normally with every account and its attributes and tags.
+func TestBulkModeLoad(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := OpenConfig(ctx, dir, nil, Config{Bulk: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutAttrSchema(ctx, 1, im.AttrSchema{{Name: "city"}}); err != nil {
+		t.Fatal(err)
+	}
+	var sync int
+	if err := s.w.do(ctx, 1, func(w *wtx) ([]im.Change, error) {
+		return nil, w.queryRow(`PRAGMA synchronous`).Scan(&sync)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if sync != 1 {
+		t.Errorf("bulk writer has synchronous=%d, want NORMAL (1)", sync)
+	}
+	const n = 1234
+	in := make([]im.BulkAccount, n)
+	for i := range in {
+		in[i] = im.BulkAccount{UserID: fmt.Sprint("u", i), Nick: fmt.Sprint("n", i), Attrs: im.AttrValues{0: fmt.Sprint("c", i%3)},
+			Tags: []string{fmt.Sprint("t", i%10)}}
+	}
+	if errs, err := s.BulkLoad(ctx, 1, in, im.EditLimits{}); err != nil || slices.ContainsFunc(errs, func(e error) bool { return e != nil }) {
+		t.Fatal(err, errs)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, FileName+"-wal")); err == nil && fi.Size() != 0 {
+		t.Errorf("WAL has %d bytes after a bulk-mode Close, want 0 (checkpointed)", fi.Size())
+	}
+	s, err = Open(ctx, dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ids := []string{"u0", "u499", "u500", "u999", "u1000", "u1219", "u1220", "u1233"}
+	got, err := s.Profiles(ctx, 1, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(ids) {
+		t.Fatalf("found %d of %d accounts", len(got), len(ids))
+	}
+	for id, p := range got {
+		var i int
+		fmt.Sscanf(id, "u%d", &i)
+		if p.Account.Nick != fmt.Sprint("n", i) || p.Attrs[0] != fmt.Sprint("c", i%3) || !slices.Equal(p.Tags, []string{fmt.Sprint("t", i%10)}) {
+			t.Errorf("account %s: %+v", id, p)
 		}
 	}
-	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "accounts/s")
+	var count int
+	if err := s.rdb.QueryRow(`SELECT count(*), count(DISTINCT ordinal) FROM accounts WHERE app = 1`).Scan(&count, new(int)); err != nil || count != n {
+		t.Fatalf("%d accounts in the store (%v), want %d", count, err, n)
+	}
 }

@@ -37,3 +37,45 @@ func TestMoveTokenUsesIndex(t *testing.T) {
 		}
 	}
 }
+
+// TestTraceReadsUseIndexes: the trace's reads of one recipient's results
+// and queued sends go through indexes, not through every result or queued
+// send of the task (100,000 rows for a 100,000-device push).
+func TestTraceReadsUseIndexes(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, c := range []struct {
+		q    string
+		args []any
+		want []string
+	}{
+		{accountSendsSQL, []any{int64(1), "t", "a"}, []string{"SEARCH push_sends USING INDEX push_sends_account (app=? AND task_id=? AND account=?)"}},
+		{queuedSendsSQL, []any{int64(1), int64(2), "t"}, []string{"SEARCH d USING INDEX push_devices_target (app=? AND target=?)",
+			"SEARCH o USING PRIMARY KEY (app=? AND task_id=? AND reg_id=?)"}},
+	} {
+		rows, err := s.rdb.QueryContext(ctx, "EXPLAIN QUERY PLAN "+c.q, c.args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		p := strings.Join(plan, "; ")
+		for _, w := range c.want {
+			if !strings.Contains(p, w) {
+				t.Errorf("plan of %q is %q; want %q", c.q, p, w)
+			}
+		}
+	}
+}

@@ -318,11 +318,16 @@ func (s *Store) SendCounts(ctx context.Context, app uint64, taskID string) ([]im
 	return out, dbErr("count sends", rows.Err())
 }
 
+// queuedSendsSQL reads the target's devices through push_devices_target,
+// then each one's queued send by the outbox key (CROSS JOIN fixes that
+// order: the other one reads every queued send of the task).
+const queuedSendsSQL = `SELECT o.reg_id, d.vendor, d.platform, o.attempts, o.due_at, o.lease_until
+	FROM push_devices d INDEXED BY push_devices_target CROSS JOIN push_outbox o
+	WHERE d.app = ? AND d.target = ? AND o.app = d.app AND o.task_id = ? AND o.reg_id = d.reg_id ORDER BY o.reg_id`
+
 // QueuedSends returns a task's queued sends to the devices of target.
 func (s *Store) QueuedSends(ctx context.Context, app uint64, taskID string, target uint32) ([]im.QueuedSend, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT o.reg_id, d.vendor, d.platform, o.attempts, o.due_at, o.lease_until
-		FROM push_devices d JOIN push_outbox o ON o.app = d.app AND o.task_id = ? AND o.reg_id = d.reg_id
-		WHERE d.app = ? AND d.target = ? ORDER BY o.reg_id`, taskID, int64(app), int64(target))
+	rows, err := s.rdb.QueryContext(ctx, queuedSendsSQL, int64(app), int64(target), taskID)
 	if err != nil {
 		return nil, dbErr("read queued sends", err)
 	}
@@ -340,10 +345,15 @@ func (s *Store) QueuedSends(ctx context.Context, app uint64, taskID string, targ
 	return out, dbErr("read queued sends", rows.Err())
 }
 
+// accountSendsSQL reads one recipient's results of a task through
+// push_sends_account (INDEXED BY: without statistics SQLite would read
+// every result of the task through the primary key).
+const accountSendsSQL = `SELECT reg_id, account, vendor, platform, status, err_code, at FROM push_sends INDEXED BY push_sends_account
+	WHERE app = ? AND task_id = ? AND account = ? ORDER BY reg_id`
+
 // AccountSends returns a task's results for one recipient.
 func (s *Store) AccountSends(ctx context.Context, app uint64, taskID, account string) ([]im.SendResult, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT reg_id, account, vendor, platform, status, err_code, at FROM push_sends
-		WHERE app = ? AND task_id = ? AND account = ? ORDER BY reg_id`, int64(app), taskID, account)
+	rows, err := s.rdb.QueryContext(ctx, accountSendsSQL, int64(app), taskID, account)
 	if err != nil {
 		return nil, dbErr("read sends", err)
 	}

@@ -330,6 +330,18 @@ func (w *writer) stop() {
 	<-w.exited
 }
 
+// checkpoint copies the whole WAL into the database file and fsyncs it,
+// then empties the WAL: what a bulk-mode store (Config.Bulk) does at
+// Close to make its commits durable.
+func (w *writer) checkpoint() error {
+	var busy, logPages, done int64
+	err := w.conn.QueryRowContext(context.Background(), `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logPages, &done)
+	if err == nil && busy != 0 {
+		err = errors.New("a reader held the database")
+	}
+	return dbErr("checkpoint", err)
+}
+
 // close releases the writer's statements and connection; call it after
 // stop, or instead of it when run was never started.
 func (w *writer) close() error {
