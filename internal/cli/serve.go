@@ -249,6 +249,18 @@ type httpServer struct {
 // serveHTTP serves h on ln with cfg's time-outs, so that slow and idle
 // clients are disconnected. With tlsConfig it speaks only TLS: HTTPS, and
 // WSS on /v1/connect.
+//
+// ReadHeaderTimeout and reconnect storms: the runtime reports a read
+// deadline that has passed as a timeout even when the request's bytes
+// arrived in time but the connection's goroutine was scheduled late, so a
+// process starved of CPU answers dials with "timeout" before any handler
+// runs. It is one timeout for every path (the path is in the header it
+// bounds), and it is what frees the connections of clients that send
+// their header slowly on purpose, so the default stays 10 s. What starved
+// the handshakes in a storm was timd's own work, thousands of runnable
+// catch-ups; those are bounded now (deliver.Options.CatchUps), so a
+// handshake queues behind a few dozen goroutines. On a host so loaded
+// that even that is not enough, raise --read-header-timeout.
 func serveHTTP(cfg config.Config, ln net.Listener, tlsConfig *tls.Config, h http.Handler) *httpServer {
 	hs := &httpServer{errc: make(chan error, 1), srv: &http.Server{
 		TLSConfig:         tlsConfig,

@@ -38,7 +38,9 @@ type stored struct {
 // once.
 //
 // Frames are written directly, not through the live queue, so a long
-// catch-up is paced by the client instead of overflowing the queue.
+// catch-up is paced by the client instead of overflowing the queue. At
+// most Options.CatchUps connections check and write a page at once; the
+// others wait for a slot (see gate), however long that takes.
 //
 // When the store is slow, catch-up waits for it; when a read fails, it
 // retries with backoff (Hub.retry) for as long as the connection is open.
@@ -64,28 +66,46 @@ func (c *conn) catchUpFrom(ctx context.Context, since int64, minEpoch uint64) {
 		if err != nil {
 			return // c is closing
 		}
-		now := h.opt.Now().Unix()
-		for i := range page {
-			p := &page[i]
-			after = p.head.Seq
-			if p.head.ExpiresAt != 0 && p.head.ExpiresAt <= now {
-				continue
-			}
-			owed, err := h.owed(ctx, p, c.ord)
-			if err != nil {
-				return // c is closing
-			}
-			if !owed || !c.sent.claim(p.head.ID) {
-				continue
-			}
-			if c.stopping() || c.write(ctx, p.frame) != nil {
-				return
-			}
+		if !h.catchUps.enter(ctx, c.quit) {
+			return // c is closing
 		}
-		if len(page) < h.opt.CatchUpPage {
+		var ok bool
+		after, ok = c.sendPage(ctx, page, after)
+		h.catchUps.leave()
+		if !ok || len(page) < h.opt.CatchUpPage {
 			return
 		}
 	}
+}
+
+// sendPage sends c the tasks of page it is owed, holding one of the hub's
+// catch-up slots (see gate): the slot is taken per page, not per
+// catch-up, so that a long catch-up lets the others take turns. It returns
+// the Seq to read on from, and false when c is closing. The owed checks
+// may wait for a store read while holding the slot: the connections that
+// queue behind it need the same task's audience and acknowledgements,
+// which that one read (shared by all) brings.
+func (c *conn) sendPage(ctx context.Context, page []stored, after int64) (int64, bool) {
+	h := c.h
+	now := h.opt.Now().Unix()
+	for i := range page {
+		p := &page[i]
+		after = p.head.Seq
+		if p.head.ExpiresAt != 0 && p.head.ExpiresAt <= now {
+			continue
+		}
+		owed, err := h.owed(ctx, p, c.ord)
+		if err != nil {
+			return after, false // c is closing
+		}
+		if !owed || !c.sent.claim(p.head.ID) {
+			continue
+		}
+		if c.stopping() || c.write(ctx, p.frame) != nil {
+			return after, false
+		}
+	}
+	return after, true
 }
 
 // storedAfter reads one page of the app's stored task heads after a Seq

@@ -33,7 +33,10 @@ type conn struct {
 	sent    sentSet     // TaskIds already given to this connection
 	limiter *rate.Limiter
 	pinging atomic.Bool
-	heard   atomic.Int64 // when the client's last frame was read (unix ns)
+	// catching is set while the connect-time catch-up runs or waits for
+	// its turn; the heartbeat leaves c alone meanwhile (see writeLoop).
+	catching atomic.Bool
+	heard    atomic.Int64 // when the client's last frame was read (unix ns)
 
 	stopOnce sync.Once
 	quit     chan struct{} // closed by stop
@@ -95,7 +98,11 @@ func (c *conn) run(ctx context.Context, since int64) {
 	defer c.cancel()
 	var wg sync.WaitGroup
 	wg.Go(func() { c.writeLoop(ctx) })
-	wg.Go(func() { c.catchUp(ctx, since) })
+	c.catching.Store(true)
+	wg.Go(func() {
+		defer c.catching.Store(false)
+		c.catchUp(ctx, since)
+	})
 	c.readLoop(ctx)
 	c.stop(websocket.StatusNormalClosure, "")
 	wg.Wait()
@@ -175,6 +182,16 @@ func (c *conn) writeLoop(ctx context.Context) {
 		case <-tick.C:
 			if time.Since(time.Unix(0, c.heard.Load())) < c.h.opt.PingInterval {
 				continue // the client spoke lately: it is alive
+			}
+			// Not while catching up: in a reconnect storm a connection
+			// may wait minutes for its catch-up turn (see gate) hearing
+			// nothing from its client, on a machine so loaded that a pong
+			// is read later than PongTimeout, by the client or by us.
+			// Closing it then would cut it off for waiting. A dead peer is
+			// still found: catch-up's writes fail or time out
+			// (WriteTimeout), and once catch-up ends the heartbeat applies.
+			if c.catching.Load() {
+				continue
 			}
 			if !c.pinging.Swap(true) {
 				go c.ping(ctx)

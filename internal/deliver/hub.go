@@ -41,6 +41,10 @@ type Options struct {
 	AckInterval time.Duration
 	// CatchUpPage is how many stored tasks one catch-up read fetches [100].
 	CatchUpPage int
+	// CatchUps bounds the connections that check and write a page of
+	// their catch-up at once [8 × GOMAXPROCS]; the others wait their turn,
+	// never cut off for it (see gate).
+	CatchUps int
 	// CacheBytes bounds the decoded audiences kept [DefaultCacheBytes],
 	// and, separately, the acknowledgement sets kept for catch-up.
 	CacheBytes int64
@@ -66,6 +70,7 @@ func (o *Options) defaults() {
 	setDefault(&o.FrameBurst, 2000)
 	setDefault(&o.AckInterval, 200*time.Millisecond)
 	setDefault(&o.CatchUpPage, 100)
+	setDefault(&o.CatchUps, defaultCatchUps())
 	setDefault(&o.CacheBytes, DefaultCacheBytes)
 	if o.Now == nil {
 		o.Now = time.Now
@@ -97,6 +102,8 @@ type Hub struct {
 	frames *lru[taskKey, []byte]      // rendered push frames of stored tasks
 	pages  *shared[pageKey, []stored] // shared catch-up reads, 1 s
 	acks   *ackBatcher
+	// catchUps bounds the catch-ups working at once (Options.CatchUps).
+	catchUps *gate
 
 	base   context.Context // parent of every connection's context
 	cancel context.CancelFunc
@@ -148,8 +155,9 @@ func NewHub(tasks im.TaskStore, aud *AudienceCache, opt Options, log *slog.Logge
 	// with since=0 or a recent Seq), so few are kept.
 	h.pages = newShared[pageKey, []stored](time.Second, 64, opt.Now, h.epoch.Load, loadTimeout)
 	h.acks = newAckBatcher(h)
+	h.catchUps = newGate(opt.CatchUps)
 	if opt.Registerer != nil {
-		h.stats.register(opt.Registerer)
+		h.stats.register(opt.Registerer, h.catchUps)
 	}
 	return h
 }

@@ -375,7 +375,9 @@ func TestHeartbeatSparesAClientThatTalks(t *testing.T) {
 }
 
 func TestHeartbeatTimeoutClosesUnresponsiveConnection(t *testing.T) {
-	h := newHarness(t, deliver.Options{PingInterval: 30 * time.Millisecond, PongTimeout: 50 * time.Millisecond,
+	// A pong timeout of 2 s, not 50 ms: at load 45 the "alive" client's
+	// reader missed 50 ms and was closed too.
+	h := newHarness(t, deliver.Options{PingInterval: 30 * time.Millisecond, PongTimeout: 2 * time.Second,
 		CloseGrace: 50 * time.Millisecond})
 	alive := h.dial("alive", 1, "") // its reader answers pings
 	h.dialRaw("mute", 2, "", false) // never reads, so never answers

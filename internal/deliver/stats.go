@@ -14,6 +14,9 @@ type Stats struct {
 	HeartbeatTimeouts uint64 // connections closed for not answering a ping
 	AcksRecorded      uint64 // ack and click ordinals written to the task store
 	CatchUpRetries    uint64 // catch-up store reads that failed and were retried
+	CatchUpsRunning   int64  // catch-ups holding a slot now (at most Options.CatchUps)
+	CatchUpsWaiting   int64  // catch-ups waiting for a slot now
+	CatchUpsPeak      int64  // the most catch-ups that held a slot at once
 }
 
 type stats struct {
@@ -34,11 +37,14 @@ func (h *Hub) Stats() Stats {
 		HeartbeatTimeouts: h.stats.heartbeats.Load(),
 		AcksRecorded:      h.stats.acks.Load(),
 		CatchUpRetries:    h.stats.retries.Load(),
+		CatchUpsRunning:   h.catchUps.running.Load(),
+		CatchUpsWaiting:   h.catchUps.waiting.Load(),
+		CatchUpsPeak:      h.catchUps.peak.Load(),
 	}
 }
 
 // register exposes the counters as Prometheus metrics on reg.
-func (s *stats) register(reg prometheus.Registerer) {
+func (s *stats) register(reg prometheus.Registerer, g *gate) {
 	counter := func(name, help string, v *atomic.Uint64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
 			func() float64 { return float64(v.Load()) })
@@ -53,5 +59,13 @@ func (s *stats) register(reg prometheus.Registerer) {
 		counter("timd_deliver_heartbeat_timeouts_total", "Connections closed for not answering a ping in time.", &s.heartbeats),
 		counter("timd_deliver_acks_recorded_total", "Ack and click ordinals written to the task store.", &s.acks),
 		counter("timd_deliver_catchup_retries_total", "Catch-up store reads that failed and were retried.", &s.retries),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "timd_deliver_catchups_running",
+			Help: "Catch-ups checking and writing a page now (at most the hub's bound).",
+		}, func() float64 { return float64(g.running.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "timd_deliver_catchups_waiting",
+			Help: "Catch-ups waiting for their turn now.",
+		}, func() float64 { return float64(g.waiting.Load()) }),
 	)
 }

@@ -176,3 +176,24 @@ func TestLiveBaseline(t *testing.T) {
 		t.Errorf("got %+v", res)
 	}
 }
+
+// TestStormEndsGroupedByReason: early ends are counted by reason with the
+// client's URL left out, most frequent first, so a storm's report says
+// how many dials timed out and how many connections were closed, and why.
+func TestStormEndsGroupedByReason(t *testing.T) {
+	r := StormResult{Clients: 3, Ends: map[string]int{}}
+	for _, e := range []string{
+		`dial: failed to send handshake request: Get "http://127.0.0.1:1/v1/connect?identifier=live000001": malformed HTTP status code "timeout"`,
+		`dial: failed to send handshake request: Get "http://127.0.0.1:1/v1/connect?identifier=live000002": malformed HTTP status code "timeout"`,
+		`closed 1008 heartbeat timeout`,
+	} {
+		r.Ends[endKind(e)]++
+	}
+	want := `early ends by reason: 2× "dial: failed to send handshake request: Get URL: malformed HTTP status code \"timeout\"" 1× "closed 1008 heartbeat timeout"`
+	if s := r.String(); !strings.Contains(s, want) {
+		t.Fatalf("got %s\nwant it to contain %s", s, want)
+	}
+	if k := endKind(strings.Repeat("x", 500)); len(k) != 120 {
+		t.Fatalf("endKind kept %d bytes", len(k))
+	}
+}

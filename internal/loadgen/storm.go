@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,7 +45,8 @@ type StormResult struct {
 	Max       time.Duration
 	DialP50   time.Duration // dial start to upgraded
 	DialP99   time.Duration
-	FirstEnd  string // how the first early-ended connection ended
+	FirstEnd  string         // how the first early-ended connection ended
+	Ends      map[string]int // early ends by reason (URLs left out), for the diagnosis
 }
 
 func (r StormResult) String() string {
@@ -54,7 +58,31 @@ func (r StormResult) String() string {
 	if r.FirstEnd != "" {
 		s += "; first early end: " + r.FirstEnd
 	}
+	if len(r.Ends) > 0 {
+		reasons := make([]string, 0, len(r.Ends))
+		for k := range r.Ends {
+			reasons = append(reasons, k)
+		}
+		slices.SortFunc(reasons, func(a, b string) int { return cmp.Or(r.Ends[b]-r.Ends[a], strings.Compare(a, b)) })
+		s += "; early ends by reason:"
+		for _, k := range reasons {
+			s += fmt.Sprintf(" %d× %q", r.Ends[k], k)
+		}
+	}
 	return s
+}
+
+// quotedURL matches the quoted URL a dial error names (Get "…"): each
+// client's differs, so reasons are grouped without it.
+var quotedURL = regexp.MustCompile(`"[a-z]+://[^"]*"`)
+
+// endKind is an early end's reason without the URL, at most 120 bytes.
+func endKind(reason string) string {
+	k := quotedURL.ReplaceAllString(reason, "URL")
+	if len(k) > 120 {
+		k = k[:120]
+	}
+	return k
 }
 
 // StoredPush is one stored push a storm expects: its TaskId, its
@@ -229,6 +257,10 @@ wait:
 			if r.FirstEnd == "" {
 				r.FirstEnd = c.ended
 			}
+			if r.Ends == nil {
+				r.Ends = map[string]int{}
+			}
+			r.Ends[endKind(c.ended)]++
 		}
 		r.Frames += c.frames
 		r.Repeats += c.repeats
