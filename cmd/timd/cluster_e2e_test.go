@@ -1,16 +1,14 @@
 package main_test
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
+	"timd/internal/testenv"
 	"time"
 
 	"github.com/tencentyun/tls-sig-api-v2-golang/tencentyun"
@@ -20,13 +18,7 @@ import (
 // skips the test without NATS.
 func natsForTest(t *testing.T) (string, string) {
 	t.Helper()
-	u := os.Getenv("TIMD_TEST_NATS")
-	if u == "" {
-		t.Skip("TIMD_TEST_NATS is not set (e.g. nats://127.0.0.1:4222); skipping the cluster end-to-end test")
-	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	return u, "timde2e-" + hex.EncodeToString(b)
+	return testenv.NATSURL(t), testenv.Prefix("timde2e-")
 }
 
 // syncCode calls /v1/sync on p as id with sig and returns the ErrorCode.

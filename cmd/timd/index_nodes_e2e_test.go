@@ -2,11 +2,10 @@ package main_test
 
 import (
 	"fmt"
-	"os"
 	"regexp"
 	"strconv"
 	"testing"
-	"time"
+	"timd/internal/testenv"
 )
 
 var syncWaitRE = regexp.MustCompile(`(?m)^timd_index_sync_wait_seconds_count (\d+)$`)
@@ -23,11 +22,7 @@ func TestE2EIndexAcrossNodes(t *testing.T) {
 			store := pgStore(t)
 			extra := []string{"--limits", "off"}
 			if mode == "nats" {
-				url := os.Getenv("TIMD_TEST_NATS")
-				if url == "" {
-					t.Skip("TIMD_TEST_NATS is not set (e.g. nats://127.0.0.1:4222); skipping the NATS wake-ups")
-				}
-				extra = append(extra, "--nats", url, "--nats-prefix", fmt.Sprintf("timde2e%d", time.Now().UnixNano()))
+				extra = append(extra, "--nats", testenv.NATSURL(t), "--nats-prefix", testenv.Prefix("timde2e"))
 			}
 			a := startApp(t, store, extra...)
 			b := startApp(t, store, extra...)

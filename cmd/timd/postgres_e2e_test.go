@@ -1,64 +1,20 @@
 package main_test
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"net/url"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/jackc/pgx/v5"
+	"timd/internal/testenv"
 )
 
 // pgStore returns a postgres:// URL of a new, empty schema (dropped when
-// the test ends) on the database of TIMD_TEST_POSTGRES, selected through
-// the URL's search_path, or skips the test without PostgreSQL. Several
-// timd processes given the same URL share one store, as nodes do.
+// the test ends) on TIMD_TEST_POSTGRES, or skips the test without
+// PostgreSQL. Several timd processes given the same URL share one store,
+// as nodes do.
 func pgStore(t *testing.T) string {
 	t.Helper()
-	base := os.Getenv("TIMD_TEST_POSTGRES")
-	if base == "" {
-		t.Skip("TIMD_TEST_POSTGRES is not set (e.g. postgres://postgres@127.0.0.1:5432/test); skipping the PostgreSQL end-to-end test")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Skipf("PostgreSQL at TIMD_TEST_POSTGRES is unreachable: %v", err)
-	}
-	defer conn.Close(context.Background())
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	schema := "timd_e2e_" + hex.EncodeToString(b)
-	if _, err := conn.Exec(ctx, `CREATE SCHEMA `+schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		c, err := pgx.Connect(ctx, base)
-		if err != nil {
-			t.Errorf("connect: %v", err)
-			return
-		}
-		defer c.Close(ctx)
-		if _, err := c.Exec(ctx, `DROP SCHEMA `+schema+` CASCADE`); err != nil {
-			t.Errorf("drop schema: %v", err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
+	return testenv.PostgresStore(t, "timd_e2e_")
 }
 
 // runTimd runs a timd subcommand to its end and returns its stdout and

@@ -1,8 +1,6 @@
 package cluster
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"os"
@@ -11,25 +9,18 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"timd/internal/testenv"
 	"time"
 )
 
 // natsURL returns TIMD_TEST_NATS or skips the test.
 func natsURL(t *testing.T) string {
 	t.Helper()
-	u := os.Getenv("TIMD_TEST_NATS")
-	if u == "" {
-		t.Skip("TIMD_TEST_NATS is not set (e.g. nats://127.0.0.1:4222): skipping the tests against a real NATS server")
-	}
-	return u
+	return testenv.NATSURL(t)
 }
 
 // testPrefix is a subject prefix no other test run shares.
-func testPrefix(t *testing.T) string {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	return "timdtest-" + hex.EncodeToString(b[:])
-}
+func testPrefix(*testing.T) string { return testenv.Prefix("timdtest-") }
 
 func open(t *testing.T, url, prefix string) *Bus {
 	t.Helper()

@@ -8,11 +8,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"timd/internal/testenv"
 	"time"
 
 	"github.com/RoaringBitmap/roaring/v2"
@@ -39,11 +39,7 @@ type node struct {
 
 func natsURL(t *testing.T) string {
 	t.Helper()
-	u := os.Getenv("TIMD_TEST_NATS")
-	if u == "" {
-		t.Skip("TIMD_TEST_NATS is not set (e.g. nats://127.0.0.1:4222): skipping the relay tests against a real NATS server")
-	}
-	return u
+	return testenv.NATSURL(t)
 }
 
 func newNode(t *testing.T, st *sqlite.Store, url, prefix string) *node {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 	"testing"
+	"timd/internal/testenv"
 	"time"
 
 	"timd/internal/cluster"
@@ -47,8 +48,8 @@ func openBus(tb testing.TB) *cluster.Bus {
 func BenchmarkTailLag(b *testing.B) {
 	for _, mode := range []string{"poll-100ms", "wake", "nats"} {
 		b.Run(mode, func(b *testing.B) {
-			if mode == "nats" && os.Getenv("TIMD_TEST_NATS") == "" {
-				b.Skip("TIMD_TEST_NATS is not set (e.g. nats://127.0.0.1:4222): skipping the wake-up through NATS")
+			if mode == "nats" {
+				testenv.NATSURL(b) // skips without NATS
 			}
 			poll := 100 * time.Millisecond
 			if mode != "poll-100ms" {

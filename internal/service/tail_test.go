@@ -3,16 +3,13 @@ package service_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	mrand "math/rand/v2"
-	"os"
 	"sync"
 	"testing"
+	"timd/internal/testenv"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"timd/internal/audience"
@@ -35,36 +32,13 @@ type node struct {
 // pgURL returns TIMD_TEST_POSTGRES or skips.
 func pgURL(t testing.TB) string {
 	t.Helper()
-	url := os.Getenv("TIMD_TEST_POSTGRES")
-	if url == "" {
-		t.Skip("TIMD_TEST_POSTGRES is not set (e.g. postgres://postgres@127.0.0.1:5432/test); skipping the multi-node index tests")
-	}
-	return url
+	return testenv.PostgresURL(t)
 }
 
 // freshSchema creates a schema of its own for one test, dropped at the end.
 func freshSchema(t testing.TB, url string) string {
 	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Skipf("PostgreSQL at TIMD_TEST_POSTGRES is unreachable: %v", err)
-	}
-	defer conn.Close(ctx)
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	name := "timd_tail_" + hex.EncodeToString(b)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		c, err := pgx.Connect(context.Background(), url)
-		if err == nil {
-			_, _ = c.Exec(context.Background(), "DROP SCHEMA "+name+" CASCADE")
-			c.Close(context.Background())
-		}
-	})
-	return name
+	return testenv.Schema(t, url, "timd_tail_")
 }
 
 // twoNodes opens two nodes on one fresh schema, with tails configured by

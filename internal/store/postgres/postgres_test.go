@@ -4,9 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"os"
 	"sync"
 	"testing"
+	"timd/internal/testenv"
 	"time"
 
 	"timd/internal/im"
@@ -19,18 +19,7 @@ import (
 // when it is unset or the server does not answer.
 func testURL(t *testing.T) string {
 	t.Helper()
-	url := os.Getenv("TIMD_TEST_POSTGRES")
-	if url == "" {
-		t.Skip("TIMD_TEST_POSTGRES is not set (e.g. postgres://postgres@127.0.0.1:5432/test); skipping PostgreSQL tests")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Skipf("PostgreSQL at TIMD_TEST_POSTGRES is unreachable: %v", err)
-	}
-	conn.Close(ctx)
-	return url
+	return testenv.PostgresURL(t)
 }
 
 // schemas opens stores each in its own schema, named from the directory
