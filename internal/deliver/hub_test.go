@@ -375,7 +375,11 @@ func TestHeartbeatSparesAClientThatTalks(t *testing.T) {
 }
 
 func TestHeartbeatTimeoutClosesUnresponsiveConnection(t *testing.T) {
-	h := newHarness(t, deliver.Options{PingInterval: 30 * time.Millisecond, PongTimeout: 50 * time.Millisecond,
+	// The pong timeout is generous so that the live client, whose reader
+	// answers each ping, never misses one when the machine stalls its
+	// goroutine for a moment (50 ms failed CI under load); the mute one
+	// still times out, only later.
+	h := newHarness(t, deliver.Options{PingInterval: 30 * time.Millisecond, PongTimeout: 2 * time.Second,
 		CloseGrace: 50 * time.Millisecond})
 	alive := h.dial("alive", 1, "") // its reader answers pings
 	h.dialRaw("mute", 2, "", false) // never reads, so never answers
