@@ -115,6 +115,17 @@ test('reconnects after the connection drops, resuming from the last Seq with no 
     await waitFor(() => c.state === 'reconnecting', 'reconnecting');
     const during = [];
     for (let i = 0; i < 5; i++) during.push(await timd.pushAll(`during ${i}`));
+    // Let each push finish its fan-out before the client comes back, so
+    // all five reach it by catch-up, oldest first. A push still fanning
+    // out when the client reconnects may reach it live before older
+    // stored ones (catch-up and live frames share no queue), and under
+    // load that made this order assertion fail now and then.
+    for (const id of during) {
+      await waitFor(async () => {
+        const s = await timd.stats(id);
+        return s.TotalCount > 0 && s.SentCount >= s.TotalCount;
+      }, `fan-out of ${id}`, 60000);
+    }
     proxy.refuse(false);
 
     await waitFor(() => ev.push.length === 7, 'seven pushes', 60000);
