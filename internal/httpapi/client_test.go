@@ -394,6 +394,10 @@ func TestSyncPagingExpiryRevokeAndIsolation(t *testing.T) {
 		return out
 	}
 
+	// The smallest page holds one push.
+	if one := syncAs("alice", "0", "1"); !slices.Equal(one.ids, []string{"a1"}) || one.complete {
+		t.Fatalf("limit 1 = %+v", one)
+	}
 	p1 := syncAs("alice", "0", "2")
 	if !slices.Equal(p1.ids, []string{"a1", "ab1"}) || p1.complete {
 		t.Fatalf("page 1 = %+v", p1)

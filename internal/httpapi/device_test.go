@@ -107,6 +107,9 @@ func TestDeviceOnlyCredential(t *testing.T) {
 		t.Fatalf("after refresh: %+v, %v", devs, err)
 	}
 	wantCode(t, e.do(http.MethodGet, e.v1Device("/v1/sync", "kiosk-1", cred), ""), 0)
+	// By credential it may name itself, and no other device.
+	wantCode(t, e.do(http.MethodPost, e.v1Device("/v1/device/register", "kiosk-1", cred), `{"Platform":"web","RegistrationID":"kiosk-1"}`), 0)
+	wantCode(t, e.do(http.MethodPost, e.v1Device("/v1/device/register", "kiosk-1", cred), `{"Platform":"web","RegistrationID":"kiosk-2"}`), im.CodeAccountBadParam)
 
 	// Registering again by UserSig rotates: the old credential stops working.
 	r = regBySig("kiosk-1", `{"Platform":"web","RegistrationID":"kiosk-1"}`)
