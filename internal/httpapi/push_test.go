@@ -108,6 +108,11 @@ func TestPushErrors(t *testing.T) {
 		{"Text missing", "timpush/push", `{"MsgRandom":1,"MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{}}]}`, im.CodeMsgElem},
 		{"Text not string", "timpush/push", `{"MsgRandom":1,"MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":5}}]}`, im.CodeMsgElem},
 		{"Latitude not number", "timpush/push", `{"MsgRandom":1,"MsgBody":[{"MsgType":"TIMLocationElem","MsgContent":{"Latitude":"1","Longitude":2}}]}`, im.CodeMsgElem},
+		{"Face Index string", "timpush/push", `{"MsgRandom":1,"MsgBody":[{"MsgType":"TIMFaceElem","MsgContent":{"Index":"1"}}]}`, im.CodeMsgElem},
+		{"Face Index missing", "timpush/push", `{"MsgRandom":1,"MsgBody":[{"MsgType":"TIMFaceElem","MsgContent":{"Data":"x"}}]}`, im.CodeMsgElem},
+		{"Location Longitude missing", "timpush/push", `{"MsgRandom":1,"MsgBody":[{"MsgType":"TIMLocationElem","MsgContent":{"Latitude":1}}]}`, im.CodeMsgElem},
+		{"Custom Data number", "timpush/push", `{"MsgRandom":1,"MsgBody":[{"MsgType":"TIMCustomElem","MsgContent":{"Data":1}}]}`, im.CodeMsgElem},
+		{"From_Account over 128 bytes", "timpush/push", `{"MsgRandom":1,"From_Account":"` + long(129) + `",` + msg + `}`, im.CodePushJSON},
 		{"two custom elements", "timpush/push", `{"MsgRandom":1,"MsgBody":[{"MsgType":"TIMCustomElem","MsgContent":{"Data":"a"}},{"MsgType":"TIMCustomElem","MsgContent":{"Data":"b"}}]}`, im.CodeMsgElem},
 		{"OfflinePushInfo not object", "timpush/push", `{"MsgRandom":1,"OfflinePushInfo":"x"}`, im.CodePushJSON},
 		{"OnlineOnlyFlag 2", "timpush/push", `{"MsgRandom":1,"OnlineOnlyFlag":2,` + msg + `}`, im.CodePushJSON},
@@ -151,6 +156,13 @@ func TestPushErrors(t *testing.T) {
 	// At the limits: accepted.
 	e.pushOK("timpush/push", `{"MsgRandom":90,"MsgLifeTime":604800,"DataId":"`+long(64)+`",`+msg+`}`)
 	e.pushOK("timpush/push", `{"MsgRandom":91,"Condition":{"TagsOr":[`+tags(10)+`]},"OfflinePushInfo":{"Ext":"`+long(9<<10)+`"}}`)
+	// Element fields of the right JSON type, optional ones left out, one
+	// TIMCustomElem, and a From_Account of 128 bytes.
+	e.pushOK("timpush/push", `{"MsgRandom":93,"From_Account":"`+long(128)+`","MsgBody":[`+
+		`{"MsgType":"TIMFaceElem","MsgContent":{"Index":1}},`+
+		`{"MsgType":"TIMLocationElem","MsgContent":{"Latitude":1.5,"Longitude":-2}},`+
+		`{"MsgType":"TIMSoundElem","MsgContent":{"Url":"https://example.com/a.mp3","Second":3}},`+
+		`{"MsgType":"TIMCustomElem","MsgContent":{"Data":"d","Desc":"x"}}]}`)
 	e.pushOK("timpush/batch", `{"MsgRandom":92,"To_Account":[`+strings.TrimSuffix(strings.Repeat(`"u1",`, 500), ",")+`],"OfflinePushInfo":{"Title":"x"}}`)
 }
 
@@ -502,4 +514,24 @@ func TestStatistics(t *testing.T) {
 	wantCode(t, e.call("timpush/all_member_push_statistics", fmt.Sprintf(`{"StartTime":%d,"EndTime":%d}`, now-31*86400, now)), im.CodePushJSON)
 	wantCode(t, e.call("timpush/all_member_push_loss", fmt.Sprintf(`{"StartTime":%d,"EndTime":%d}`, now-8*86400, now)), im.CodePushJSON)
 	wantCode(t, e.call("timpush/normal_push_statistics", `{}`), im.CodePushJSON)
+}
+
+// TestUnknownKeyNamesTheLeast: with several unknown keys, the answer names
+// the least, so the message does not depend on map order.
+func TestUnknownKeyNamesTheLeast(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	setupPush(t, e, 1)
+	for _, c := range []struct{ body, want, not string }{
+		{`{"MsgRandom":1,"zeta":1,"alpha":2,"mid":3,` + msg + `}`, "alpha", "zeta"},
+		{`{"MsgRandom":1,"Condition":{"TagsOr":["a"],"zz":1,"Ab":2},` + msg + `}`, "Condition.Ab", "zz"},
+	} {
+		for range 5 {
+			r := e.call("timpush/push", c.body)
+			wantCode(t, r, im.CodePushJSON)
+			info, _ := r["ErrorInfo"].(string)
+			if !strings.Contains(info, c.want) || strings.Contains(info, c.not) {
+				t.Fatalf("%s: ErrorInfo %q, want it to name %q only", c.body, info, c.want)
+			}
+		}
+	}
 }
