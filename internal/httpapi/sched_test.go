@@ -85,6 +85,7 @@ func TestSchedErrors(t *testing.T) {
 		{`,"BeginTime":"2030-01-01 00:00:00"`, im.CodeSchedInvalid},
 		{`,"BeginTime":"2030-01-02 00:00:00","EndTime":"2030-01-01 00:00:00"`, im.CodeSchedInvalid},
 		{`,"OrderBy":"SCHEDAT"`, 0},
+		{`,"BeginTime":"2030-01-01 00:00:00","EndTime":"2030-01-01 00:00:00"`, 0}, // a one-second window
 	} {
 		if got := list(c.extra); got != c.code {
 			t.Errorf("list_sched_task %s: code %d, want %d", c.extra, got, c.code)
@@ -96,6 +97,25 @@ func TestSchedErrors(t *testing.T) {
 	wantCode(t, r, im.CodeSchedInvalid)
 	if r["TaskID"] != 0.0 {
 		t.Errorf("failed delete answers TaskID %v, want 0", r["TaskID"])
+	}
+	// delete_sched_task's Type is optional; when given it must be the task's.
+	for _, c := range []struct {
+		typ  string // "" leaves Type out
+		code int
+	}{{`"Tag"`, im.CodeSchedInvalid}, {`""`, im.CodeSchedInvalid}, {`"All"`, 0}, {"", 0}} {
+		r := e.call("timpush/add_sched_task", schedBody("All", e.at(time.Hour), note))
+		wantCode(t, r, 0)
+		id := r["TaskID"]
+		typ := ""
+		if c.typ != "" {
+			typ = `,"Type":` + c.typ
+		}
+		r = e.call("timpush/delete_sched_task", fmt.Sprintf(`{"Sdkappid":%d,"TaskID":%v%s}`, appA.SDKAppID, id, typ))
+		wantCode(t, r, c.code)
+		_, err := e.store.Sched(context.Background(), appA.SDKAppID, int64(id.(float64)))
+		if deleted := err != nil; deleted != (c.code == 0) {
+			t.Errorf("delete with Type %s: code %d, task deleted %v", c.typ, c.code, deleted)
+		}
 	}
 }
 
