@@ -23,6 +23,7 @@ import (
 func bench(ctx context.Context, env Env, args []string) error {
 	fs := newFlags("bench")
 	addr := fs.String("addr", "http://127.0.0.1:8080", "base URL of the timd to drive")
+	restAddr := fs.String("rest-addr", "", "comma-separated base URLs of the cluster nodes the REST calls go to, round-robin per request (default --addr)")
 	liveAddr := fs.String("live-addr", "", "with --live: comma-separated base URLs of the cluster nodes the clients connect to, round-robin (default --addr)")
 	sdkappid := fs.Uint64("sdkappid", 0, "SDKAppID")
 	key := fs.String("key", "", "the app's secret key")
@@ -54,7 +55,8 @@ func bench(ctx context.Context, env Env, args []string) error {
 	}
 	cfg := loadgen.Config{Base: strings.TrimRight(*addr, "/"), SDKAppID: *sdkappid, Key: *key, Admin: *admin,
 		Ops: opList(*ops), Concurrency: *conc, Duration: *dur, Batch: *batch, Accounts: *accounts,
-		Prefix: "bench", Progress: env.Stderr, PushEvery: *pushEvery, LiveBases: splitAddrs(*liveAddr)}
+		Prefix: "bench", Progress: env.Stderr, PushEvery: *pushEvery, LiveBases: splitAddrs(*liveAddr),
+		RESTBases: splitAddrs(*restAddr)}
 	c, err := loadgen.NewClient(cfg)
 	if err != nil {
 		return err
@@ -114,7 +116,7 @@ func benchBaseline(ctx context.Context, env Env, cfg loadgen.Config) error {
 		return err
 	}
 	defer srv.Close()
-	cfg.Base, cfg.PushEvery = base, 0
+	cfg.Base, cfg.PushEvery, cfg.RESTBases = base, 0, nil
 	bc, err := loadgen.NewClient(cfg)
 	if err != nil {
 		return err

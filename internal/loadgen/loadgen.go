@@ -25,7 +25,10 @@ type Config struct {
 	Base string // http://host:port
 	// LiveBases are the nodes the live clients connect to, round-robin
 	// (a cluster's nodes); empty: Base.
-	LiveBases   []string
+	LiveBases []string
+	// RESTBases are the nodes the REST calls go to, round-robin per
+	// request (a cluster's nodes); empty: Base.
+	RESTBases   []string
 	SDKAppID    uint64
 	Key         string
 	Admin       string
@@ -68,6 +71,7 @@ type Client struct {
 	cfg  Config
 	http *http.Client
 	sig  string
+	next atomic.Uint64 // round-robin position in cfg.RESTBases
 }
 
 // NewClient signs a UserSig for the admin and prepares a keep-alive client.
@@ -84,7 +88,7 @@ func NewClient(cfg Config) (*Client, error) {
 func (c *Client) Call(ctx context.Context, cmd string, body []byte) (int, []byte, error) {
 	q := url.Values{"sdkappid": {fmt.Sprint(c.cfg.SDKAppID)}, "identifier": {c.cfg.Admin},
 		"usersig": {c.sig}, "random": {fmt.Sprint(rand.Uint32())}, "contenttype": {"json"}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.Base+"/v4/"+cmd+"?"+q.Encode(), bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.restBase()+"/v4/"+cmd+"?"+q.Encode(), bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, err
 	}
@@ -102,6 +106,14 @@ func (c *Client) Call(ctx context.Context, cmd string, body []byte) (int, []byte
 		return 0, raw, fmt.Errorf("answer is not JSON: %.200s", raw)
 	}
 	return env.ErrorCode, raw, nil
+}
+
+// restBase is the node the next REST call goes to.
+func (c *Client) restBase() string {
+	if len(c.cfg.RESTBases) == 0 {
+		return c.cfg.Base
+	}
+	return c.cfg.RESTBases[(c.next.Add(1)-1)%uint64(len(c.cfg.RESTBases))]
 }
 
 // Prepare names the attribute slots, imports the account population and

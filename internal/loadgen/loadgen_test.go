@@ -3,7 +3,10 @@ package loadgen
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -195,5 +198,46 @@ func TestStormEndsGroupedByReason(t *testing.T) {
 	}
 	if k := endKind(strings.Repeat("x", 500)); len(k) != 120 {
 		t.Fatalf("endKind kept %d bytes", len(k))
+	}
+}
+
+// TestCallSpreadsOverRESTBases checks that REST calls go round-robin over
+// the cluster's nodes, so a one-vs-three-node write figure really writes
+// through all three.
+func TestCallSpreadsOverRESTBases(t *testing.T) {
+	var hits [3]atomic.Int64
+	var bases []string
+	for i := range hits {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			hits[i].Add(1)
+			_, _ = w.Write([]byte(`{"ActionStatus":"OK","ErrorCode":0}`))
+		}))
+		t.Cleanup(srv.Close)
+		bases = append(bases, srv.URL)
+	}
+	c, err := NewClient(Config{Base: bases[0], RESTBases: bases, SDKAppID: 1400000001, Key: "k", Admin: "administrator", Concurrency: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 9 {
+		if code, raw, err := c.Call(context.Background(), "timpush/get_attr_name", []byte(`{}`)); err != nil || code != 0 {
+			t.Fatalf("Call: %d %s %v", code, raw, err)
+		}
+	}
+	for i := range hits {
+		if n := hits[i].Load(); n != 3 {
+			t.Errorf("node %d got %d of 9 calls, want 3", i, n)
+		}
+	}
+	// Without RESTBases every call goes to Base.
+	c, err = NewClient(Config{Base: bases[2], SDKAppID: 1400000001, Key: "k", Admin: "administrator", Concurrency: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Call(context.Background(), "timpush/get_attr_name", []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if n := hits[2].Load(); n != 4 {
+		t.Errorf("Base got %d calls in all, want 4", n)
 	}
 }

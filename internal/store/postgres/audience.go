@@ -71,6 +71,9 @@ func (s *Store) ApplyEdits(ctx context.Context, app uint64, edits []im.Edit, lim
 			return nil, err
 		}
 		e := editor{ctx: ctx, tx: tx, app: app, lim: lim, schema: &schema}
+		if err := e.load(edits); err != nil {
+			return nil, err
+		}
 		var changes []im.Change
 		for i := range edits {
 			ch, changed, editErr, err := e.apply(&edits[i])
@@ -83,7 +86,7 @@ func (s *Store) ApplyEdits(ctx context.Context, app uint64, edits []im.Edit, lim
 				changes = append(changes, ch)
 			}
 		}
-		return changes, nil
+		return changes, e.flush()
 	})
 	if err != nil {
 		return nil, err
@@ -91,19 +94,101 @@ func (s *Store) ApplyEdits(ctx context.Context, app uint64, edits []im.Edit, lim
 	return errs, nil
 }
 
+// editor applies a batch of edits in one transaction with few round
+// trips: load reads (and row-locks) every named account in one statement,
+// the edits then work on those rows and on a cache of the tag registry, and
+// flush sends every account update and tag write in one pipelined batch.
+// Each edit sees the state the edits before it left, as if each had been
+// written at once.
 type editor struct {
 	ctx    context.Context
 	tx     pgx.Tx
 	app    uint64
 	lim    im.EditLimits
 	schema *im.AttrSchema
+
+	rows     map[acctKey]row     // the batch's accounts, as the edits so far left them
+	dirty    []acctKey           // rows to write back, in first-edit order
+	isDirty  map[acctKey]bool    //
+	tags     map[string]*tagInfo // registry rows read so far, as the edits so far left them
+	tagCount int                 // the app's distinct tags, once counted
+	counted  bool                //
+	netTags  int                 // tags created minus tags deleted by this batch so far
+	writes   pgx.Batch           // tag writes, queued in order
+}
+
+type acctKey struct {
+	id  string
+	typ im.AcctType
+}
+
+type tagInfo struct {
+	typ      im.AcctType
+	refcount int64
+}
+
+// load reads the accounts the edits name, under row locks, in ordinal
+// order (so that two batches lock shared rows in the same order).
+func (e *editor) load(edits []im.Edit) error {
+	ids := make([]string, 0, len(edits))
+	for i := range edits {
+		ids = append(ids, edits[i].Account)
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	rows, err := e.tx.Query(e.ctx, `SELECT `+acctColumns+` FROM accounts
+		WHERE app = $1 AND id = ANY($2) ORDER BY ordinal FOR UPDATE`, int64(e.app), ids)
+	if err != nil {
+		return dbErr("read accounts", err)
+	}
+	defer rows.Close()
+	e.rows = make(map[acctKey]row, len(ids))
+	e.isDirty = map[acctKey]bool{}
+	e.tags = map[string]*tagInfo{}
+	for rows.Next() {
+		r, err := scanRow(rows)
+		if err != nil {
+			return dbErr("read accounts", err)
+		}
+		e.rows[acctKey{r.ID, r.Type}] = r
+	}
+	return dbErr("read accounts", rows.Err())
+}
+
+// resolve finds id among the loaded rows as a RegistrationID, then as a
+// UserID.
+func (e *editor) resolve(id string) (acctKey, row, bool) {
+	for _, typ := range []im.AcctType{im.AcctRegistrationID, im.AcctUserID} {
+		k := acctKey{id, typ}
+		if r, ok := e.rows[k]; ok {
+			return k, r, true
+		}
+	}
+	return acctKey{}, row{}, false
+}
+
+// flush writes back every edited account and the queued tag writes.
+func (e *editor) flush() error {
+	for _, k := range e.dirty {
+		r := e.rows[k]
+		e.writes.Queue(`UPDATE accounts SET attrs = $1, tags = $2 WHERE app = $3 AND ordinal = $4`,
+			encodeAttrs(r.attrs), nonNilStrings(r.tags), int64(e.app), int64(r.Ordinal))
+	}
+	if e.writes.Len() == 0 {
+		return nil
+	}
+	br := e.tx.SendBatch(e.ctx, &e.writes)
+	for range e.writes.Len() {
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
+			return dbErr("write accounts and tags", err)
+		}
+	}
+	return dbErr("write accounts and tags", br.Close())
 }
 
 func (e *editor) apply(ed *im.Edit) (ch im.Change, changed bool, editErr *im.Error, err error) {
-	cur, ok, err := resolve(e.ctx, e.tx, e.app, ed.Account)
-	if err != nil {
-		return ch, false, nil, err
-	}
+	key, cur, ok := e.resolve(ed.Account)
 	if !ok {
 		return ch, false, im.Errorf(im.CodeAccountNotFound, "account %s not found", ed.Account), nil
 	}
@@ -124,13 +209,14 @@ func (e *editor) apply(ed *im.Edit) (ch im.Change, changed bool, editErr *im.Err
 		return ch, false, nil, nil
 	}
 	for _, m := range plan {
-		if err := retag(e.ctx, e.tx, e.app, m.name, cur.Type, m.delta); err != nil {
-			return ch, false, nil, err
-		}
+		e.retag(m.name, cur.Type, m.delta)
 	}
-	if _, err := e.tx.Exec(e.ctx, `UPDATE accounts SET attrs = $1, tags = $2 WHERE app = $3 AND ordinal = $4`,
-		encodeAttrs(attrs), nonNilStrings(tags), int64(e.app), int64(cur.Ordinal)); err != nil {
-		return ch, false, nil, dbErr("update account", err)
+	next := cur
+	next.attrs, next.tags = attrs, tags
+	e.rows[key] = next
+	if !e.isDirty[key] {
+		e.isDirty[key] = true
+		e.dirty = append(e.dirty, key)
 	}
 	ch = im.Change{App: e.app, Op: im.ChangeUpsert, ID: ed.Account, Type: cur.Type, Ordinal: cur.Ordinal,
 		Owner: cur.Owner, OldAttrs: cur.attrs, NewAttrs: attrs, OldTags: cur.tags, NewTags: tags}
@@ -173,15 +259,57 @@ type tagMove struct {
 	delta int64
 }
 
-// tagState reads a tag's registry row (refcount 0 when absent).
+// tagState is a tag's registry row as the edits so far left it (refcount
+// 0 when absent). The first call for a name reads it; every write to the
+// name goes through retag after that read, so the cache stays exact.
 func (e *editor) tagState(name string) (typ im.AcctType, refcount int64, err error) {
+	if t, ok := e.tags[name]; ok {
+		return t.typ, t.refcount, nil
+	}
 	var t int16
 	err = e.tx.QueryRow(e.ctx, `SELECT type, refcount FROM tags WHERE app = $1 AND name = $2`, int64(e.app), name).
 		Scan(&t, &refcount)
 	if err == pgx.ErrNoRows {
-		return 0, 0, nil
+		t, refcount, err = 0, 0, nil
 	}
-	return im.AcctType(t), refcount, dbErr("read tag", err)
+	if err != nil {
+		return 0, 0, dbErr("read tag", err)
+	}
+	e.tags[name] = &tagInfo{typ: im.AcctType(t), refcount: refcount}
+	return im.AcctType(t), refcount, nil
+}
+
+// distinctTags is the app's number of distinct tags as the edits so far
+// left it.
+func (e *editor) distinctTags() (int, error) {
+	if !e.counted {
+		var n int
+		if err := e.tx.QueryRow(e.ctx, `SELECT count(*) FROM tags WHERE app = $1`, int64(e.app)).Scan(&n); err != nil {
+			return 0, dbErr("count tags", err)
+		}
+		// The queued writes have not reached the table yet.
+		e.tagCount, e.counted = n+e.netTags, true
+	}
+	return e.tagCount, nil
+}
+
+// retag queues the write that moves a tag's refcount by delta (creating
+// its row bound to typ, or deleting it at 0) and applies it to the cache.
+func (e *editor) retag(name string, typ im.AcctType, delta int64) {
+	t := e.tags[name] // tagState read it
+	before := t.refcount
+	t.refcount += delta
+	switch {
+	case before <= 0 && t.refcount > 0:
+		t.typ = typ
+		e.netTags++
+		e.tagCount++
+	case before > 0 && t.refcount <= 0:
+		t.refcount = 0
+		e.netTags--
+		e.tagCount--
+	}
+	queueRetag(&e.writes, e.app, name, typ, delta)
 }
 
 func (e *editor) editTags(cur *row, ed *im.Edit) ([]string, []tagMove, *im.Error, error) {
@@ -234,9 +362,9 @@ func (e *editor) editTags(cur *row, ed *im.Edit) ([]string, []tagMove, *im.Error
 			ed.Account, len(next), e.lim.TagsPerUser), nil
 	}
 	if createdN > 0 {
-		var n int
-		if err := e.tx.QueryRow(e.ctx, `SELECT count(*) FROM tags WHERE app = $1`, int64(e.app)).Scan(&n); err != nil {
-			return nil, nil, nil, dbErr("count tags", err)
+		n, err := e.distinctTags()
+		if err != nil {
+			return nil, nil, nil, err
 		}
 		if n-dropped+createdN > e.lim.TagsPerApp {
 			return nil, nil, im.Errorf(im.CodeTooManyTags, "the app would have %d distinct tags, more than %d",
@@ -258,21 +386,23 @@ func appendNew(dst, tags []string) []string {
 // retag moves a tag's refcount by delta, creating its row bound to typ or
 // deleting it at 0.
 func retag(ctx context.Context, tx pgx.Tx, app uint64, name string, typ im.AcctType, delta int64) error {
+	var b pgx.Batch
+	queueRetag(&b, app, name, typ, delta)
+	return dbErr("write tag", tx.SendBatch(ctx, &b).Close())
+}
+
+// queueRetag queues retag's statements on b.
+func queueRetag(b *pgx.Batch, app uint64, name string, typ im.AcctType, delta int64) {
 	if delta > 0 {
-		_, err := tx.Exec(ctx, `INSERT INTO tags (app, name, type, refcount) VALUES ($1, $2, $3, $4)
+		b.Queue(`INSERT INTO tags (app, name, type, refcount) VALUES ($1, $2, $3, $4)
 			ON CONFLICT (app, name) DO UPDATE SET refcount = tags.refcount + excluded.refcount`,
 			int64(app), name, int16(typ), delta)
-		return dbErr("write tag", err)
+		return
 	}
 	// Delete first: after a decrement the row could no longer tell whether
 	// it had reached 0.
-	if _, err := tx.Exec(ctx, `DELETE FROM tags WHERE app = $1 AND name = $2 AND refcount + $3 <= 0`,
-		int64(app), name, delta); err != nil {
-		return dbErr("write tag", err)
-	}
-	_, err := tx.Exec(ctx, `UPDATE tags SET refcount = refcount + $1 WHERE app = $2 AND name = $3`,
-		delta, int64(app), name)
-	return dbErr("write tag", err)
+	b.Queue(`DELETE FROM tags WHERE app = $1 AND name = $2 AND refcount + $3 <= 0`, int64(app), name, delta)
+	b.Queue(`UPDATE tags SET refcount = refcount + $1 WHERE app = $2 AND name = $3`, delta, int64(app), name)
 }
 
 // Profiles returns the audience data of the accounts among ids.

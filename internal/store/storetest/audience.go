@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 
 	"timd/internal/im"
@@ -250,6 +251,30 @@ func (h harness) testTagRegistry(t *testing.T) {
 	}
 	if c := f.edits(testApp, lim, tagEdit(im.OpAddTags, "u2", "c", "d")); c[0] != 0 {
 		t.Errorf("tags after the holder was deleted: code %d, want 0", c[0])
+	}
+
+	// Within one batch, each edit sees the registry the edits before it
+	// left: a tag released by one edit may be re-bound by the next, and a
+	// dropped tag frees its place under the per-app limit.
+	f.mustEdit(testApp, im.Edit{Account: "u2", Op: im.OpClearTags})
+	f.mustEdit(testApp, tagEdit(im.OpAddTags, "u2", "x"), tagEdit(im.OpAddTags, "u2", "y"))
+	codes := f.edits(testApp, lim,
+		tagEdit(im.OpAddTags, "d1", "x"),    // x is bound to UserIDs: refused
+		tagEdit(im.OpRemoveTags, "u2", "x"), // x's last holder lets go
+		tagEdit(im.OpAddTags, "d1", "x"),    // so a RegistrationID may take it
+		tagEdit(im.OpAddTags, "u2", "z"),    // x and y exist: a third is refused
+		tagEdit(im.OpRemoveTags, "u2", "y"), // y goes
+		tagEdit(im.OpAddTags, "u2", "z"),    // and z fits
+		tagEdit(im.OpAddTags, "u2", "w"),    // but not a fourth
+	)
+	if want := []int{im.CodeAccountTypeBound, 0, 0, im.CodeTooManyTags, 0, 0, im.CodeTooManyTags}; !slices.Equal(codes, want) {
+		t.Errorf("one batch over the registry: codes %v, want %v", codes, want)
+	}
+	f.wantTags(testApp, "d1", "x")
+	f.wantTags(testApp, "u2", "z")
+	f.importIDs(testApp, "u3")
+	if !bound(tagEdit(im.OpAddTags, "u3", "x")) {
+		t.Errorf("x re-bound to RegistrationIDs in the batch still accepted a UserID")
 	}
 }
 
