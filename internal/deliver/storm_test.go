@@ -74,17 +74,17 @@ func (s *slowStore) AckSets(ctx context.Context, app uint64, id string) ([]byte,
 // stormClient is one reconnecting client: it records the TaskIds it
 // receives and acks each, as a client should.
 type stormClient struct {
-	ord   uint32
-	ws    *websocket.Conn
-	mu    sync.Mutex
-	got   map[string]int
-	seqs  []int64 // the Seq of every push frame, in the order received
+	ord  uint32
+	ws   *websocket.Conn
+	mu   sync.Mutex
+	got  map[string]int
+	seqs []int64 // the Seq of every push frame, in the order received
 	// caught is the Seq of the caughtup frame (-1 until it came), and
 	// early the push frames received before it.
 	caught int64
 	early  int
 	ended  error // set when the connection ended before the test closed it
-	done  chan struct{}
+	done   chan struct{}
 }
 
 func (c *stormClient) read(ctx context.Context) {
