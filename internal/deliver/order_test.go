@@ -246,3 +246,25 @@ func TestFirstHeartbeatAfterCatchUpWaitsAFullInterval(t *testing.T) {
 		t.Fatalf("closed %v after its catch-up ended, want at least PingInterval + PongTimeout = %v", took, interval+pong)
 	}
 }
+
+// TestPushNotedAtTheHeadIsReadAfresh: the catch-up found nothing after
+// since (an empty page at the head) and is held; a push stored and fanned
+// out then is noted, and the catch-up must read the same position again
+// from the store, not reuse the shared read that missed it.
+func TestPushNotedAtTheHeadIsReadAfresh(t *testing.T) {
+	h := newHarness(t, deliver.Options{CatchUpPage: 2})
+	held, release, rereads := holdShortPage(h, "alice", 2)
+	s1 := h.tasks.Add(pushTask("s1"), 1)
+	l := readFrames(t, h.dialRaw("alice", 1, "since="+itoa(s1.Seq), false))
+	<-held // the page after s1 is read, empty
+	p2 := h.tasks.Add(pushTask("p2"), 1)
+	h.hub.Deliver(&p2, roaring.BitmapOf(1))
+	close(release)
+	got := []map[string]any{l.next(), l.next()}
+	if d, want := describe(got), []string{"push p2", fmt.Sprint("caughtup ", p2.Seq)}; !slices.Equal(d, want) {
+		t.Fatalf("client got %v, want %v", d, want)
+	}
+	if n := rereads.Load(); n != 1 {
+		t.Fatalf("catch-up read on %d times, want 1", n)
+	}
+}
