@@ -57,13 +57,13 @@ type Store struct {
 	// make (task heads, audiences, ack sets) through t's statements: in a
 	// reconnect storm every connect's authentication reads its account
 	// from rdb, and catch-up must not queue behind thousands of those.
-	tdb *sql.DB
-	t   taskStmts
-	w          *writer
-	r          readStmts
-	ov         *overlay
-	schemas    schemaCache
-	sink       atomic.Pointer[sinkBox]
+	tdb     *sql.DB
+	t       taskStmts
+	w       *writer
+	r       readStmts
+	ov      *overlay
+	schemas schemaCache
+	sink    atomic.Pointer[sinkBox]
 
 	closeOnce sync.Once
 	closeErr  error
