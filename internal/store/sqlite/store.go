@@ -53,17 +53,18 @@ type Store struct {
 	// sdb and settleStmt re-read accounts that raced an overlay eviction.
 	sdb        *sql.DB
 	settleStmt *sql.Stmt
+	w          *writer
+	r          readStmts
+	ov         *overlay
+	schemas    schemaCache
+	sink       atomic.Pointer[sinkBox]
+
 	// tdb serves the reads of stored pushes that catch-up and /v1/sync
 	// make (task heads, audiences, ack sets) through t's statements: in a
 	// reconnect storm every connect's authentication reads its account
 	// from rdb, and catch-up must not queue behind thousands of those.
-	tdb     *sql.DB
-	t       taskStmts
-	w       *writer
-	r       readStmts
-	ov      *overlay
-	schemas schemaCache
-	sink    atomic.Pointer[sinkBox]
+	tdb *sql.DB
+	t   taskStmts
 
 	closeOnce sync.Once
 	closeErr  error
