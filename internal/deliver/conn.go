@@ -45,6 +45,7 @@ type conn struct {
 	// left that its reads may have missed (see catchUp). order guards
 	// the switch: a note is taken, or the frame queued, under it.
 	live     atomic.Bool
+	since    int64 // the connect's since: pushes up to it are not catch-up's
 	order    sync.Mutex
 	notes    uint64 // stored push frames noted instead of queued
 	notedSeq int64  // the highest Seq among them
@@ -77,6 +78,7 @@ func (h *Hub) Accept(w http.ResponseWriter, r *http.Request, app im.App, acct im
 	}
 	ws.SetReadLimit(h.opt.ReadLimit)
 	c := &conn{h: h, ws: ws, app: app.SDKAppID, id: acct.ID, ord: acct.Ordinal, platform: platform, kickedAt: acct.KickedAt,
+		since:   max(since, 0),
 		send:    make(chan []byte, h.opt.QueueSize),
 		limiter: rate.NewLimiter(rate.Limit(h.opt.FrameRate), h.opt.FrameBurst),
 		quit:    make(chan struct{}), done: make(chan struct{})}
@@ -95,7 +97,7 @@ func (h *Hub) Accept(w http.ResponseWriter, r *http.Request, app im.App, acct im
 		h.unregister(c)
 		close(c.done) // after unregister: Stop returns with Connections already down
 	}()
-	c.run(ctx, max(since, 0))
+	c.run(ctx, c.since)
 }
 
 func (h *Hub) isStopped() bool {
@@ -146,14 +148,16 @@ func (c *conn) stopping() bool {
 // a slow consumer. It reports whether the frame was queued. A push frame
 // (task != "") that c was already given, live or by catch-up, is not
 // queued again and counts as queued. The push frame of a stored task
-// (seq > 0) that arrives while c's catch-up has not reached the store's
-// head is noted instead, and counts as queued: catch-up sends it in its
-// Seq order, so that it cannot overtake an older stored push.
+// (seq > 0) after c's since that arrives while c's catch-up has not
+// reached the store's head is noted instead, and counts as queued:
+// catch-up sends it in its Seq order, so that it cannot overtake an older
+// stored push. (One up to since, which the client said it has, is queued
+// as it comes: a client that resumed from too far is not made to lose it.)
 func (c *conn) enqueue(frame []byte, task string, seq int64) bool {
 	if c.stopping() {
 		return false
 	}
-	if seq > 0 && !c.live.Load() && c.note(seq) {
+	if seq > c.since && !c.live.Load() && c.note(seq) {
 		return true
 	}
 	if task != "" && !c.sent.claim(task) {

@@ -268,3 +268,25 @@ func TestPushNotedAtTheHeadIsReadAfresh(t *testing.T) {
 		t.Fatalf("catch-up read on %d times, want 1", n)
 	}
 }
+
+// TestPushUpToSinceIsNotHeldByCatchUp: a client that resumed from a Seq
+// past a push still fanning out to it (as one resuming from the highest
+// Seq it saw would) gets that push live as it comes, though its catch-up
+// is held: catch-up covers only what follows since, and noting the push
+// would lose it.
+func TestPushUpToSinceIsNotHeldByCatchUp(t *testing.T) {
+	h := newHarness(t, deliver.Options{CatchUpPage: 2})
+	held, release, _ := holdShortPage(h, "alice", 2)
+	slow := h.tasks.Add(pushTask("slow"), 1)
+	fast := h.tasks.Add(pushTask("fast"), 1)
+	l := readFrames(t, h.dialRaw("alice", 1, "since="+itoa(fast.Seq), false))
+	<-held
+	h.hub.Deliver(&slow, roaring.BitmapOf(1))
+	if d, want := describe(l.upToPong()), []string{"push slow"}; !slices.Equal(d, want) {
+		t.Fatalf("while catch-up is held the client got %v, want %v", d, want)
+	}
+	close(release)
+	if d, want := describe([]map[string]any{l.next()}), []string{fmt.Sprint("caughtup ", fast.Seq)}; !slices.Equal(d, want) {
+		t.Fatalf("then %v, want %v", d, want)
+	}
+}
