@@ -97,6 +97,11 @@ export interface TimdEventDetails {
   error: TimdError;
   /** The answer to a client ping. */
   pong: Record<string, never>;
+  /**
+   * The connection's catch-up ended: every stored push owed up to Seq has
+   * been received (Seq is now lastSeq); live pushes follow.
+   */
+  caughtup: { Seq: number };
 }
 
 export type TimdEventType = keyof TimdEventDetails;
@@ -147,7 +152,11 @@ export class TimdClient extends EventTarget {
   readonly sdkAppId: string;
   readonly identifier: string;
   readonly state: ConnectionState;
-  /** The highest Seq received: the `since` of the next connection. */
+  /**
+   * The `since` of the next connection: the Seq of the last "caughtup"
+   * event, up to which every stored push owed has been received. It does
+   * not follow live pushes, which may overtake older stored ones.
+   */
   readonly lastSeq: number;
 
   /** Listen for one event type; fn gets the detail. Returns an unsubscribe function. */

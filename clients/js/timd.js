@@ -72,7 +72,7 @@ export function backoffDelay(n, b, random = Math.random) {
 
 /**
  * TimdClient is one end user's connection to timd. It is an EventTarget:
- * "push", "revoke", "state", "kicked", "error" and "pong" events, each a
+ * "push", "revoke", "caughtup", "state", "kicked", "error" and "pong" events, each a
  * TimdEvent whose detail is documented in timd.d.ts; on(type, fn) is a
  * shorthand that passes the detail and returns an unsubscribe function.
  */
@@ -133,7 +133,13 @@ export class TimdClient extends EventTarget {
     return this._state;
   }
 
-  /** lastSeq is the highest Seq received: the `since` of the next connect. */
+  /**
+   * lastSeq is the `since` of the next connect: the Seq of the last
+   * "caughtup" frame, up to which every stored push owed to this account
+   * has been received. It does not follow live pushes: a live push may
+   * overtake an older stored push still fanning out, and resuming after
+   * its Seq would skip that one for good.
+   */
   get lastSeq() {
     return this._lastSeq;
   }
@@ -393,7 +399,7 @@ export class TimdClient extends EventTarget {
     switch (f.Type) {
       case 'push': {
         if (typeof f.TaskId !== 'string') return;
-        if (Number.isSafeInteger(f.Seq) && f.Seq > this._lastSeq) this._lastSeq = f.Seq;
+        // Seq is not a resume point (see lastSeq): "caughtup" frames are.
         if (this._seen.has(f.TaskId)) {
           // A repeat (catch-up and live, or a resend after a reconnect):
           // ack it again, since the server resends only unacknowledged pushes.
@@ -410,6 +416,12 @@ export class TimdClient extends EventTarget {
         return;
       case 'pong':
         this.dispatchEvent(new TimdEvent('pong', {}));
+        return;
+      case 'caughtup':
+        // Every stored push up to Seq has been received on this
+        // connection (the server sends them in Seq order first).
+        if (Number.isSafeInteger(f.Seq) && f.Seq > this._lastSeq) this._lastSeq = f.Seq;
+        this.dispatchEvent(new TimdEvent('caughtup', { Seq: this._lastSeq }));
         return;
       default:
         // Unknown frame types are ignored, as the protocol asks.

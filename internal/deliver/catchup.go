@@ -3,7 +3,10 @@ package deliver
 import (
 	"context"
 	"errors"
+	"math"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"timd/internal/im"
 )
@@ -23,11 +26,23 @@ type stored struct {
 
 // catchUp sends c the app's stored, unexpired, unrevoked pushes after
 // since whose audience holds c's ordinal and that the account has not
-// acknowledged yet, oldest first. Together with live delivery this gives
-// every stored push to every connection at least once: c was registered
-// before catch-up started, so a push fanned out after that reaches c live,
-// and one fanned out before was stored before — a read that starts after
-// the registration sees it.
+// acknowledged yet, in Seq order, then switches c to live delivery and
+// writes a caughtup frame with the Seq it reached.
+//
+// Together with live delivery this gives every stored push to c once and
+// in Seq order, up to the switch. c is registered before catch-up starts,
+// so a stored push fanned out before that was stored before, and the
+// first read, which starts after the registration, sees it. A stored
+// push fanned out to c while it catches up is not queued but noted
+// (conn.enqueue): it was stored before its fan-out, so a read that starts
+// after the note finds it. When the reads reach the store's head, c
+// switches to live under c.order unless a note is left whose Seq is past
+// the cursor and that no read started after; then it reads on from its
+// cursor, from a fresh read, and checks again. So nothing noted is lost,
+// nothing is written twice (c.sent), and no live stored push overtakes an
+// older one that catch-up has still to send. Pushes keep coming only as
+// fast as they are accepted, so the reads reach the head: each round
+// reads only what was stored during the one before.
 //
 // What it costs does not grow with audiences or connections: the store
 // reads task heads only, and those reads are shared — a read is reused
@@ -46,15 +61,54 @@ type stored struct {
 // retries with backoff (Hub.retry) for as long as the connection is open.
 // A connection is never closed because the store could not answer.
 func (c *conn) catchUp(ctx context.Context, since int64) {
-	c.catchUpFrom(ctx, since, c.epoch)
+	h := c.h
+	after, minEpoch, covered := since, c.epoch, uint64(0)
+	for {
+		var ok bool
+		if after, ok = c.catchUpFrom(ctx, after, minEpoch); !ok {
+			return // c is closing
+		}
+		if c.goLive(after, &covered) {
+			break
+		}
+		if hk := h.hooks.Load(); hk != nil && hk.reread != nil {
+			hk.reread(c.id)
+		}
+		minEpoch = h.epoch.Add(1) // the next read must start after the notes taken so far
+	}
+	if c.write(ctx, CaughtUpFrame(after)) != nil {
+		c.stop(websocket.StatusGoingAway, "write failed")
+	}
 }
 
-// catchUpFrom is catchUp reusing only store reads that started at or
-// after minEpoch (Hub.Resync passes a new one: it must see the store as it
-// is now).
-func (c *conn) catchUpFrom(ctx context.Context, since int64, minEpoch uint64) {
+// goLive switches c to live delivery unless a push noted while it caught
+// up may have been missed by its reads: one with a Seq past after, noted
+// after the reads that covered the first *covered notes had started. In
+// that case it marks every note so far as covered by the next read and
+// reports false.
+func (c *conn) goLive(after int64, covered *uint64) bool {
+	c.order.Lock()
+	defer c.order.Unlock()
+	if c.notes == *covered || c.notedSeq <= after {
+		c.live.Store(true)
+		return true
+	}
+	*covered = c.notes
+	return false
+}
+
+// noteResync makes a connection still catching up read the store afresh
+// before it goes live (see Hub.Resync); it reports false when c is live.
+func (c *conn) noteResync() bool {
+	return c.note(math.MaxInt64)
+}
+
+// catchUpFrom sends c what it is owed of the stored pushes after after,
+// page by page until a short page shows the store's head, reusing only
+// store reads that started at or after minEpoch. It returns the Seq it
+// reached, and false when c is closing.
+func (c *conn) catchUpFrom(ctx context.Context, after int64, minEpoch uint64) (int64, bool) {
 	h := c.h
-	after := since
 	for {
 		var page []stored
 		err := h.retry(ctx, "read stored task heads", c.app, func() (err error) {
@@ -64,16 +118,22 @@ func (c *conn) catchUpFrom(ctx context.Context, since int64, minEpoch uint64) {
 			return err
 		})
 		if err != nil {
-			return // c is closing
+			return after, false
+		}
+		if hk := h.hooks.Load(); hk != nil && hk.page != nil {
+			hk.page(c.id, after, len(page))
 		}
 		if !h.catchUps.enter(ctx, c.quit) {
-			return // c is closing
+			return after, false
 		}
 		var ok bool
 		after, ok = c.sendPage(ctx, page, after)
 		h.catchUps.leave()
-		if !ok || len(page) < h.opt.CatchUpPage {
-			return
+		if !ok {
+			return after, false
+		}
+		if len(page) < h.opt.CatchUpPage {
+			return after, true
 		}
 	}
 }

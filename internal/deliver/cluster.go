@@ -8,10 +8,16 @@ package deliver
 // and was not given, as a fresh catch-up from the start would: after a
 // lost "chunk delivered" event the store still holds every stored push,
 // and a connection's sent set keeps what it already had from being sent
-// twice. A connection that is already resyncing runs once more after.
+// twice. A connection that is already resyncing runs once more after. A
+// connection still in its connect-time catch-up is not given a second
+// one, which could send out of Seq order: its catch-up reads the store
+// afresh before it goes live instead.
 func (h *Hub) Resync(app uint64) {
 	epoch := h.epoch.Add(1) // reads that began before now may miss what was lost
 	for _, c := range h.conns(app) {
+		if c.noteResync() {
+			continue
+		}
 		if c.resync.Add(1) > 1 {
 			continue // the running resync loops once more
 		}

@@ -37,6 +37,18 @@ type conn struct {
 	// its turn; the heartbeat leaves c alone meanwhile (see writeLoop).
 	catching atomic.Bool
 	heard    atomic.Int64 // when the client's last frame was read (unix ns)
+	caught   atomic.Int64 // when the connect-time catch-up ended (unix ns; 0: not yet)
+
+	// live is set once the connect-time catch-up has reached the store's
+	// head; until then live push frames of stored tasks are not queued
+	// but noted (notes, notedSeq), and catch-up reads on until no note is
+	// left that its reads may have missed (see catchUp). order guards
+	// the switch: a note is taken, or the frame queued, under it.
+	live     atomic.Bool
+	since    int64 // the connect's since: pushes up to it are not catch-up's
+	order    sync.Mutex
+	notes    uint64 // stored push frames noted instead of queued
+	notedSeq int64  // the highest Seq among them
 
 	stopOnce sync.Once
 	quit     chan struct{} // closed by stop
@@ -66,6 +78,7 @@ func (h *Hub) Accept(w http.ResponseWriter, r *http.Request, app im.App, acct im
 	}
 	ws.SetReadLimit(h.opt.ReadLimit)
 	c := &conn{h: h, ws: ws, app: app.SDKAppID, id: acct.ID, ord: acct.Ordinal, platform: platform, kickedAt: acct.KickedAt,
+		since:   max(since, 0),
 		send:    make(chan []byte, h.opt.QueueSize),
 		limiter: rate.NewLimiter(rate.Limit(h.opt.FrameRate), h.opt.FrameBurst),
 		quit:    make(chan struct{}), done: make(chan struct{})}
@@ -84,7 +97,7 @@ func (h *Hub) Accept(w http.ResponseWriter, r *http.Request, app im.App, acct im
 		h.unregister(c)
 		close(c.done) // after unregister: Stop returns with Connections already down
 	}()
-	c.run(ctx, max(since, 0))
+	c.run(ctx, c.since)
 }
 
 func (h *Hub) isStopped() bool {
@@ -97,11 +110,12 @@ func (h *Hub) isStopped() bool {
 func (c *conn) run(ctx context.Context, since int64) {
 	defer c.cancel()
 	var wg sync.WaitGroup
-	wg.Go(func() { c.writeLoop(ctx) })
 	c.catching.Store(true)
+	wg.Go(func() { c.writeLoop(ctx) })
 	wg.Go(func() {
-		defer c.catching.Store(false)
 		c.catchUp(ctx, since)
+		c.caught.Store(time.Now().UnixNano()) // before catching is cleared: see writeLoop
+		c.catching.Store(false)
 	})
 	c.readLoop(ctx)
 	c.stop(websocket.StatusNormalClosure, "")
@@ -133,10 +147,18 @@ func (c *conn) stopping() bool {
 // enqueue queues a live frame without blocking. A full queue closes c as
 // a slow consumer. It reports whether the frame was queued. A push frame
 // (task != "") that c was already given, live or by catch-up, is not
-// queued again and counts as queued.
-func (c *conn) enqueue(frame []byte, task string) bool {
+// queued again and counts as queued. The push frame of a stored task
+// (seq > 0) after c's since that arrives while c's catch-up has not
+// reached the store's head is noted instead, and counts as queued:
+// catch-up sends it in its Seq order, so that it cannot overtake an older
+// stored push. (One up to since, which the client said it has, is queued
+// as it comes: a client that resumed from too far is not made to lose it.)
+func (c *conn) enqueue(frame []byte, task string, seq int64) bool {
 	if c.stopping() {
 		return false
+	}
+	if seq > c.since && !c.live.Load() && c.note(seq) {
+		return true
 	}
 	if task != "" && !c.sent.claim(task) {
 		return true
@@ -149,6 +171,19 @@ func (c *conn) enqueue(frame []byte, task string) bool {
 		c.stop(websocket.StatusPolicyViolation, "slow consumer")
 		return false
 	}
+}
+
+// note records a live stored push of Seq seq that catch-up must find,
+// unless c went live meanwhile; it reports whether it did.
+func (c *conn) note(seq int64) bool {
+	c.order.Lock()
+	defer c.order.Unlock()
+	if c.live.Load() {
+		return false
+	}
+	c.notes++
+	c.notedSeq = max(c.notedSeq, seq)
+	return true
 }
 
 // write writes one frame, bounded by WriteTimeout.
@@ -180,17 +215,7 @@ func (c *conn) writeLoop(ctx context.Context) {
 				return
 			}
 		case <-tick.C:
-			if time.Since(time.Unix(0, c.heard.Load())) < c.h.opt.PingInterval {
-				continue // the client spoke lately: it is alive
-			}
-			// Not while catching up: in a reconnect storm a connection
-			// may wait minutes for its catch-up turn (see gate) hearing
-			// nothing from its client, on a machine so loaded that a pong
-			// is read later than PongTimeout, by the client or by us.
-			// Closing it then would cut it off for waiting. A dead peer is
-			// still found: catch-up's writes fail or time out
-			// (WriteTimeout), and once catch-up ends the heartbeat applies.
-			if c.catching.Load() {
+			if !c.pingDue(time.Now()) {
 				continue
 			}
 			if !c.pinging.Swap(true) {
@@ -198,6 +223,28 @@ func (c *conn) writeLoop(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// pingDue reports whether c should be pinged at now: its client has said
+// nothing for PingInterval, and its catch-up ended at least PingInterval
+// ago.
+//
+// Not while catching up: in a reconnect storm a connection may wait
+// minutes for its catch-up turn (see gate) hearing nothing from its
+// client, on a machine so loaded that a pong is read later than
+// PongTimeout, by the client or by us. Closing it then would cut it off
+// for waiting. A dead peer is still found: catch-up's writes fail or time
+// out (WriteTimeout), and a full PingInterval after catch-up ends the
+// heartbeat applies. Not sooner: the storm that made the client wait is
+// still on when its own catch-up ends, and a ping sent at once met a
+// pong later than PongTimeout (9 of 10,000 clients closed in a 20 s
+// storm). The client's acks of the catch-up count as speaking meanwhile.
+func (c *conn) pingDue(now time.Time) bool {
+	if c.catching.Load() {
+		return false
+	}
+	quiet := max(c.heard.Load(), c.caught.Load())
+	return now.Sub(time.Unix(0, quiet)) >= c.h.opt.PingInterval
 }
 
 // ping sends one WebSocket ping and closes c when no pong arrives within
@@ -239,7 +286,7 @@ func (c *conn) readLoop(ctx context.Context) {
 		}
 		switch f.Type {
 		case TypePing:
-			c.enqueue(pongFrame, "")
+			c.enqueue(pongFrame, "", 0)
 		case TypeAck, TypeClick:
 			c.h.acks.note(ctx, c, f.TaskID, f.Type == TypeClick)
 		}

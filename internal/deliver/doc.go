@@ -12,11 +12,16 @@
 //     connection with 1008 "slow consumer", and the drop is counted.
 //     Nothing is buffered without bound: catch-up frames are written
 //     directly, paced by the client.
-//   - Every stored push reaches every connected recipient at least once:
-//     a connection is registered before its catch-up reads the store, so a
-//     push fanned out later reaches it live and one fanned out earlier is
-//     found by the read. Clients drop repeats by TaskId.
-//   - A connection that does not answer a ping within PongTimeout, sends a
+//   - Every stored push reaches every connected recipient, once per
+//     connection, and until the connection's caughtup frame in Seq order:
+//     a connection is registered before its catch-up reads the store, a
+//     stored push fanned out to it while it catches up is left to the
+//     catch-up (which reads on until it has found every such push), and
+//     one fanned out later reaches it live. Online-only pushes are sent at
+//     once, catching up or not. Clients drop repeats (across connections)
+//     by TaskId and resume from the caughtup frame's Seq.
+//   - A connection that does not answer a ping within PongTimeout (pings
+//     start a full PingInterval after its catch-up ended), sends a
 //     frame over ReadLimit (1009), a binary frame (1003) or a malformed one
 //     (1008) is closed; a fast sender is read at most FrameRate frames per
 //     second. Kick closes with 4001, Stop with 1001.

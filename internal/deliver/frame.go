@@ -10,15 +10,16 @@ import (
 	"timd/internal/im"
 )
 
-// Frame types. The server sends push, revoke and pong; the client sends
-// ack, click and ping.
+// Frame types. The server sends push, revoke, pong and caughtup; the
+// client sends ack, click and ping.
 const (
-	TypePush   = "push"
-	TypeRevoke = "revoke"
-	TypePong   = "pong"
-	TypeAck    = "ack"
-	TypeClick  = "click"
-	TypePing   = "ping"
+	TypePush     = "push"
+	TypeRevoke   = "revoke"
+	TypePong     = "pong"
+	TypeCaughtUp = "caughtup"
+	TypeAck      = "ack"
+	TypeClick    = "click"
+	TypePing     = "ping"
 )
 
 // MaxTaskIDLen bounds the TaskId of a client frame. Our TaskIds are far
@@ -144,6 +145,16 @@ func revokeFrame(id string) []byte {
 		TaskID string `json:"TaskId"`
 	}{TypeRevoke, id})
 	return b
+}
+
+// CaughtUpFrame renders {"Type":"caughtup","Seq":seq}, which ends a
+// connection's catch-up: every stored push with a Seq up to seq that the
+// account is owed has been written before it on this connection. It is
+// the client's safe resume point (the since of its next connect), unlike
+// the Seq of a live push, which may overtake older stored pushes still
+// fanning out.
+func CaughtUpFrame(seq int64) []byte {
+	return append(strconv.AppendInt([]byte(`{"Type":"caughtup","Seq":`), seq, 10), '}')
 }
 
 // pongFrame answers a client ping.

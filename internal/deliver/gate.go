@@ -22,9 +22,11 @@ import (
 // most a few dozen goroutines; the total work is the same, done in turn.
 //
 // A connection waiting for its turn is never cut off for it: it waits for
-// as long as it stays open (its live frames keep flowing meanwhile, through
-// its own queue). Waiting is FIFO among the waiters (Go's channel send
-// queue), so the first to arrive are served first.
+// as long as it stays open. Its online-only pushes, revokes and pongs keep
+// flowing meanwhile, through its own queue; its stored pushes wait for its
+// catch-up, which sends them in Seq order (see catchUp). Waiting is FIFO
+// among the waiters (Go's channel send queue), so the first to arrive are
+// served first.
 type gate struct {
 	slots   chan struct{}
 	running atomic.Int64 // holders of a slot now; never above cap(slots)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -37,9 +38,11 @@ func (s *heldStore) TaskAudience(ctx context.Context, app uint64, id string) ([]
 // TestCatchUpsAreBoundedAndWaitersAllCatchUp: with Options.CatchUps 3 and
 // 60 clients reconnecting at once, no more than 3 catch-ups ever run at
 // once; while the 3 running ones wait on a store that does not answer,
-// the other 57 wait for their turn without being closed and still get
-// live pushes; once the store answers, every client gets every stored
-// push it is owed.
+// the other 57 wait for their turn without being closed. Meanwhile an
+// online-only push reaches them at once, and a stored push fanned out to
+// them is held for their catch-up (it may not overtake the older stored
+// pushes). Once the store answers, every client gets every stored push
+// it is owed, once, in Seq order, then a caughtup frame with the last.
 func TestCatchUpsAreBoundedAndWaitersAllCatchUp(t *testing.T) {
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, t.TempDir(), nil)
@@ -83,7 +86,7 @@ func TestCatchUpsAreBoundedAndWaitersAllCatchUp(t *testing.T) {
 	t.Cleanup(cancel)
 	cs := make([]*stormClient, clients)
 	for i := range cs {
-		c := &stormClient{ord: uint32(i + 1), got: map[string]int{}, done: make(chan struct{})}
+		c := &stormClient{ord: uint32(i + 1), got: map[string]int{}, caught: -1, done: make(chan struct{})}
 		u := strings.Replace(srv.URL, "http", "ws", 1) + fmt.Sprintf("/?ord=%d", c.ord)
 		ws, _, err := websocket.Dial(cctx, u, nil)
 		if err != nil {
@@ -108,15 +111,31 @@ func TestCatchUpsAreBoundedAndWaitersAllCatchUp(t *testing.T) {
 		return s.CatchUpsRunning == limit && s.CatchUpsWaiting == clients-limit
 	})
 
-	// Waiting for a turn does not stop live delivery.
+	// Waiting for a turn holds live stored pushes, not online-only ones.
 	live := tasks[stored]
-	hub.Deliver(&live, everyone)
+	if n := hub.Deliver(&live, everyone); n != clients {
+		t.Fatalf("the live stored push reached %d connections, want all %d (held for their catch-up)", n, clients)
+	}
+	online := pushTask("online")
+	online.OnlineOnly, online.Audience, online.Total, online.State, online.MsgRandom = true, aud, clients, im.TaskDone, 999
+	online, _, err = st.CreateTask(ctx, online, 0, im.TaskLimits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub.Deliver(&online, everyone)
 	for _, c := range cs {
-		poll(fmt.Sprintf("client %d to get the live push", c.ord), func() bool {
+		poll(fmt.Sprintf("client %d to get the online-only push", c.ord), func() bool {
 			c.mu.Lock()
 			defer c.mu.Unlock()
-			return c.got[live.ID] == 1
+			return c.got[online.ID] == 1
 		})
+	}
+	for _, c := range cs {
+		c.mu.Lock()
+		if n := len(c.got); n != 1 {
+			t.Errorf("client %d got %d pushes while its catch-up waited (%v), want only the online-only one", c.ord, n, c.got)
+		}
+		c.mu.Unlock()
 	}
 	if s := hub.Stats(); s.CatchUpsRunning != limit || s.CatchUpsWaiting != clients-limit {
 		t.Fatalf("while the store is held: %+v", s)
@@ -136,7 +155,7 @@ func TestCatchUpsAreBoundedAndWaitersAllCatchUp(t *testing.T) {
 					return false
 				}
 			}
-			return true
+			return c.caught >= 0
 		})
 	}
 	poll("every catch-up to end", func() bool {
@@ -152,6 +171,18 @@ func TestCatchUpsAreBoundedAndWaitersAllCatchUp(t *testing.T) {
 			if n != 1 {
 				t.Errorf("client %d got %s %d times", c.ord, id, n)
 			}
+		}
+		var storedSeqs []int64
+		for _, q := range c.seqs {
+			if q != online.Seq {
+				storedSeqs = append(storedSeqs, q)
+			}
+		}
+		if !slices.IsSorted(storedSeqs) || len(storedSeqs) != len(tasks) {
+			t.Errorf("client %d got stored pushes with Seqs %v, want %d in increasing order", c.ord, storedSeqs, len(tasks))
+		}
+		if c.caught != live.Seq || c.early != len(tasks)+1 {
+			t.Errorf("client %d: caughtup Seq %d after %d pushes, want Seq %d after %d", c.ord, c.caught, c.early, live.Seq, len(tasks)+1)
 		}
 		c.mu.Unlock()
 	}

@@ -64,6 +64,7 @@ type client struct {
 	ws     *websocket.Conn
 	frames chan map[string]any
 	raw    chan []byte
+	caught chan int64 // the Seqs of caughtup frames, kept apart from frames
 	done   chan struct{}
 	err    error // the reader's final error, once done is closed
 	// pending are frames received by dial's sync, returned first by next.
@@ -93,7 +94,8 @@ func (h *harness) dialRaw(id string, ord uint32, extra string, read bool) *clien
 		h.t.Fatalf("dial %s: %v", id, err)
 	}
 	ws.SetReadLimit(1 << 20)
-	c := &client{t: h.t, ws: ws, frames: make(chan map[string]any, 10000), raw: make(chan []byte, 10000), done: make(chan struct{})}
+	c := &client{t: h.t, ws: ws, frames: make(chan map[string]any, 10000), raw: make(chan []byte, 10000),
+		caught: make(chan int64, 100), done: make(chan struct{})}
 	h.t.Cleanup(func() { _ = ws.CloseNow() })
 	if read {
 		go c.read()
@@ -114,9 +116,27 @@ func (c *client) read() {
 			c.err = fmt.Errorf("frame is not a JSON object: %q", b)
 			return
 		}
+		if m["Type"] == deliver.TypeCaughtUp {
+			seq, _ := m["Seq"].(float64)
+			c.caught <- int64(seq)
+			continue
+		}
 		c.raw <- b
 		c.frames <- m
 	}
+}
+
+// caughtUp returns the Seq of the connection's caughtup frame, failing
+// after 5 s.
+func (c *client) caughtUp() int64 {
+	c.t.Helper()
+	select {
+	case seq := <-c.caught:
+		return seq
+	case <-time.After(5 * time.Second):
+		c.t.Fatal("no caughtup frame within 5 s")
+	}
+	return 0
 }
 
 // next returns the next frame, failing after 5 s.

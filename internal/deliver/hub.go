@@ -112,12 +112,23 @@ type Hub struct {
 	apps    map[uint64]*appConns
 	kicks   map[userKey]int64 // recent kicks (unix s), see Accept
 	stopped bool
-	epoch   atomic.Uint64 // counts registrations, see catchUp
+	epoch   atomic.Uint64 // counts registrations and fresh-read demands, see catchUp
 
 	flusher   sync.WaitGroup
 	stopFlush context.CancelFunc
 
 	stats stats
+	hooks atomic.Pointer[hooks] // nil in production
+}
+
+// hooks let tests hold a catch-up at a known point (export_test.go).
+type hooks struct {
+	// page runs after a catch-up of account id read a page of n heads
+	// after a Seq, before it is sent.
+	page func(id string, after int64, n int)
+	// reread runs when a catch-up of id must read on because of a live
+	// push it noted.
+	reread func(id string)
 }
 
 type userKey struct {
@@ -223,13 +234,14 @@ func (h *Hub) Deliver(t *im.PushTask, aud *roaring.Bitmap) int {
 		return 0
 	}
 	head := t.Head()
-	var frame []byte
 	if t.Stored() {
-		frame = h.Frame(&head) // catch-ups and /v1/sync reuse it
-	} else {
-		frame = PushFrame(&head)
+		// catch-ups and /v1/sync reuse the frame; a connection still
+		// catching up gets it from its catch-up, in Seq order
+		return a.each(aud, h.Frame(&head), t.ID, head.Seq)
 	}
-	return a.each(aud, frame, t.ID)
+	// Online-only: no catch-up can find it, so it is queued at once, also
+	// on a connection still catching up (docs/client-api.md).
+	return a.each(aud, PushFrame(&head), t.ID, 0)
 }
 
 // Frame returns t's push frame (PushFrame) from the hub's bounded cache of
@@ -261,15 +273,16 @@ func (h *Hub) Connected(app uint64) *roaring.Bitmap {
 // {"Type":"revoke","TaskId":id} frame.
 func (h *Hub) Revoke(app uint64, id string, aud *roaring.Bitmap) {
 	if a := h.app(app, false); a != nil && aud != nil {
-		a.each(aud, revokeFrame(id), "")
+		a.each(aud, revokeFrame(id), "", 0)
 	}
 }
 
-// each queues frame on the connections of the ordinals in aud and returns
-// how many ordinals had at least one connection take it. Intersecting with
-// the online set costs O(containers), so a 10M audience with few
-// connections is as cheap as a small one.
-func (a *appConns) each(aud *roaring.Bitmap, frame []byte, task string) int {
+// each queues frame on the connections of the ordinals in aud (see
+// conn.enqueue for task and seq) and returns how many ordinals had at
+// least one connection take it. Intersecting with the online set costs
+// O(containers), so a 10M audience with few connections is as cheap as a
+// small one.
+func (a *appConns) each(aud *roaring.Bitmap, frame []byte, task string, seq int64) int {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	if a.online.IsEmpty() {
@@ -280,7 +293,7 @@ func (a *appConns) each(aud *roaring.Bitmap, frame []byte, task string) int {
 	for it.HasNext() {
 		ok := false
 		for _, c := range a.byOrd[it.Next()] {
-			if c.enqueue(frame, task) {
+			if c.enqueue(frame, task, seq) {
 				ok = true
 			}
 		}

@@ -483,7 +483,7 @@ func TestMetrics(t *testing.T) {
 	var got map[string]float64
 	waitFor(t, "two pongs counted", func() bool {
 		got = gather()
-		return got["timd_deliver_frames_sent_total"] == 2 // two pongs: dial and sync
+		return got["timd_deliver_frames_sent_total"] == 3 // caughtup, and two pongs: dial and sync
 	})
 	if got["timd_deliver_connections"] != 1 {
 		t.Fatalf("metrics %v", got)

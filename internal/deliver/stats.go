@@ -9,7 +9,7 @@ import (
 // Stats are the hub's counters since it was created.
 type Stats struct {
 	Connections       int64  // live connections now
-	FramesSent        uint64 // frames written to clients (push, revoke, pong)
+	FramesSent        uint64 // frames written to clients (push, revoke, pong, caughtup)
 	SlowDrops         uint64 // connections closed because their queue was full
 	HeartbeatTimeouts uint64 // connections closed for not answering a ping
 	AcksRecorded      uint64 // ack and click ordinals written to the task store

@@ -74,12 +74,17 @@ func (s *slowStore) AckSets(ctx context.Context, app uint64, id string) ([]byte,
 // stormClient is one reconnecting client: it records the TaskIds it
 // receives and acks each, as a client should.
 type stormClient struct {
-	ord   uint32
-	ws    *websocket.Conn
-	mu    sync.Mutex
-	got   map[string]int
-	ended error // set when the connection ended before the test closed it
-	done  chan struct{}
+	ord  uint32
+	ws   *websocket.Conn
+	mu   sync.Mutex
+	got  map[string]int
+	seqs []int64 // the Seq of every push frame, in the order received
+	// caught is the Seq of the caughtup frame (-1 until it came), and
+	// early the push frames received before it.
+	caught int64
+	early  int
+	ended  error // set when the connection ended before the test closed it
+	done   chan struct{}
 }
 
 func (c *stormClient) read(ctx context.Context) {
@@ -94,13 +99,25 @@ func (c *stormClient) read(ctx context.Context) {
 			}
 			return
 		}
-		var f struct{ Type, TaskId string }
-		if json.Unmarshal(b, &f) != nil || f.Type != deliver.TypePush {
+		var f struct {
+			Type, TaskId string
+			Seq          int64
+		}
+		if json.Unmarshal(b, &f) != nil {
 			continue
 		}
 		c.mu.Lock()
-		c.got[f.TaskId]++
+		switch f.Type {
+		case deliver.TypeCaughtUp:
+			c.caught, c.early = f.Seq, len(c.seqs)
+		case deliver.TypePush:
+			c.got[f.TaskId]++
+			c.seqs = append(c.seqs, f.Seq)
+		}
 		c.mu.Unlock()
+		if f.Type != deliver.TypePush {
+			continue
+		}
 		_ = c.ws.Write(ctx, websocket.MessageText, fmt.Appendf(nil, `{"Type":"ack","TaskId":%q}`, f.TaskId))
 	}
 }
@@ -178,7 +195,7 @@ func TestReconnectStormLosesNothingAndClosesNothing(t *testing.T) {
 		cs := make([]*stormClient, clients)
 		var wg sync.WaitGroup
 		for i := range cs {
-			c := &stormClient{ord: uint32(i + 1), got: map[string]int{}, done: make(chan struct{})}
+			c := &stormClient{ord: uint32(i + 1), got: map[string]int{}, caught: -1, done: make(chan struct{})}
 			cs[i] = c
 			wg.Go(func() {
 				u := strings.Replace(srv.URL, "http", "ws", 1) + fmt.Sprintf("/?ord=%d", c.ord)

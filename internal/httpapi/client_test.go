@@ -134,12 +134,26 @@ func (e *clientEnv) connect(user string, extra url.Values) *wsClient {
 // (or Type pong when id is "").
 func (c *wsClient) until(id string) []map[string]any {
 	c.t.Helper()
+	if id == "" {
+		return c.untilType("pong")
+	}
+	return c.untilMatch(id, func(m map[string]any) bool { return m["TaskId"] == id })
+}
+
+// untilType returns the frames up to and including the first of Type typ.
+func (c *wsClient) untilType(typ string) []map[string]any {
+	c.t.Helper()
+	return c.untilMatch(typ, func(m map[string]any) bool { return m["Type"] == typ })
+}
+
+func (c *wsClient) untilMatch(id string, match func(map[string]any) bool) []map[string]any {
+	c.t.Helper()
 	var seen []map[string]any
 	for {
 		select {
 		case m := <-c.frames:
 			seen = append(seen, m)
-			if (id == "" && m["Type"] == "pong") || (id != "" && m["TaskId"] == id) {
+			if match(m) {
 				return seen
 			}
 		case <-c.done:
@@ -278,8 +292,9 @@ func TestConnectDeliveryPresenceAndKick(t *testing.T) {
 	phone := e.connect("alice", url.Values{"platform": {"iPhone"}, "usersig": {oldSig}})
 	web := e.connect("alice", nil)
 	b := e.connect("bob", nil)
-	for _, c := range []*wsClient{phone, web, b} { // catch-up of the stored push
-		if got := c.until("s1"); len(got) != 1 || got[0]["Seq"] != float64(stored.Seq) {
+	for _, c := range []*wsClient{phone, web, b} { // catch-up of the stored push, then its end
+		if got := c.untilType("caughtup"); len(got) != 2 || got[0]["TaskId"] != "s1" ||
+			got[0]["Seq"] != float64(stored.Seq) || got[1]["Seq"] != float64(stored.Seq) {
 			t.Fatalf("catch-up frames %v", got)
 		}
 	}

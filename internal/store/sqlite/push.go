@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 
 	"timd/internal/bitmap"
@@ -158,11 +159,53 @@ func (s *Store) PendingHooks(ctx context.Context, now int64, limit int) ([]im.Pu
 		ORDER BY key LIMIT ?`, now, limit)
 }
 
+// taskStmts are the statements of the task-read pool (Store.tdb).
+type taskStmts struct {
+	stmts    []*sql.Stmt
+	heads    *sql.Stmt // StoredHeads
+	audience *sql.Stmt // TaskAudience
+	acks     *sql.Stmt // AckSets
+}
+
+// taskReaderCache bounds the page cache of each task-read connection.
+const taskReaderCache = 2 << 20
+
+// taskReaders is the size of the task-read pool.
+func taskReaders() int { return max(2, runtime.GOMAXPROCS(0)) }
+
+func (t *taskStmts) prepare(ctx context.Context, db *sql.DB) error {
+	for _, p := range []struct {
+		dst **sql.Stmt
+		sql string
+	}{
+		{&t.heads, storedHeadsQuery},
+		{&t.audience, `SELECT audience FROM push_tasks WHERE app = ? AND id = ?`},
+		{&t.acks, `SELECT t.key, a.delivered, a.clicked FROM push_tasks t
+			LEFT JOIN push_acks a ON a.task = t.key WHERE t.app = ? AND t.id = ?`},
+	} {
+		st, err := db.PrepareContext(ctx, p.sql)
+		if err != nil {
+			t.close()
+			return dbErr("prepare", fmt.Errorf("%w: %s", err, p.sql))
+		}
+		*p.dst = st
+		t.stmts = append(t.stmts, st)
+	}
+	return nil
+}
+
+func (t *taskStmts) close() {
+	for _, st := range t.stmts {
+		st.Close()
+	}
+	t.stmts = nil
+}
+
 // StoredHeads returns the heads of the app's stored, unrevoked, unexpired
 // tasks after afterSeq in Seq order. A task with ExpiresAt 0 never expires.
 // It walks the (app, seq) index and reads neither blob.
 func (s *Store) StoredHeads(ctx context.Context, app uint64, afterSeq, now int64, limit int) ([]im.TaskHead, error) {
-	rows, err := s.r.heads.QueryContext(ctx, int64(app), afterSeq, now, limit)
+	rows, err := s.t.heads.QueryContext(ctx, int64(app), afterSeq, now, limit)
 	if err != nil {
 		return nil, dbErr("read task heads", err)
 	}
@@ -189,7 +232,7 @@ const storedHeadsQuery = `SELECT id, seq, from_account, msg_body, offline, data_
 // TaskAudience returns a task's serialized audience, or im.ErrNotFound.
 func (s *Store) TaskAudience(ctx context.Context, app uint64, id string) ([]byte, error) {
 	var b []byte
-	err := s.r.audience.QueryRowContext(ctx, int64(app), id).Scan(&b)
+	err := s.t.audience.QueryRowContext(ctx, int64(app), id).Scan(&b)
 	if err != nil {
 		return nil, dbErr("read task audience", err)
 	}
@@ -432,9 +475,7 @@ func (s *Store) RecordAcks(ctx context.Context, app uint64, id string, delivered
 func (s *Store) AckSets(ctx context.Context, app uint64, id string) ([]byte, []byte, error) {
 	var key int64
 	var d, c []byte
-	err := s.rdb.QueryRowContext(ctx, `SELECT t.key, a.delivered, a.clicked FROM push_tasks t
-		LEFT JOIN push_acks a ON a.task = t.key WHERE t.app = ? AND t.id = ?`,
-		int64(app), id).Scan(&key, &d, &c)
+	err := s.t.acks.QueryRowContext(ctx, int64(app), id).Scan(&key, &d, &c)
 	if err != nil {
 		return nil, nil, dbErr("read acks", err)
 	}

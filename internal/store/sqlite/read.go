@@ -24,9 +24,6 @@ type readStmts struct {
 	schema   *sql.Stmt
 	app      *sql.Stmt
 	apps     *sql.Stmt
-	// Catch-up and /v1/sync run these for every connection and call.
-	heads    *sql.Stmt // StoredHeads
-	audience *sql.Stmt // TaskAudience
 }
 
 const (
@@ -50,8 +47,6 @@ func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&r.schema, schemaQuery},
 		{&r.app, `SELECT ` + appColumns + ` FROM apps WHERE sdkappid = ?`},
 		{&r.apps, `SELECT ` + appColumns + ` FROM apps ORDER BY sdkappid`},
-		{&r.heads, storedHeadsQuery},
-		{&r.audience, `SELECT audience FROM push_tasks WHERE app = ? AND id = ?`},
 	} {
 		st, err := db.PrepareContext(ctx, p.sql)
 		if err != nil {

@@ -59,6 +59,13 @@ type Store struct {
 	schemas    schemaCache
 	sink       atomic.Pointer[sinkBox]
 
+	// tdb serves the reads of stored pushes that catch-up and /v1/sync
+	// make (task heads, audiences, ack sets) through t's statements: in a
+	// reconnect storm every connect's authentication reads its account
+	// from rdb, and catch-up must not queue behind thousands of those.
+	tdb *sql.DB
+	t   taskStmts
+
 	closeOnce sync.Once
 	closeErr  error
 	closed    atomic.Bool // reads from memory (schemaCache) fail once set
@@ -185,12 +192,13 @@ func open(ctx context.Context, dir string, logger *slog.Logger, opt options) (_ 
 			return
 		}
 		s.r.close()
+		s.t.close()
 		if s.w != nil {
 			s.w.close() // closes conn
 		} else if conn != nil {
 			conn.Close()
 		}
-		for _, db := range []*sql.DB{s.rdb, s.wdb} {
+		for _, db := range []*sql.DB{s.tdb, s.sdb, s.rdb, s.wdb} {
 			if db != nil {
 				db.Close()
 			}
@@ -227,6 +235,14 @@ func open(ctx context.Context, dir string, logger *slog.Logger, opt options) (_ 
 	}
 	if s.settleStmt, err = s.sdb.PrepareContext(ctx, `SELECT attrs, tags FROM accounts WHERE key = ?`); err != nil {
 		return nil, dbErr("prepare settle", err)
+	}
+	// Catch-up shares its reads (one per page, one per task), so a few
+	// connections with a small page cache serve a storm.
+	if s.tdb, err = openDB(path, true, taskReaders(), min(opt.readerCache, taskReaderCache), false); err != nil {
+		return nil, err
+	}
+	if err := s.t.prepare(ctx, s.tdb); err != nil {
+		return nil, err
 	}
 	go s.w.run()
 	return s, nil
@@ -297,7 +313,8 @@ func (s *Store) Close() error {
 		if s.w.opt.bulk {
 			ckpt = s.w.checkpoint()
 		}
-		s.closeErr = errors.Join(ckpt, s.w.close(), s.settleStmt.Close(), s.sdb.Close(), s.rdb.Close(), s.wdb.Close())
+		s.t.close()
+		s.closeErr = errors.Join(ckpt, s.w.close(), s.settleStmt.Close(), s.sdb.Close(), s.tdb.Close(), s.rdb.Close(), s.wdb.Close())
 		if s.closeErr != nil {
 			s.closeErr = dbErr("close", s.closeErr)
 		}
