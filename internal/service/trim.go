@@ -28,7 +28,10 @@ type OldChangeTrimmer interface {
 
 // ChangeTrimConfig configures a ChangeTrim.
 type ChangeTrimConfig struct {
-	Retention time.Duration // keep the changes of this long
+	// Retention is how long changes are kept; 0 trims every change
+	// committed before the round (the server runs no ChangeTrim with
+	// --change-retention 0).
+	Retention time.Duration
 	Every     time.Duration // run a round this often (default TrimEvery(Retention))
 	Batch     int           // rows per transaction (default 5000)
 	// Registerer receives the metrics; nil registers none.
@@ -101,6 +104,7 @@ func (c *ChangeTrim) Stop() {
 
 // Round trims once and counts what it did.
 func (c *ChangeTrim) Round(ctx context.Context) error {
+	t0 := time.Now()
 	n, ran, err := c.log.TrimChangesOlder(ctx, c.cfg.Retention, c.cfg.Batch)
 	c.m.trimmed.Add(float64(n))
 	switch {
@@ -114,7 +118,8 @@ func (c *ChangeTrim) Round(ctx context.Context) error {
 	c.m.rounds.WithLabelValues("ran").Inc()
 	c.m.last.SetToCurrentTime()
 	if n > 0 {
-		c.cfg.Logger.Info("change log trimmed", "rows", n, "retention", c.cfg.Retention)
+		c.cfg.Logger.Info("change log trimmed", "rows", n, "retention", c.cfg.Retention,
+			"took", time.Since(t0).Round(time.Millisecond))
 	}
 	return nil
 }
