@@ -112,6 +112,8 @@ func serve(ctx context.Context, env Env, args []string) error {
 		return fmt.Errorf("cluster: %w", err)
 	}
 	defer follow.stop() // after the push work stops, before store.Close
+	stopTrim := startChangeTrim(context.WithoutCancel(ctx), store, time.Duration(cfg.ChangeRetention), reg, log)
+	defer stopTrim() // before store.Close
 	snaps := startSnapshotter(src, log)
 	defer snaps.close() // after the push work and the hub stop, before store.Close
 

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"timd/internal/audience"
 	"timd/internal/httpapi"
 	"timd/internal/service"
@@ -56,7 +58,21 @@ func (g *startGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // indexSource is the snapshot and replay wiring of a store.
 func indexSource(store openedStore, index *audience.Index, p *service.StartProgress, log *slog.Logger) service.IndexSource {
 	return service.IndexSource{Store: store.backend, Changes: store.backend, Index: index,
-		Snapshot: store.snapshot, Logger: log, Progress: p}
+		Snapshot: store.snapshot, SharedLog: store.shared, Logger: log, Progress: p}
+}
+
+// startChangeTrim runs the scheduled trim of a shared change log
+// (PostgreSQL) with --change-retention, and returns its stop; on SQLite,
+// or with a retention of 0, it runs nothing.
+func startChangeTrim(ctx context.Context, store openedStore, retention time.Duration, reg prometheus.Registerer,
+	log *slog.Logger) (stop func()) {
+	t, ok := store.backend.(service.OldChangeTrimmer)
+	if !store.shared || !ok || retention <= 0 {
+		return func() {}
+	}
+	trim := service.NewChangeTrim(t, service.ChangeTrimConfig{Retention: retention, Registerer: reg, Logger: log})
+	trim.Start(ctx)
+	return trim.Stop
 }
 
 // loadIndex loads the audience index before serving and logs how.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 
 	"timd/internal/config"
@@ -24,10 +25,12 @@ type backend interface {
 type openedStore struct {
 	backend
 	// snapshot is the audience index snapshot file; "" keeps none (on
-	// PostgreSQL, where several nodes share the store and its change log
-	// is not one process's to trim).
+	// PostgreSQL without --snapshot).
 	snapshot string
-	release  func() // the SQLite directory lock; a no-op on PostgreSQL
+	// shared says that other nodes share the store and follow its change
+	// log (PostgreSQL): a snapshot never trims it, the scheduled trim does.
+	shared  bool
+	release func() // the SQLite directory lock; a no-op on PostgreSQL
 }
 
 // close closes the store, then releases its lock.
@@ -42,11 +45,16 @@ func (s openedStore) close() {
 // is open.
 func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (openedStore, error) {
 	if config.IsPostgres(cfg.Store) {
+		if cfg.Snapshot != "" {
+			if err := os.MkdirAll(filepath.Dir(cfg.Snapshot), 0o755); err != nil {
+				return openedStore{}, fmt.Errorf("--snapshot: %w", err)
+			}
+		}
 		st, err := postgres.Open(ctx, cfg.Store, postgres.Options{})
 		if err != nil {
 			return openedStore{}, fmt.Errorf("open store %s: %w", config.StoreName(cfg.Store), err)
 		}
-		return openedStore{backend: st, release: func() {}}, nil
+		return openedStore{backend: st, snapshot: cfg.Snapshot, shared: true, release: func() {}}, nil
 	}
 	unlock, err := sqlite.Lock(cfg.Store) // refuses a store that `timd import` is loading
 	if err != nil {

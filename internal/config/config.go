@@ -79,6 +79,17 @@ type Config struct {
 	// every subject, shared by the nodes of one cluster.
 	NATS       string
 	NATSPrefix string
+	// ChangeRetention is how long the change log of a store shared by
+	// several nodes (PostgreSQL) keeps each account change: older ones
+	// are trimmed on a schedule, by one node at a time. A node stopped or
+	// behind for longer rebuilds its index from a store scan. 0 never
+	// trims. SQLite ignores it (a snapshot trims its log).
+	ChangeRetention Duration
+	// Snapshot is the audience index snapshot file of a node on
+	// PostgreSQL: written every 5 minutes and at a clean stop, loaded at
+	// start. Empty keeps none (every start rebuilds from a scan). SQLite
+	// keeps index.snap in its store directory and refuses this setting.
+	Snapshot string
 
 	// src records where each setting last came from, by flag name, for
 	// error messages: "config FILE: key \"name\"", "TIMD_X" or "--name".
@@ -180,9 +191,11 @@ const (
 	MaxUserSigSkew = time.Hour
 	// MaxIndexSyncWait bounds --index-sync-wait: a push is an HTTP request.
 	MaxIndexSyncWait = time.Minute
-	MaxAdmins        = 10
-	MaxAdminLen      = 32
-	MaxRate          = 1e6
+	// MaxChangeRetention bounds --change-retention.
+	MaxChangeRetention = 366 * 24 * time.Hour
+	MaxAdmins          = 10
+	MaxAdminLen        = 32
+	MaxRate            = 1e6
 )
 
 // Default returns the defaults.
@@ -205,7 +218,8 @@ func Default() Config {
 		UserSigSkew:   Duration(5 * time.Minute),
 		IndexSyncWait: Duration(2 * time.Second),
 
-		NATSPrefix: "timd",
+		NATSPrefix:      "timd",
+		ChangeRetention: Duration(24 * time.Hour),
 	}
 }
 
@@ -215,6 +229,10 @@ func Default() Config {
 func (c Config) Validate() error {
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return fmt.Errorf("%s: --tls-cert and --tls-key go together: give both or neither", c.source("tls-cert", "tls-key"))
+	}
+	if c.Snapshot != "" && !IsPostgres(c.Store) {
+		return fmt.Errorf("%s: --snapshot is for a PostgreSQL store; SQLite keeps its snapshot in the store directory",
+			c.source("snapshot"))
 	}
 	if err := uniqueApps(c.Apps); err != nil {
 		return err
@@ -327,6 +345,12 @@ func (c Config) String() string {
 	}
 	if c.NATS != "" {
 		fmt.Fprintf(&b, " nats=%s nats-prefix=%s", redactURLs(c.NATS), c.NATSPrefix)
+	}
+	if IsPostgres(c.Store) {
+		fmt.Fprintf(&b, " change-retention=%s", c.ChangeRetention)
+	}
+	if c.Snapshot != "" {
+		fmt.Fprintf(&b, " snapshot=%s", c.Snapshot)
 	}
 	for _, a := range c.Apps {
 		fmt.Fprintf(&b, " app=%d:[redacted]:%s", a.SDKAppID, strings.Join(a.Admins, ","))

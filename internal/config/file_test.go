@@ -17,7 +17,7 @@ var samples = map[string]struct {
 	json string // as a file value
 }{
 	"listen":               {"0.0.0.0:9999", `"0.0.0.0:9999"`},
-	"store":                {"/var/lib/timd", `"/var/lib/timd"`},
+	"store":                {"postgres://timd@db/timd", `"postgres://timd@db/timd"`}, // --snapshot needs PostgreSQL
 	"limits":               {"off", `false`},
 	"log-level":            {"debug", `"debug"`},
 	"body-limit":           {"65536", `65536`},
@@ -36,10 +36,12 @@ var samples = map[string]struct {
 	"configured-apps-only": {"on", `true`},
 	"nats":                 {"nats://127.0.0.1:4222", `"nats://127.0.0.1:4222"`},
 	"nats-prefix":          {"prod.eu", `"prod.eu"`},
+	"change-retention":     {"36h", `"36h"`},
+	"snapshot":             {"/var/lib/timd/index.snap", `"/var/lib/timd/index.snap"`},
 }
 
 // needs lists the settings another must accompany.
-var needs = map[string]string{"tls-cert": "tls-key", "tls-key": "tls-cert"}
+var needs = map[string]string{"tls-cert": "tls-key", "tls-key": "tls-cert", "snapshot": "store"}
 
 func writeFile(t *testing.T, body string) string {
 	t.Helper()

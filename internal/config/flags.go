@@ -68,6 +68,10 @@ func (c *Config) flagSet() (*flag.FlagSet, *appFlags) {
 		"join the nodes sharing the store through the NATS server at `URL` (nats://host:port; default: a single node)")
 	fs.Var(&text{&c.NATSPrefix, checkSubjectPrefix}, "nats-prefix",
 		"begin every NATS subject with `PREFIX`: the same on every node of one cluster, different between clusters")
+	fs.Var(&boundedDuration{&c.ChangeRetention, MaxChangeRetention}, "change-retention",
+		"with a PostgreSQL store, keep account changes in the shared change log for `DURATION` (0: forever); one node at a time trims older ones, and a node stopped for longer rebuilds its index from a scan")
+	fs.Var(&text{&c.Snapshot, nonEmpty}, "snapshot",
+		"with a PostgreSQL store, keep this node's audience index snapshot in `FILE` (written every 5 min and at a clean stop, loaded at start; default: none, each start rebuilds from a scan)")
 	fs.Var(&text{&c.TLSCert, nonEmpty}, "tls-cert", "serve HTTPS with the PEM certificate chain in `FILE` (needs --tls-key)")
 	fs.Var(&text{&c.TLSKey, nonEmpty}, "tls-key", "the PEM private key `FILE` of --tls-cert")
 	return fs, apps

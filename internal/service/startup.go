@@ -27,7 +27,9 @@ import (
 // than a rebuild, is rebuilt from a store scan. A snapshot that cannot be
 // read (missing, corrupt, another version, another store) is ignored and
 // every app is rebuilt. SaveSnapshot writes the file atomically and then
-// trims the change log up to the positions it covers.
+// trims the change log up to the positions it covers, unless the log is
+// shared with other nodes (SharedLog, PostgreSQL): they may be behind this
+// snapshot, and the scheduled trim (ChangeTrim) forgets old changes there.
 
 // IndexSource is what LoadIndex and SaveSnapshot work with.
 type IndexSource struct {
@@ -35,8 +37,11 @@ type IndexSource struct {
 	Changes  im.ChangeLog
 	Index    *audience.Index
 	Snapshot string // snapshot file; "" disables snapshots
-	Logger   *slog.Logger
-	Progress *StartProgress // may be nil
+	// SharedLog says that other nodes follow the change log too: writing
+	// a snapshot then never trims it.
+	SharedLog bool
+	Logger    *slog.Logger
+	Progress  *StartProgress // may be nil
 }
 
 // LoadReport says how the index was loaded.
@@ -224,8 +229,9 @@ type SnapshotReport struct {
 }
 
 // SaveSnapshot writes a snapshot of src.Index to src.Snapshot (a temporary
-// file, fsynced, renamed over the old one, directory fsynced) and then
-// trims the store's change log up to the positions it covers. When every
+// file, fsynced, renamed over the old one, directory fsynced) and then,
+// unless src.SharedLog, trims the store's change log up to the positions
+// it covers. When every
 // app's position equals unchangedAt, it writes nothing (Bytes 0).
 func SaveSnapshot(ctx context.Context, src IndexSource, unchangedAt map[uint64]uint64) (SnapshotReport, error) {
 	rep := SnapshotReport{Positions: map[uint64]uint64{}}
@@ -248,6 +254,9 @@ func SaveSnapshot(ctx context.Context, src IndexSource, unchangedAt map[uint64]u
 		return rep, err
 	}
 	for app, pos := range rep.Positions {
+		if src.SharedLog {
+			break // other nodes may be behind it: only ChangeTrim trims
+		}
 		if err := src.Changes.TrimChanges(ctx, app, pos); err != nil {
 			return rep, err
 		}
