@@ -187,6 +187,8 @@ func (e *editor) flush() error {
 	return dbErr("write accounts and tags", br.Close())
 }
 
+// apply applies one edit to the loaded rows; load must have read its
+// account.
 func (e *editor) apply(ed *im.Edit) (ch im.Change, changed bool, editErr *im.Error, err error) {
 	key, cur, ok := e.resolve(ed.Account)
 	if !ok {

@@ -95,6 +95,12 @@ func (e *editor) bulkOne(a *im.BulkAccount) ([]im.Change, *im.Error, error) {
 	if len(a.Tags) > 0 {
 		edits = append(edits, im.Edit{Account: a.UserID, Op: im.OpAddTags, Tags: a.Tags})
 	}
+	if len(edits) == 0 {
+		return changes, nil, nil
+	}
+	if err := e.load(edits); err != nil {
+		return nil, nil, err
+	}
 	for i := range edits {
 		ch, changed, editErr, err := e.apply(&edits[i])
 		if err != nil || editErr != nil {
@@ -104,5 +110,5 @@ func (e *editor) bulkOne(a *im.BulkAccount) ([]im.Change, *im.Error, error) {
 			changes = append(changes, ch)
 		}
 	}
-	return changes, nil, nil
+	return changes, nil, e.flush()
 }

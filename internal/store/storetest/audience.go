@@ -333,3 +333,63 @@ func (h harness) testContext(t *testing.T) {
 	}
 	f.wantChanges()
 }
+
+// testBulkLoad: timd import's path creates new accounts and updates
+// existing ones, gives them attributes and tags, and refuses an account
+// whose edit breaks a rule without touching it or the others.
+func (h harness) testBulkLoad(t *testing.T) {
+	f := h.fresh(t)
+	bl, ok := f.s.(im.BulkLoader)
+	if !ok {
+		t.Skip("the store has no bulk loader")
+	}
+	f.putSchema(testApp, userSchema)
+	f.importIDs(testApp, "old")
+	f.device(testApp, "dev")
+	f.mustEdit(testApp, tagEdit(im.OpAddTags, "dev", "devtag"), tagEdit(im.OpAddTags, "old", "keep"))
+	errs, err := bl.BulkLoad(f.ctx, testApp, []im.BulkAccount{
+		{UserID: "n1", Nick: "N1", Attrs: attrs(0, "f", 1, "Oslo"), Tags: []string{"a", "b"}},
+		{UserID: "old", Attrs: attrs(2, "gold"), Tags: []string{"a"}},
+		{UserID: "bad", Tags: []string{"devtag"}}, // bound to RegistrationIDs
+		{UserID: "bad2", Attrs: attrs(3, "x")},    // a RegistrationID slot
+		{UserID: "n2", Tags: []string{"b", "c"}},
+	}, im.EditLimits{})
+	if err != nil {
+		t.Fatalf("BulkLoad: %v", err)
+	}
+	codes := make([]int, len(errs))
+	for i, e := range errs {
+		var ie *im.Error
+		if errors.As(e, &ie) {
+			codes[i] = ie.Code
+		} else if e != nil {
+			codes[i] = -1
+		}
+	}
+	if want := []int{0, 0, im.CodeAccountTypeBound, im.CodeAccountTypeBound, 0}; !slices.Equal(codes, want) {
+		t.Fatalf("BulkLoad codes %v, want %v", codes, want)
+	}
+	f.wantAttrs(testApp, "n1", attrs(0, "f", 1, "Oslo"))
+	f.wantTags(testApp, "n1", "a", "b")
+	f.wantAttrs(testApp, "old", attrs(2, "gold"))
+	f.wantTags(testApp, "old", "keep", "a")
+	f.wantTags(testApp, "n2", "b", "c")
+	ps, err := f.s.Profiles(f.ctx, testApp, []string{"bad", "bad2", "n1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := ps["bad"]; ok {
+		t.Errorf("a refused account was created: %+v", ps["bad"])
+	}
+	if _, ok := ps["bad2"]; ok {
+		t.Errorf("a refused account was created: %+v", ps["bad2"])
+	}
+	if ps["n1"].Account.Nick != "N1" {
+		t.Errorf("n1 = %+v", ps["n1"].Account)
+	}
+	// Loading the same lines again changes nothing.
+	if errs, err := bl.BulkLoad(f.ctx, testApp, []im.BulkAccount{{UserID: "n2", Tags: []string{"b", "c"}}}, im.EditLimits{}); err != nil || errs[0] != nil {
+		t.Fatalf("BulkLoad again: %v %v", errs, err)
+	}
+	f.wantTags(testApp, "n2", "b", "c")
+}

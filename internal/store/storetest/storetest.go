@@ -64,6 +64,7 @@ func (h harness) run(t *testing.T) {
 	t.Run("EditErrors", h.testEditErrors)
 	t.Run("PartialSuccess", h.testPartialSuccess)
 	t.Run("TagRegistry", h.testTagRegistry)
+	t.Run("BulkLoad", h.testBulkLoad)
 	t.Run("ChangeFeed", h.testChangeFeed)
 	t.Run("ChangeLog", h.testChangeLog)
 	t.Run("ScanProfiles", h.testScanProfiles)
