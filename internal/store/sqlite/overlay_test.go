@@ -89,6 +89,12 @@ func TestOverlayHoldsOnlyDirty(t *testing.T) {
 	if _, err := s.Profiles(ctx, 1, ids); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := s.ReadTags(ctx, 1, ids); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ReadAttrs(ctx, 1, ids); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.ScanProfiles(ctx, 1, func(im.Profile) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
