@@ -147,7 +147,7 @@ func TestOverlayDropsFolded(t *testing.T) {
 
 // waitOverlayEmpty waits until the writer has folded and evicted every
 // account (the writer folds in the background).
-func waitOverlayEmpty(t *testing.T, s *Store) {
+func waitOverlayEmpty(t testing.TB, s *Store) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for s.ov.len() > 0 {
