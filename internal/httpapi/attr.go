@@ -180,7 +180,7 @@ func (s *Server) getAttrs(r *request, legacy bool) (any, error) {
 func (s *Server) readProfiles(r *request, legacy bool, list string,
 	read func(ctx context.Context, app uint64, ids []string) ([]service.Profile, error)) (any, error) {
 	var req accountsReq
-	if err := decode(r.body, &req); err != nil {
+	if err := decodeIDs(r.body, &req); err != nil {
 		return nil, err
 	}
 	if req.ToAccount == nil {
