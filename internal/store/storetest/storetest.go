@@ -59,6 +59,7 @@ func (h harness) run(t *testing.T) {
 	t.Run("RegisterDevice", h.testRegisterDevice)
 	t.Run("DeviceLimit", h.testDeviceLimit)
 	t.Run("ImportDisplacesDevice", h.testImportDisplacesDevice)
+	t.Run("ImportBatch", h.testImportBatch)
 	t.Run("AttrSchema", h.testAttrSchema)
 	t.Run("EditOps", h.testEditOps)
 	t.Run("EditErrors", h.testEditErrors)
