@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -169,21 +170,23 @@ func (s *Server) imGetAttr(r *request) (any, error) { return s.getAttrs(r, true)
 // getAttrs serves get_attr; the legacy form answers unknown accounts with
 // empty Attrs instead of an ErrorList entry (docs/api.md, "The legacy family").
 func (s *Server) getAttrs(r *request, legacy bool) (any, error) {
-	return s.readProfiles(r, legacy, "UserAttrs")
+	return s.readProfiles(r, legacy, "UserAttrs", s.svc.Audience.Attrs)
 }
 
-// readProfiles decodes a To_Account list, reads the profiles and answers
-// list (UserAttrs or UserTags) with every account in the legacy form,
-// else the imported ones, answering the others as 70107 items.
-func (s *Server) readProfiles(r *request, legacy bool, list string) (any, error) {
+// readProfiles decodes a To_Account list, reads the profiles with read
+// (Audience.Attrs or Audience.Tags) and answers list (UserAttrs or
+// UserTags) with every account in the legacy form, else the imported
+// ones, answering the others as 70107 items.
+func (s *Server) readProfiles(r *request, legacy bool, list string,
+	read func(ctx context.Context, app uint64, ids []string) ([]service.Profile, error)) (any, error) {
 	var req accountsReq
-	if err := decode(r.body, &req); err != nil {
+	if err := decodeIDs(r.body, &req); err != nil {
 		return nil, err
 	}
 	if req.ToAccount == nil {
 		return nil, required("To_Account")
 	}
-	profiles, err := s.svc.Audience.Profiles(r.ctx, r.app.SDKAppID, req.ToAccount)
+	profiles, err := read(r.ctx, r.app.SDKAppID, req.ToAccount)
 	if err != nil {
 		return nil, err
 	}

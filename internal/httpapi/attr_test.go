@@ -2,7 +2,10 @@ package httpapi_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -319,5 +322,72 @@ func TestLegacyShapes(t *testing.T) {
 	r2 := e.call("timpush/get_tag", `{"To_Account":["alice"]}`)
 	if jsonOf(r["UserAttrs"])+jsonOf(r2["UserTags"]) != `[{"Attrs":{},"To_Account":"alice"}][{"Tags":[],"To_Account":"alice"}]` {
 		t.Fatalf("legacy removals not applied: %s %s", jsonOf(r), jsonOf(r2))
+	}
+}
+
+// TestReadAnswersMatchEncodingJSON reads attributes and tags that need
+// every kind of escaping through the real store and handlers (get_attr,
+// get_tag and their legacy forms) and checks each answer is byte for byte
+// what encoding/json writes for the answer it decodes to.
+func TestReadAnswersMatchEncodingJSON(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	setupAudience(t, e)
+	odd := `we<i>rd&"id\` + "\u0001é漢\u2028"
+	wantCode(t, e.call("im_open_login_svc/multiaccount_import", `{"Accounts":[`+jsonOf(odd)+`]}`), 0)
+	val := `<b>&"v"\` + "\u0001\u007fé\u2029"
+	tag := `t<&>"\` + "\u001f漢\u2028"
+	wantCode(t, e.call("timpush/set_attr", `{"UserAttrs":[{"To_Account":`+jsonOf(odd)+`,"Attrs":{"sex":`+jsonOf(val)+`,"city":"Berlin"}},`+
+		`{"To_Account":"alice","Attrs":{"city":`+jsonOf(val)+`}},{"To_Account":"REG-1","Attrs":{"tier":"gold"}}]}`), 0)
+	wantCode(t, e.call("timpush/add_tag", `{"UserTags":[{"To_Account":`+jsonOf(odd)+`,"Tags":[`+jsonOf(tag)+`,"plain"]},`+
+		`{"To_Account":"REG-1","Tags":[`+jsonOf(tag)+`]}]}`), 0)
+
+	type item struct {
+		ToAccount string             `json:"To_Account"`
+		Attrs     *map[string]string `json:"Attrs,omitempty"`
+		Tags      *[]string          `json:"Tags,omitempty"`
+	}
+	type answer struct {
+		ActionStatus string
+		ErrorInfo    string
+		ErrorCode    int
+		UserAttrs    *[]item `json:",omitempty"`
+		UserTags     *[]item `json:",omitempty"`
+		ErrorList    []struct {
+			ToAccount string `json:"To_Account"`
+			ErrorCode int
+		} `json:",omitempty"`
+	}
+	body := `{"To_Account":[` + jsonOf(odd) + `,"alice","ghost","REG-1","bob",` + jsonOf(odd) + `]}`
+	for _, cmd := range []string{"timpush/get_attr", "timpush/get_tag", "all_member_push/im_get_attr", "all_member_push/im_get_tag"} {
+		resp, err := http.Post(e.url(cmd, appA, "administrator", sig(t, appA, "administrator")), "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var a answer
+		if err := json.Unmarshal(raw, &a); err != nil {
+			t.Fatalf("%s: %v: %s", cmd, err, raw)
+		}
+		want, _ := json.Marshal(a)
+		if string(raw) != string(want)+"\n" {
+			t.Fatalf("%s:\n got %s\nwant %s", cmd, raw, want)
+		}
+		// The answer holds what was stored, not merely well-formed bytes.
+		var items []item
+		if a.UserAttrs != nil {
+			items = *a.UserAttrs
+		} else if a.UserTags != nil {
+			items = *a.UserTags
+		}
+		legacy := strings.HasPrefix(cmd, "all_member_push/")
+		if n := len(items); legacy && n != 6 || !legacy && (n != 5 || len(a.ErrorList) != 1) {
+			t.Fatalf("%s: %d items, %d errors: %s", cmd, n, len(a.ErrorList), raw)
+		}
+		first := items[0]
+		if first.ToAccount != odd || a.UserAttrs != nil && (first.Attrs == nil || (*first.Attrs)["sex"] != val || (*first.Attrs)["city"] != "Berlin") ||
+			a.UserTags != nil && (first.Tags == nil || len(*first.Tags) != 2 || (*first.Tags)[0] != tag) {
+			t.Fatalf("%s: first item %+v: %s", cmd, first, raw)
+		}
 	}
 }

@@ -95,3 +95,46 @@ func closedRefusal(body []byte) bool {
 	}
 	return false
 }
+
+// FuzzDecodeIDs checks the reads' fast path against decode: every body
+// scanIDs accepts, decode accepts with the same To_Account; and the
+// common bodies do take the fast path.
+func FuzzDecodeIDs(f *testing.F) {
+	for _, s := range []string{`{"To_Account":["a","b"]}`, ` { "To_Account" : [ "a" , "é" ] } `, `{"To_Account":[]}`,
+		`{"To_Account":null}`, `{"to_account":["a"]}`, `{"To_Account":["a\"b"]}`, `{"To_Account":["\u00e9"]}`,
+		"{\"To_Account\":[\"\xff\"]}", "{\"To_Account\":[\"a\x01\"]}", `{"To_Account":["a"],"To_Account":["b"]}`,
+		`{"To_Account":["a"]} x`, `{"To_Account":["a",]}`, `{"To_Account":[1]}`, `{"To_Account":["a"]`, `{"To_Account":"a"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		ids, ok := scanIDs(body)
+		if !ok {
+			return
+		}
+		var want accountsReq
+		if err := decode(body, &want); err != nil {
+			t.Fatalf("scanIDs accepted %q, decode: %v", body, err)
+		}
+		if want.ToAccount == nil || !reflect.DeepEqual(ids, want.ToAccount) {
+			t.Fatalf("scanIDs(%q) = %q, decode %q", body, ids, want.ToAccount)
+		}
+	})
+}
+
+// TestScanIDsTakesCommonBodies checks that the bodies clients send take
+// the fast path, and the odd ones do not.
+func TestScanIDsTakesCommonBodies(t *testing.T) {
+	for body, want := range map[string]bool{
+		`{"To_Account":["a","b"]}`:                   true,
+		"{\n  \"To_Account\": [\"漢\", \"x y\"]\n}\n": true,
+		`{"To_Account":[]}`:                          true,
+		`{"To_Account":["a\"b"]}`:                    false,
+		`{"To_Account":null}`:                        false,
+		`{"To_Account":["a"],"x":1}`:                 false,
+		"{\"To_Account\":[\"\xff\"]}":                false,
+	} {
+		if _, ok := scanIDs([]byte(body)); ok != want {
+			t.Errorf("scanIDs(%q) ok = %v, want %v", body, ok, want)
+		}
+	}
+}

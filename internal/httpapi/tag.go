@@ -91,5 +91,5 @@ func (s *Server) imGetTag(r *request) (any, error) { return s.getTags(r, true) }
 
 // getTags serves get_tag; legacy answers unknown accounts with no tags.
 func (s *Server) getTags(r *request, legacy bool) (any, error) {
-	return s.readProfiles(r, legacy, "UserTags")
+	return s.readProfiles(r, legacy, "UserTags", s.svc.Audience.Tags)
 }

@@ -48,6 +48,18 @@ type Profile struct {
 	Tags    []string // in insertion order
 }
 
+// FoundAttrs is one entry of AudienceStore.ReadAttrs.
+type FoundAttrs struct {
+	Found bool
+	Attrs AttrValues
+}
+
+// FoundTags is one entry of AudienceStore.ReadTags.
+type FoundTags struct {
+	Found bool
+	Tags  []string // in insertion order
+}
+
 // EditOp says what an Edit does.
 type EditOp uint8
 

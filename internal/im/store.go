@@ -61,6 +61,13 @@ type AudienceStore interface {
 	Profiles(ctx context.Context, app uint64, ids []string) (map[string]Profile, error)
 	// ScanProfiles calls fn for every account of the app in ordinal order.
 	ScanProfiles(ctx context.Context, app uint64, fn func(Profile) error) error
+	// ReadAttrs and ReadTags are the narrow reads of get_attr and get_tag:
+	// they return one entry per id, in the order of ids (repeats
+	// included), for the account the id names (resolved as in Accounts),
+	// with Found false for an id that names none. They read only the
+	// attribute values or only the tags, and see every acknowledged write.
+	ReadAttrs(ctx context.Context, app uint64, ids []string) ([]FoundAttrs, error)
+	ReadTags(ctx context.Context, app uint64, ids []string) ([]FoundTags, error)
 }
 
 // Store is a complete backend.

@@ -171,39 +171,78 @@ type Profile struct {
 // NamedValue is one attribute of a Profile.
 type NamedValue struct{ Name, Value string }
 
-// Profiles reads up to 100 accounts. Errors: 90018, 90001.
-func (a *Audience) Profiles(ctx context.Context, app uint64, ids []string) ([]Profile, error) {
-	if err := checkCount(len(ids)); err != nil {
+// Attrs reads the attributes of up to 100 accounts, one Profile per id
+// (Tags unset). Errors: 90018, 90001.
+func (a *Audience) Attrs(ctx context.Context, app uint64, ids []string) ([]Profile, error) {
+	if err := checkIDs(ids); err != nil {
 		return nil, err
-	}
-	for _, id := range ids {
-		if err := checkAccount(id); err != nil {
-			return nil, err
-		}
 	}
 	s, err := a.store.AttrSchema(ctx, app)
 	if err != nil {
 		return nil, err
 	}
-	found, err := a.store.Profiles(ctx, app, ids)
+	found, err := a.store.ReadAttrs(ctx, app, ids)
 	if err != nil {
 		return nil, err
 	}
+	if len(found) != len(ids) {
+		return nil, fmt.Errorf("audience: store read %d accounts for %d ids", len(found), len(ids))
+	}
 	order := nameOrder(&s)
-	attrs := make([]NamedValue, 0, len(found)*len(order))
+	n := 0
+	for i := range found {
+		for _, slot := range order {
+			if found[i].Attrs[slot] != "" {
+				n++
+			}
+		}
+	}
+	attrs := make([]NamedValue, 0, n)
 	out := make([]Profile, len(ids))
 	for i, id := range ids {
-		p, ok := found[id]
-		out[i] = Profile{Account: id, Found: ok, Tags: p.Tags}
+		out[i] = Profile{Account: id, Found: found[i].Found}
 		start := len(attrs)
 		for _, slot := range order {
-			if v := p.Attrs[slot]; v != "" {
+			if v := found[i].Attrs[slot]; v != "" {
 				attrs = append(attrs, NamedValue{s[slot].Name, v})
 			}
 		}
 		out[i].Attrs = attrs[start:len(attrs):len(attrs)]
 	}
 	return out, nil
+}
+
+// Tags reads the tags of up to 100 accounts, one Profile per id (Attrs
+// unset). Errors: 90018, 90001.
+func (a *Audience) Tags(ctx context.Context, app uint64, ids []string) ([]Profile, error) {
+	if err := checkIDs(ids); err != nil {
+		return nil, err
+	}
+	found, err := a.store.ReadTags(ctx, app, ids)
+	if err != nil {
+		return nil, err
+	}
+	if len(found) != len(ids) {
+		return nil, fmt.Errorf("audience: store read %d accounts for %d ids", len(found), len(ids))
+	}
+	out := make([]Profile, len(ids))
+	for i, id := range ids {
+		out[i] = Profile{Account: id, Found: found[i].Found, Tags: found[i].Tags}
+	}
+	return out, nil
+}
+
+// checkIDs validates the To_Account list of a read.
+func checkIDs(ids []string) error {
+	if err := checkCount(len(ids)); err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if err := checkAccount(id); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // nameOrder returns the named slots of s ordered by name.

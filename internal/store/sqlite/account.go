@@ -18,26 +18,60 @@ import (
 func (s *Store) ImportAccounts(ctx context.Context, app uint64, in []im.AccountInput) ([]im.Account, error) {
 	out := make([]im.Account, len(in))
 	err := s.w.do(ctx, len(in), func(t *wtx) ([]im.Change, error) {
-		var changes []im.Change
-		for i, ai := range in {
-			r, found, err := t.rowByIDType(app, ai.UserID, im.AcctUserID)
+		// Resolve each distinct id once (both types in one statement),
+		// then reserve the new accounts' ordinals in one statement, in
+		// input order, and apply the inputs in order.
+		type entry struct {
+			user, device row
+		}
+		byID := make(map[string]*entry, len(in))
+		fresh := 0
+		for _, ai := range in {
+			if _, ok := byID[ai.UserID]; ok {
+				continue
+			}
+			user, device, err := t.rowsByID(app, ai.UserID)
 			if err != nil {
 				return nil, err
 			}
-			if found {
-				if out[i], err = t.updateProfile(r, ai); err != nil {
+			byID[ai.UserID] = &entry{user, device}
+			if user.key == 0 { // keys start at 1: no UserID of this id
+				fresh++
+			}
+		}
+		var next uint32
+		if fresh > 0 {
+			var err error
+			if next, err = t.reserve(app, fresh); err != nil {
+				return nil, err
+			}
+		}
+		var changes []im.Change
+		for i, ai := range in {
+			e := byID[ai.UserID]
+			if e.user.key != 0 {
+				a, err := t.updateProfile(e.user, ai)
+				if err != nil {
 					return nil, err
 				}
+				out[i], e.user.Account = a, a
 				continue
 			}
-			if changes, err = t.displaceDevice(app, ai.UserID, changes); err != nil {
-				return nil, err
+			if e.device.key != 0 {
+				ch, err := t.deleteAccount(app, e.device)
+				if err != nil {
+					return nil, err
+				}
+				changes = append(changes, ch)
 			}
 			a := im.Account{ID: ai.UserID, Type: im.AcctUserID, Nick: ai.Nick, FaceURL: ai.FaceURL}
-			if out[i], err = t.create(app, a); err != nil {
+			r, err := t.insertAccount(app, a, next)
+			if err != nil {
 				return nil, err
 			}
-			changes = append(changes, created(app, out[i]))
+			next++
+			e.user, out[i] = r, r.Account
+			changes = append(changes, created(app, r.Account))
 		}
 		return changes, nil
 	})

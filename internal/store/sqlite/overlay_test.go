@@ -89,6 +89,12 @@ func TestOverlayHoldsOnlyDirty(t *testing.T) {
 	if _, err := s.Profiles(ctx, 1, ids); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := s.ReadTags(ctx, 1, ids); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ReadAttrs(ctx, 1, ids); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.ScanProfiles(ctx, 1, func(im.Profile) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +147,7 @@ func TestOverlayDropsFolded(t *testing.T) {
 
 // waitOverlayEmpty waits until the writer has folded and evicted every
 // account (the writer folds in the background).
-func waitOverlayEmpty(t *testing.T, s *Store) {
+func waitOverlayEmpty(t testing.TB, s *Store) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for s.ov.len() > 0 {

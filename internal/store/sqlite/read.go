@@ -21,6 +21,8 @@ type readStmts struct {
 	scan     *sql.Stmt // every account of an app, by ordinal
 	profiles *sql.Stmt // the audience data of a JSON array of ids
 	accounts *sql.Stmt // the accounts of a JSON array of ids
+	attrsOf  *sql.Stmt // ReadAttrs (see narrowQuery)
+	tagsOf   *sql.Stmt // ReadTags
 	schema   *sql.Stmt
 	app      *sql.Stmt
 	apps     *sql.Stmt
@@ -44,6 +46,8 @@ func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&r.scan, `SELECT ` + accountColumns + ` FROM accounts WHERE app = ? ORDER BY ordinal`},
 		{&r.profiles, `SELECT ` + accountColumns + byIDs},
 		{&r.accounts, `SELECT ` + acctColumns + byIDs},
+		{&r.attrsOf, attrsOfQuery},
+		{&r.tagsOf, tagsOfQuery},
 		{&r.schema, schemaQuery},
 		{&r.app, `SELECT ` + appColumns + ` FROM apps WHERE sdkappid = ?`},
 		{&r.apps, `SELECT ` + appColumns + ` FROM apps ORDER BY sdkappid`},

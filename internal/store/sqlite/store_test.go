@@ -192,7 +192,8 @@ func TestCacheSizes(t *testing.T) {
 
 // TestProfilesOddIDs reads ids that the JSON-array statement cannot carry
 // byte for byte (control characters), mixed with plain ones and repeats:
-// the fallback statement must find them all.
+// the fallback statement must find them all, and so must the narrow read
+// (which carries ids hex-encoded).
 func TestProfilesOddIDs(t *testing.T) {
 	ctx := context.Background()
 	s := openOpt(t, defaultOptions())
@@ -213,7 +214,14 @@ func TestProfilesOddIDs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, id := range ask {
+		ts, err := s.ReadTags(ctx, 1, ask)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, id := range ask {
+			if ts[i].Found != (id != "absent") {
+				t.Errorf("ReadTags(%q): %+v", id, ts[i])
+			}
 			if p, ok := ps[id]; (id == "absent") == ok || ok && p.Account.ID != id {
 				t.Errorf("Profiles(%q): %+v, %v", id, p, ok)
 			}

@@ -18,28 +18,31 @@ type wtx struct {
 	conn  *sql.Conn
 	stmts []*sql.Stmt
 
-	resolve      *sql.Stmt // audience columns of an id, RegistrationID first
-	byIDType     *sql.Stmt // every column of (id, type)
-	setAudience  *sql.Stmt
-	setProfile   *sql.Stmt
-	setDevice    *sql.Stmt
-	kick         *sql.Stmt
-	insert       *sql.Stmt
-	nextOrdinal  *sql.Stmt
-	deleteRow    *sql.Stmt
-	tagGet       *sql.Stmt
-	tagInsert    *sql.Stmt
-	tagSet       *sql.Stmt
-	tagDelete    *sql.Stmt
-	tagCountStmt *sql.Stmt
-	schemaGet    *sql.Stmt
-	schemaDelete *sql.Stmt
-	schemaInsert *sql.Stmt
-	appPut       *sql.Stmt
-	appDelete    *sql.Stmt
-	ownerDevices *sql.Stmt // RegistrationIDs of one owner
-	logInsert    *sql.Stmt
-	logTrim      *sql.Stmt
+	resolve     *sql.Stmt // audience columns of an id, RegistrationID first
+	byIDType    *sql.Stmt // every column of (id, type)
+	setAudience *sql.Stmt
+	setProfile  *sql.Stmt
+	setDevice   *sql.Stmt
+	kick        *sql.Stmt
+	insert      *sql.Stmt
+	// reserveOrdinals reserves the app's next n ordinals and returns the
+	// first.
+	reserveOrdinals *sql.Stmt
+	byID            *sql.Stmt // every column of both types of an id
+	deleteRow       *sql.Stmt
+	tagGet          *sql.Stmt
+	tagInsert       *sql.Stmt
+	tagSet          *sql.Stmt
+	tagDelete       *sql.Stmt
+	tagCountStmt    *sql.Stmt
+	schemaGet       *sql.Stmt
+	schemaDelete    *sql.Stmt
+	schemaInsert    *sql.Stmt
+	appPut          *sql.Stmt
+	appDelete       *sql.Stmt
+	ownerDevices    *sql.Stmt // RegistrationIDs of one owner
+	logInsert       *sql.Stmt
+	logTrim         *sql.Stmt
 
 	ov *overlay
 	// pending holds the states this transaction read or changed, over ov;
@@ -94,9 +97,10 @@ func (t *wtx) prepare(ctx context.Context, conn *sql.Conn) error {
 		{&t.kick, `UPDATE accounts SET kicked_at = max(kicked_at, ?) WHERE app = ? AND id = ? AND type = 0`},
 		{&t.insert, `INSERT INTO accounts (app, ordinal, id, type, nick, face_url, owner, platform, token)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`},
-		{&t.nextOrdinal, `INSERT INTO app_seq (app, next_ordinal) VALUES (?, 2)
-			ON CONFLICT (app) DO UPDATE SET next_ordinal = next_ordinal + 1
-			RETURNING next_ordinal - 1`},
+		{&t.reserveOrdinals, `INSERT INTO app_seq (app, next_ordinal) VALUES (?1, 1 + ?2)
+			ON CONFLICT (app) DO UPDATE SET next_ordinal = next_ordinal + ?2
+			RETURNING next_ordinal - ?2`},
+		{&t.byID, `SELECT ` + accountColumns + ` FROM accounts WHERE app = ? AND id = ?`},
 		{&t.deleteRow, `DELETE FROM accounts WHERE key = ?`},
 		{&t.tagGet, `SELECT type, refcount FROM tags WHERE app = ? AND name = ?`},
 		{&t.tagInsert, `INSERT INTO tags (app, name, type, refcount) VALUES (?, ?, ?, ?)`},
@@ -245,26 +249,73 @@ func (t *wtx) rowByIDType(app uint64, id string, typ im.AcctType) (row, bool, er
 	return r, true, nil
 }
 
+// reserve reserves the app's next n (> 0) ordinals, in one statement, and
+// returns the first. They are never handed out again, even if the caller
+// uses fewer (a rolled-back job rolls the reservation back with it).
+func (t *wtx) reserve(app uint64, n int) (uint32, error) {
+	var first int64
+	if err := t.reserveOrdinals.QueryRow(int64(app), int64(n)).Scan(&first); err != nil {
+		return 0, dbErr("next ordinal", err)
+	}
+	if first <= 0 || first+int64(n)-1 > 1<<32-1 {
+		return 0, fmt.Errorf("sqlite: app %d has used every ordinal", app)
+	}
+	return uint32(first), nil
+}
+
 // create inserts a new account with the app's next ordinal.
 func (t *wtx) create(app uint64, a im.Account) (im.Account, error) {
-	var next int64
-	if err := t.nextOrdinal.QueryRow(int64(app)).Scan(&next); err != nil {
-		return a, dbErr("next ordinal", err)
-	}
-	if next <= 0 || next > 1<<32-1 {
-		return a, fmt.Errorf("sqlite: app %d has used every ordinal", app)
-	}
-	a.Ordinal = uint32(next)
-	res, err := t.insert.Exec(int64(app), next, a.ID, int64(a.Type), a.Nick, a.FaceURL, a.Owner, a.Platform, a.Token)
+	ord, err := t.reserve(app, 1)
 	if err != nil {
-		return a, dbErr("insert account", err)
+		return a, err
+	}
+	r, err := t.insertAccount(app, a, ord)
+	return r.Account, err
+}
+
+// insertAccount inserts a new account with a reserved ordinal.
+func (t *wtx) insertAccount(app uint64, a im.Account, ordinal uint32) (row, error) {
+	a.Ordinal = ordinal
+	res, err := t.insert.Exec(int64(app), int64(ordinal), a.ID, int64(a.Type), a.Nick, a.FaceURL, a.Owner, a.Platform, a.Token)
+	if err != nil {
+		return row{Account: a}, dbErr("insert account", err)
 	}
 	key, err := res.LastInsertId()
 	if err != nil {
-		return a, dbErr("insert account", err)
+		return row{Account: a}, dbErr("insert account", err)
 	}
-	t.setState(key, &acctState{ordinal: a.Ordinal, typ: a.Type}, false)
-	return a, nil
+	st := &acctState{ordinal: a.Ordinal, typ: a.Type}
+	t.setState(key, st, false)
+	return row{key: key, Account: a, st: st}, nil
+}
+
+// rowsByID finds the accounts of id, of both types, in one statement.
+func (t *wtx) rowsByID(app uint64, id string) (user, device row, err error) {
+	rows, err := t.byID.Query(int64(app), id)
+	if err != nil {
+		return user, device, dbErr("read account", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r row
+		var ordinal, acctType int64
+		var attrs, tags sql.NullString
+		a := &r.Account
+		if err := rows.Scan(&r.key, &ordinal, &acctType, &a.ID, &a.Nick, &a.FaceURL, &a.KickedAt,
+			&a.Owner, &a.Platform, &a.Token, &attrs, &tags); err != nil {
+			return user, device, dbErr("read account", err)
+		}
+		a.Ordinal, a.Type = uint32(ordinal), im.AcctType(acctType)
+		if r.st, err = t.loadState(r.key, ordinal, acctType, attrs, tags); err != nil {
+			return user, device, err
+		}
+		if a.Type == im.AcctRegistrationID {
+			device = r
+		} else {
+			user = r
+		}
+	}
+	return user, device, dbErr("read account", rows.Err())
 }
 
 // remove deletes the account r.

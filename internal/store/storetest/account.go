@@ -367,3 +367,54 @@ func (h harness) testDeviceLimit(t *testing.T) {
 		t.Errorf("%d of 8 concurrent registrations succeeded, want 2", ok)
 	}
 }
+
+// testImportBatch: one import mixing existing accounts, new ones, repeats
+// of both and a name a device squats on gives the new accounts the app's
+// next ordinals in input order, without gaps, answers every input as if
+// the inputs were imported one by one, and emits the changes in that
+// order.
+func (h harness) testImportBatch(t *testing.T) {
+	f := h.fresh(t)
+	old := f.importIDs(testApp, "old1", "old2")
+	dev := f.device(testApp, "squat")
+	f.rec.Take()
+	out, err := f.s.ImportAccounts(f.ctx, testApp, []im.AccountInput{
+		{UserID: "new1", Nick: "N1"}, {UserID: "old1", Nick: "O1"}, {UserID: "squat"}, {UserID: "new1", FaceURL: "f"},
+		{UserID: "new2"}, {UserID: "old1"}, {UserID: "new2", Nick: "N2"}, {UserID: "new3"},
+	})
+	if err != nil {
+		t.Fatalf("ImportAccounts: %v", err)
+	}
+	next := dev.Ordinal + 1
+	want := []im.Account{
+		{ID: "new1", Ordinal: next, Nick: "N1"},
+		{ID: "old1", Ordinal: old[0].Ordinal, Nick: "O1"},
+		{ID: "squat", Ordinal: next + 1},
+		{ID: "new1", Ordinal: next, Nick: "N1", FaceURL: "f"},
+		{ID: "new2", Ordinal: next + 2},
+		{ID: "old1", Ordinal: old[0].Ordinal, Nick: "O1"},
+		{ID: "new2", Ordinal: next + 2, Nick: "N2"},
+		{ID: "new3", Ordinal: next + 3},
+	}
+	if !slices.Equal(out, want) {
+		t.Errorf("ImportAccounts =\n %+v\nwant\n %+v", out, want)
+	}
+	up := func(id string, ord uint32) im.Change {
+		return im.Change{App: testApp, Op: im.ChangeUpsert, ID: id, Type: im.AcctUserID, Ordinal: ord}
+	}
+	f.wantChanges(up("new1", next),
+		im.Change{App: testApp, Op: im.ChangeDelete, ID: "squat", Type: im.AcctRegistrationID, Ordinal: dev.Ordinal},
+		up("squat", next+1), up("new2", next+2), up("new3", next+3))
+	got, err := f.s.Accounts(f.ctx, testApp, []string{"new1", "new2", "old1", "squat", "old2"})
+	if err != nil || got["new1"] != want[3] || got["new2"] != want[6] || got["old1"] != want[1] ||
+		got["squat"] != want[2] || got["old2"] != old[1] {
+		t.Errorf("Accounts = %+v, %v", got, err)
+	}
+	// The next import continues the sequence: nothing was reserved twice.
+	if more := f.importIDs(testApp, "new4"); more[0].Ordinal != next+4 {
+		t.Errorf("next ordinal = %d, want %d", more[0].Ordinal, next+4)
+	}
+	if d := f.device(testApp, "phone"); d.Ordinal != next+5 {
+		t.Errorf("device ordinal = %d, want %d", d.Ordinal, next+5)
+	}
+}

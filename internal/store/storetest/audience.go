@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 
@@ -392,4 +393,88 @@ func (h harness) testBulkLoad(t *testing.T) {
 		t.Fatalf("BulkLoad again: %v %v", errs, err)
 	}
 	f.wantTags(testApp, "n2", "b", "c")
+}
+
+// testNarrowReads checks ReadAttrs and ReadTags: one entry per id in the
+// order asked (repeats included), Found false for unknown, deleted and
+// other apps' ids, ids and values that need escaping, both account types,
+// and a full request of 100 ids in an order unlike the store's.
+func (h harness) testNarrowReads(t *testing.T) {
+	f := h.fresh(t)
+	f.putSchema(testApp, userSchema)
+	odd := []string{"ctl\x01id", `quote"back\slash`, "ünï漢", "<&>", "sp ace"}
+	f.importIDs(testApp, append([]string{"a", "b", "c"}, odd...)...)
+	f.device(testApp, "d")
+	f.importIDs(otherApp, "a")
+	oddTag := "t\x01\"\\<&>\u2028é"
+	f.mustEdit(testApp,
+		setAttrs("a", attrs(0, "f", 2, "vip")), tagEdit(im.OpAddTags, "a", "t2", "t1"),
+		setAttrs("d", attrs(3, "gold")), tagEdit(im.OpAddTags, "d", "dt"),
+		tagEdit(im.OpAddTags, "c", "gone"),
+		setAttrs(odd[0], attrs(1, oddTag)), tagEdit(im.OpAddTags, odd[0], oddTag, "plain"),
+	)
+	for i, id := range odd[1:] {
+		f.mustEdit(testApp, tagEdit(im.OpAddTags, id, fmt.Sprint("odd", i)), setAttrs(id, attrs(0, id)))
+	}
+	f.mustEdit(otherApp, tagEdit(im.OpAddTags, "a", "other"))
+	if _, err := f.s.DeleteAccounts(f.ctx, testApp, []string{"c"}); err != nil {
+		t.Fatalf("DeleteAccounts: %v", err)
+	}
+
+	type want struct {
+		found bool
+		attrs im.AttrValues
+		tags  []string
+	}
+	check := func(app uint64, ids []string, wants []want) {
+		t.Helper()
+		as, err := f.s.ReadAttrs(f.ctx, app, ids)
+		if err != nil || len(as) != len(ids) {
+			t.Fatalf("ReadAttrs(%q) = %d entries, %v; want %d", ids, len(as), err, len(ids))
+		}
+		ts, err := f.s.ReadTags(f.ctx, app, ids)
+		if err != nil || len(ts) != len(ids) {
+			t.Fatalf("ReadTags(%q) = %d entries, %v; want %d", ids, len(ts), err, len(ids))
+		}
+		for i, w := range wants {
+			if as[i].Found != w.found || as[i].Attrs != w.attrs {
+				t.Errorf("ReadAttrs %d (%q) = %+v; want %+v", i, ids[i], as[i], w)
+			}
+			if ts[i].Found != w.found || !slices.Equal(ts[i].Tags, w.tags) {
+				t.Errorf("ReadTags %d (%q) = %+v; want %+v", i, ids[i], ts[i], w)
+			}
+		}
+	}
+	a := want{true, attrs(0, "f", 2, "vip"), []string{"t2", "t1"}}
+	d := want{true, attrs(3, "gold"), []string{"dt"}}
+	b := want{found: true}
+	check(testApp, []string{"a", "zz", "d", "a", "b", "c", "A"}, []want{a, {}, d, a, b, {}, {}})
+	check(testApp, odd, []want{
+		{true, attrs(1, oddTag), []string{oddTag, "plain"}},
+		{true, attrs(0, odd[1]), []string{"odd0"}},
+		{true, attrs(0, odd[2]), []string{"odd1"}},
+		{true, attrs(0, odd[3]), []string{"odd2"}},
+		{true, attrs(0, odd[4]), []string{"odd3"}},
+	})
+	check(otherApp, []string{"a", "d", "b"}, []want{{found: true, tags: []string{"other"}}, {}, {}})
+	check(testApp, nil, nil)
+
+	// A full request, read in the reverse of the import order, right after
+	// the writes (read-your-writes before any fold).
+	ids := make([]string, im.MaxAccountsPerCall)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("n%03d", i)
+	}
+	f.importIDs(testApp, ids...)
+	var edits []im.Edit
+	wants := make([]want, len(ids))
+	for i, id := range ids {
+		tag := fmt.Sprint("g", i%7)
+		edits = append(edits, tagEdit(im.OpAddTags, id, tag, id), setAttrs(id, attrs(i%3, id)))
+		wants[len(ids)-1-i] = want{true, attrs(i%3, id), []string{tag, id}}
+	}
+	f.mustEdit(testApp, edits...)
+	rev := slices.Clone(ids)
+	slices.Reverse(rev)
+	check(testApp, rev, wants)
 }

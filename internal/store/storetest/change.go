@@ -298,6 +298,21 @@ func (f *fixture) worker(g, n, rounds int, expect func(id string, a im.AttrValue
 				return fmt.Errorf("worker %d round %d edit %+v: %v", g, r, edits[i], e)
 			}
 		}
+		// Read your writes through the narrow reads while other workers
+		// write and the store folds: every account is the worker's own.
+		as, err := f.s.ReadAttrs(f.ctx, testApp, ids)
+		if err != nil {
+			return err
+		}
+		ts, err := f.s.ReadTags(f.ctx, testApp, ids)
+		if err != nil {
+			return err
+		}
+		for k, id := range ids {
+			if !as[k].Found || as[k].Attrs != model[k].attrs || !ts[k].Found || !slices.Equal(ts[k].Tags, model[k].tags) {
+				return fmt.Errorf("worker %d round %d: %s reads %+v %+v, want %q %q", g, r, id, as[k], ts[k], model[k].attrs, model[k].tags)
+			}
+		}
 	}
 	for k, id := range ids {
 		expect(id, model[k].attrs, model[k].tags)

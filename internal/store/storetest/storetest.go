@@ -59,6 +59,7 @@ func (h harness) run(t *testing.T) {
 	t.Run("RegisterDevice", h.testRegisterDevice)
 	t.Run("DeviceLimit", h.testDeviceLimit)
 	t.Run("ImportDisplacesDevice", h.testImportDisplacesDevice)
+	t.Run("ImportBatch", h.testImportBatch)
 	t.Run("AttrSchema", h.testAttrSchema)
 	t.Run("EditOps", h.testEditOps)
 	t.Run("EditErrors", h.testEditErrors)
@@ -68,6 +69,7 @@ func (h harness) run(t *testing.T) {
 	t.Run("ChangeFeed", h.testChangeFeed)
 	t.Run("ChangeLog", h.testChangeLog)
 	t.Run("ScanProfiles", h.testScanProfiles)
+	t.Run("NarrowReads", h.testNarrowReads)
 	t.Run("Context", h.testContext)
 	t.Run("Concurrent", h.testConcurrent)
 	t.Run("Reopen", h.testReopen)
@@ -264,17 +266,29 @@ func (f *fixture) profile(app uint64, id string) im.Profile {
 	return p
 }
 
+// wantTags checks the tags of id through Profiles and through the
+// narrow ReadTags.
 func (f *fixture) wantTags(app uint64, id string, want ...string) {
 	f.t.Helper()
 	if got := f.profile(app, id).Tags; !slices.Equal(got, want) {
 		f.t.Errorf("tags of %s = %q, want %q", id, got, want)
 	}
+	got, err := f.s.ReadTags(f.ctx, app, []string{id})
+	if err != nil || len(got) != 1 || !got[0].Found || !slices.Equal(got[0].Tags, want) {
+		f.t.Errorf("ReadTags(%s) = %+v, %v; want %q", id, got, err, want)
+	}
 }
 
+// wantAttrs checks the attribute values of id through Profiles and
+// through the narrow ReadAttrs.
 func (f *fixture) wantAttrs(app uint64, id string, want im.AttrValues) {
 	f.t.Helper()
 	if got := f.profile(app, id).Attrs; got != want {
 		f.t.Errorf("attrs of %s = %q, want %q", id, got, want)
+	}
+	got, err := f.s.ReadAttrs(f.ctx, app, []string{id})
+	if err != nil || len(got) != 1 || !got[0].Found || got[0].Attrs != want {
+		f.t.Errorf("ReadAttrs(%s) = %+v, %v; want %q", id, got, err, want)
 	}
 }
 
