@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,7 +25,24 @@ import (
 type heldStore struct {
 	*sqlite.Store
 	release chan struct{}
+	once    sync.Once
 }
+
+// newHeldStore opens a store in a temporary directory, held until Release
+// or the end of the test.
+func newHeldStore(t *testing.T) *heldStore {
+	st, err := sqlite.Open(context.Background(), t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	s := &heldStore{Store: st, release: make(chan struct{})}
+	t.Cleanup(s.Release) // before Close
+	return s
+}
+
+// Release lets the held reads answer.
+func (s *heldStore) Release() { s.once.Do(func() { close(s.release) }) }
 
 func (s *heldStore) TaskAudience(ctx context.Context, app uint64, id string) ([]byte, error) {
 	select {
@@ -45,18 +63,8 @@ func (s *heldStore) TaskAudience(ctx context.Context, app uint64, id string) ([]
 // it is owed, once, in Seq order, then a caughtup frame with the last.
 func TestCatchUpsAreBoundedAndWaitersAllCatchUp(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	store := &heldStore{Store: st, release: make(chan struct{})}
-	released := false
-	t.Cleanup(func() {
-		if !released {
-			close(store.release)
-		}
-	})
+	store := newHeldStore(t)
+	st := store.Store
 	const clients, limit, stored = 60, 3, 20
 	hub := deliver.NewHub(store, nil, deliver.Options{CatchUps: limit, AckInterval: 20 * time.Millisecond}, nil)
 	hub.Start(ctx)
@@ -118,7 +126,7 @@ func TestCatchUpsAreBoundedAndWaitersAllCatchUp(t *testing.T) {
 	}
 	online := pushTask("online")
 	online.OnlineOnly, online.Audience, online.Total, online.State, online.MsgRandom = true, aud, clients, im.TaskDone, 999
-	online, _, err = st.CreateTask(ctx, online, 0, im.TaskLimits{})
+	online, _, err := st.CreateTask(ctx, online, 0, im.TaskLimits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,8 +149,7 @@ func TestCatchUpsAreBoundedAndWaitersAllCatchUp(t *testing.T) {
 		t.Fatalf("while the store is held: %+v", s)
 	}
 
-	released = true
-	close(store.release)
+	store.Release()
 	for _, c := range cs {
 		poll(fmt.Sprintf("client %d to catch up", c.ord), func() bool {
 			c.mu.Lock()
@@ -194,18 +201,8 @@ func TestCatchUpsAreBoundedAndWaitersAllCatchUp(t *testing.T) {
 // heartbeat applies again and closes it.
 func TestWaitingForCatchUpIsNoHeartbeatTimeout(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	store := &heldStore{Store: st, release: make(chan struct{})}
-	released := false
-	t.Cleanup(func() {
-		if !released {
-			close(store.release)
-		}
-	})
+	store := newHeldStore(t)
+	st := store.Store
 	hub := deliver.NewHub(store, nil, deliver.Options{CatchUps: 1, PingInterval: 10 * time.Millisecond,
 		PongTimeout: 10 * time.Millisecond}, nil)
 	hub.Start(ctx)
@@ -237,8 +234,7 @@ func TestWaitingForCatchUpIsNoHeartbeatTimeout(t *testing.T) {
 	if s := hub.Stats(); s.HeartbeatTimeouts != 0 || s.Connections != 1 {
 		t.Fatalf("closed while waiting for its catch-up: %+v", s)
 	}
-	released = true
-	close(store.release)
+	store.Release()
 	for hub.Stats().HeartbeatTimeouts != 1 {
 		if time.Now().After(deadline) {
 			t.Fatalf("not closed for the heartbeat after its catch-up: %+v", hub.Stats())

@@ -18,21 +18,7 @@ func TestMoveTokenUsesIndex(t *testing.T) {
 	}
 	defer s.Close()
 	for q, index := range map[string]string{moveTokenSQL: "push_devices_token", moveEndpointSQL: "push_devices_endpoint"} {
-		rows, err := s.rdb.QueryContext(ctx, "EXPLAIN QUERY PLAN "+q, int64(1), "x", "r")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var plan []string
-		for rows.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, detail)
-		}
-		rows.Close()
-		if p := strings.Join(plan, "; "); !strings.Contains(p, "USING INDEX "+index) {
+		if p := queryPlan(t, s, q, int64(1), "x", "r"); !strings.Contains(p, "USING INDEX "+index) {
 			t.Errorf("plan of %q is %q; want a search USING INDEX %s", q, p, index)
 		}
 	}
@@ -57,25 +43,35 @@ func TestTraceReadsUseIndexes(t *testing.T) {
 		{queuedSendsSQL, []any{int64(1), int64(2), "t"}, []string{"SEARCH d USING INDEX push_devices_target (app=? AND target=?)",
 			"SEARCH o USING PRIMARY KEY (app=? AND task_id=? AND reg_id=?)"}},
 	} {
-		rows, err := s.rdb.QueryContext(ctx, "EXPLAIN QUERY PLAN "+c.q, c.args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var plan []string
-		for rows.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, detail)
-		}
-		rows.Close()
-		p := strings.Join(plan, "; ")
+		p := queryPlan(t, s, c.q, c.args...)
 		for _, w := range c.want {
 			if !strings.Contains(p, w) {
 				t.Errorf("plan of %q is %q; want %q", c.q, p, w)
 			}
 		}
 	}
+}
+
+// queryPlan returns SQLite's EXPLAIN QUERY PLAN of q with args, its steps
+// joined by "; ".
+func queryPlan(t *testing.T, s *Store, q string, args ...any) string {
+	t.Helper()
+	rows, err := s.rdb.Query("EXPLAIN QUERY PLAN "+q, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(plan, "; ")
 }

@@ -120,34 +120,16 @@ func parseNarrow(out string, hits []narrowHit) error {
 // im.AudienceStore): from the overlay for an account it holds, else from
 // the accounts row.
 func (s *Store) ReadAttrs(ctx context.Context, app uint64, ids []string) ([]im.FoundAttrs, error) {
-	hits, g0, err := s.readNarrow(ctx, "attributes", s.r.attrsOf, app, ids)
+	vals, found, err := readNarrowValues(ctx, s, "attributes", s.r.attrsOf, app, ids,
+		func(st *acctState) im.AttrValues { return st.attrs },
+		func(p *im.Profile) im.AttrValues { return p.Attrs },
+		func(col string) (im.AttrValues, error) { return decodeAttrs(sql.NullString{String: col, Valid: true}) })
 	if err != nil {
 		return nil, err
 	}
 	out := make([]im.FoundAttrs, len(ids))
-	for i := range hits {
-		h := &hits[i]
-		if !h.found {
-			continue
-		}
-		st, suspect := s.ov.lookup(h.key, g0)
-		switch {
-		case st != nil:
-			out[i] = im.FoundAttrs{Found: true, Attrs: st.attrs}
-		case suspect:
-			var p im.Profile
-			ok, err := s.settle(ctx, h.key, &p)
-			if err != nil {
-				return nil, err
-			}
-			out[i] = im.FoundAttrs{Found: ok, Attrs: p.Attrs}
-		default:
-			a, err := decodeAttrs(sql.NullString{String: h.col, Valid: true})
-			if err != nil {
-				return nil, err
-			}
-			out[i] = im.FoundAttrs{Found: true, Attrs: a}
-		}
+	for i := range out {
+		out[i] = im.FoundAttrs{Found: found[i], Attrs: vals[i]}
 	}
 	return out, nil
 }
@@ -155,11 +137,31 @@ func (s *Store) ReadAttrs(ctx context.Context, app uint64, ids []string) ([]im.F
 // ReadTags returns the tags of the accounts ids name (see im.AudienceStore
 // and ReadAttrs).
 func (s *Store) ReadTags(ctx context.Context, app uint64, ids []string) ([]im.FoundTags, error) {
-	hits, g0, err := s.readNarrow(ctx, "tags", s.r.tagsOf, app, ids)
+	vals, found, err := readNarrowValues(ctx, s, "tags", s.r.tagsOf, app, ids,
+		func(st *acctState) []string { return slices.Clone(st.tags) },
+		func(p *im.Profile) []string { return p.Tags },
+		func(col string) ([]string, error) { return decodeStrings(sql.NullString{String: col, Valid: true}) })
 	if err != nil {
 		return nil, err
 	}
 	out := make([]im.FoundTags, len(ids))
+	for i := range out {
+		out[i] = im.FoundTags{Found: found[i], Tags: vals[i]}
+	}
+	return out, nil
+}
+
+// readNarrowValues runs a narrow read and takes each found account's value
+// from the overlay when it holds the account (fromState), from a settled
+// whole-account read when the overlay may have folded it meanwhile
+// (fromProfile), else from the row's column (decode).
+func readNarrowValues[T any](ctx context.Context, s *Store, which string, q *sql.Stmt, app uint64, ids []string,
+	fromState func(*acctState) T, fromProfile func(*im.Profile) T, decode func(string) (T, error)) ([]T, []bool, error) {
+	hits, g0, err := s.readNarrow(ctx, which, q, app, ids)
+	if err != nil {
+		return nil, nil, err
+	}
+	vals, found := make([]T, len(ids)), make([]bool, len(ids))
 	for i := range hits {
 		h := &hits[i]
 		if !h.found {
@@ -168,21 +170,21 @@ func (s *Store) ReadTags(ctx context.Context, app uint64, ids []string) ([]im.Fo
 		st, suspect := s.ov.lookup(h.key, g0)
 		switch {
 		case st != nil:
-			out[i] = im.FoundTags{Found: true, Tags: slices.Clone(st.tags)}
+			vals[i], found[i] = fromState(st), true
 		case suspect:
 			var p im.Profile
 			ok, err := s.settle(ctx, h.key, &p)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
-			out[i] = im.FoundTags{Found: ok, Tags: p.Tags}
+			vals[i], found[i] = fromProfile(&p), ok
 		default:
-			tags, err := decodeStrings(sql.NullString{String: h.col, Valid: true})
+			v, err := decode(h.col)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
-			out[i] = im.FoundTags{Found: true, Tags: tags}
+			vals[i], found[i] = v, true
 		}
 	}
-	return out, nil
+	return vals, found, nil
 }

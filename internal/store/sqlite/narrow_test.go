@@ -45,21 +45,7 @@ func TestParseNarrow(t *testing.T) {
 func TestNarrowReadPlan(t *testing.T) {
 	s := openOpt(t, defaultOptions())
 	for _, q := range []string{attrsOfQuery, tagsOfQuery} {
-		rows, err := s.rdb.Query(`EXPLAIN QUERY PLAN `+q, 1, `["61"]`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var plan []string
-		for rows.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, detail)
-		}
-		rows.Close()
-		got := strings.Join(plan, "; ")
+		got := queryPlan(t, s, q, 1, `["61"]`)
 		if !strings.Contains(got, "SEARCH a USING INDEX") || strings.Contains(got, "SCAN a") {
 			t.Errorf("plan of %q: %s", q, got)
 		}
