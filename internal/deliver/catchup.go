@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -155,6 +156,7 @@ func (c *conn) sendPage(ctx context.Context, page []stored, after int64) (int64,
 	h := c.h
 	now := h.opt.Now().Unix()
 	var b pushesBuf
+	defer b.release()
 	for i := range page {
 		p := &page[i]
 		after = p.head.Seq
@@ -190,10 +192,25 @@ func (c *conn) sendPage(ctx context.Context, page []stored, after int64) (int64,
 
 var errStopping = errors.New("connection closing")
 
-// pushesBuf builds one pushes message.
+// pushesBuf builds one pushes message, in a buffer from pushesPool: in a
+// reconnect storm every connection builds one of tens of KiB, which would
+// otherwise all be garbage.
 type pushesBuf struct {
+	buf *[]byte
 	msg []byte // the message so far, without its closing; empty when no push
 	n   int    // pushes in msg
+}
+
+var pushesPool = sync.Pool{New: func() any { b := make([]byte, 0, 32<<10); return &b }}
+
+// release returns b's buffer to pushesPool, unless a push larger than
+// MaxPushesBytes grew it.
+func (b *pushesBuf) release() {
+	if b.buf != nil && cap(b.msg) <= 2*MaxPushesBytes {
+		*b.buf = b.msg[:0]
+		pushesPool.Put(b.buf)
+	}
+	b.buf, b.msg = nil, nil
 }
 
 // full reports whether adding frame would take a message that already
@@ -203,6 +220,10 @@ func (b *pushesBuf) full(frame []byte) bool {
 }
 
 func (b *pushesBuf) add(frame []byte) {
+	if b.buf == nil {
+		b.buf = pushesPool.Get().(*[]byte)
+		b.msg = *b.buf
+	}
 	if b.n == 0 {
 		b.msg = append(b.msg[:0], pushesOpen...)
 	} else {
