@@ -20,6 +20,13 @@ const SIG_CODES = new Set([70001, 70003, 70009, 70052]);
 const MAX_TASK_ID = 128;
 const SEEN_LIMIT = 4096;
 const PENDING_LIMIT = 1024;
+/** The most TaskIds one batched ack may carry. */
+const MAX_ACK_IDS = 100;
+
+/** validTaskId reports whether id is 1 to MAX_TASK_ID bytes of UTF-8. */
+function validTaskId(id) {
+  return id !== '' && new TextEncoder().encode(id).length <= MAX_TASK_ID;
+}
 
 /**
  * TimdError is an error answered by timd (its ErrorCode and ErrorInfo),
@@ -333,6 +340,8 @@ export class TimdClient extends EventTarget {
     const url = `${this.baseUrl.replace(/^http/i, 'ws')}/v1/connect?${this._query({
       platform: this.platform,
       since: String(this._lastSeq),
+      // Catch-up in "pushes" messages: one per page of stored pushes.
+      batch: '1',
     })}`;
     let ws;
     try {
@@ -397,18 +406,18 @@ export class TimdClient extends EventTarget {
     }
     if (!f || typeof f !== 'object') return;
     switch (f.Type) {
-      case 'push': {
-        if (typeof f.TaskId !== 'string') return;
-        // Seq is not a resume point (see lastSeq): "caughtup" frames are.
-        if (this._seen.has(f.TaskId)) {
-          // A repeat (catch-up and live, or a resend after a reconnect):
-          // ack it again, since the server resends only unacknowledged pushes.
-          if (this.autoAck) this.ack(f.TaskId);
-          return;
+      case 'push':
+        if (this._onPush(f) && this.autoAck) this.ack(f.TaskId);
+        return;
+      case 'pushes': {
+        // A batch of catch-up push frames, in Seq order: each is handled
+        // as a push frame, and they are acknowledged together.
+        if (!Array.isArray(f.Pushes)) return;
+        const ids = [];
+        for (const p of f.Pushes) {
+          if (p && typeof p === 'object' && p.Type === 'push' && this._onPush(p)) ids.push(p.TaskId);
         }
-        this._remember(f.TaskId);
-        this.dispatchEvent(new TimdEvent('push', f));
-        if (this.autoAck) this.ack(f.TaskId);
+        if (this.autoAck) this._ackAll(ids);
         return;
       }
       case 'revoke':
@@ -425,6 +434,30 @@ export class TimdClient extends EventTarget {
         return;
       default:
         // Unknown frame types are ignored, as the protocol asks.
+    }
+  }
+
+  /**
+   * _onPush emits push frame f unless its TaskId was seen already (a
+   * repeat: catch-up and live, or a resend after a reconnect). It reports
+   * whether f is to be acknowledged: every push with a TaskId an ack can
+   * carry, repeats included, since the server resends only
+   * unacknowledged pushes.
+   */
+  _onPush(f) {
+    if (typeof f.TaskId !== 'string') return false;
+    // Seq is not a resume point (see lastSeq): "caughtup" frames are.
+    if (!this._seen.has(f.TaskId)) {
+      this._remember(f.TaskId);
+      this.dispatchEvent(new TimdEvent('push', f));
+    }
+    return validTaskId(f.TaskId);
+  }
+
+  /** _ackAll acknowledges ids in batched ack frames of at most MAX_ACK_IDS. */
+  _ackAll(ids) {
+    for (let i = 0; i < ids.length; i += MAX_ACK_IDS) {
+      this._queue(JSON.stringify({ Type: 'ack', TaskIds: ids.slice(i, i + MAX_ACK_IDS) }));
     }
   }
 
@@ -530,10 +563,14 @@ export class TimdClient extends EventTarget {
   }
 
   _send(type, taskId) {
-    if (typeof taskId !== 'string' || taskId === '' || new TextEncoder().encode(taskId).length > MAX_TASK_ID) {
+    if (typeof taskId !== 'string' || !validTaskId(taskId)) {
       throw new TypeError(`${type}: TaskId must be a string of 1 to ${MAX_TASK_ID} bytes`);
     }
-    const f = JSON.stringify({ Type: type, TaskId: taskId });
+    this._queue(JSON.stringify({ Type: type, TaskId: taskId }));
+  }
+
+  /** _queue writes frame f now, or on the next connection. */
+  _queue(f) {
     if (!this._write(f)) {
       this._pending.push(f);
       if (this._pending.length > PENDING_LIMIT) this._pending.shift();

@@ -246,7 +246,7 @@ func TestE2ESecretsNeverLeak(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = ws.Write(ctx, websocket.MessageText, []byte(`{"Type":"ping","Pad":"`+strings.Repeat("x", 5000)+`"}`))
+	_ = ws.Write(ctx, websocket.MessageText, []byte(`{"Type":"ping","Pad":"`+strings.Repeat("x", 17000)+`"}`))
 	for err == nil {
 		_, _, err = ws.Read(ctx)
 	}

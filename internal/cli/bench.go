@@ -43,6 +43,7 @@ func bench(ctx context.Context, env Env, args []string) error {
 	stored := fs.Int("stored", 100, "with --storm: stored pushes to make first, half to everyone, half by Condition (0: no storm, only prepare the accounts and, with --sync, measure /v1/sync)")
 	spread := fs.Duration("storm-spread", time.Second, "with --storm: the dials are spread evenly over this")
 	stormWait := fs.Duration("storm-wait", time.Minute, "with --storm: how long to wait for the clients to catch up")
+	stormBatch := fs.Bool("storm-batch", true, "with --storm: clients connect with batch=1 (catch-up in pushes messages, one batched ack per message); false: one push frame and one ack per push")
 	syncBench := fs.Bool("sync", false, "with --storm: afterwards, GET /v1/sync as the storm's accounts for --duration")
 	if err := parseFlags(env, fs, args); err != nil {
 		return err
@@ -66,7 +67,7 @@ func bench(ctx context.Context, env Env, args []string) error {
 	}
 	if *stormN > 0 {
 		return benchStorm(ctx, env, c, stormOpts{n: *stormN, stored: *stored, spread: *spread, wait: *stormWait,
-			prepare: *prepare, accounts: *accounts, baseline: *baseline, sync: *syncBench, admin: *admin})
+			prepare: *prepare, accounts: *accounts, baseline: *baseline, sync: *syncBench, admin: *admin, batch: *stormBatch})
 	}
 	if *prepare {
 		start := time.Now()
@@ -227,6 +228,7 @@ type stormOpts struct {
 	n, stored, accounts     int
 	spread, wait            time.Duration
 	prepare, baseline, sync bool
+	batch                   bool
 	admin                   string
 }
 
@@ -263,7 +265,7 @@ func benchStorm(ctx context.Context, env Env, c *loadgen.Client, o stormOpts) er
 		fmt.Fprintln(env.Stdout, "baseline (bare coder/websocket server writing the same frames, child process):")
 		fmt.Fprintln(env.Stdout, "  ", res)
 	}
-	res, err := c.Storm(ctx, o.n, pushes, o.spread, o.wait)
+	res, err := c.Storm(ctx, o.n, pushes, o.spread, o.wait, o.batch)
 	if err != nil {
 		return err
 	}
@@ -324,7 +326,7 @@ func stormBaseline(ctx context.Context, o stormOpts, pushes []loadgen.StoredPush
 	if err != nil {
 		return loadgen.StormResult{}, fmt.Errorf("storm baseline server: %w", err)
 	}
-	return loadgen.StormBaseline(ctx, strings.TrimSpace(addr), o.n, pushes, o.spread, o.wait), nil
+	return loadgen.StormBaseline(ctx, strings.TrimSpace(addr), o.n, pushes, o.spread, o.wait, o.batch), nil
 }
 
 // benchBaselineStorm is the hidden child of `timd bench --storm N`: it

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -145,9 +146,17 @@ func (c *conn) catchUpFrom(ctx context.Context, after int64, minEpoch uint64) (i
 // may wait for a store read while holding the slot: the connections that
 // queue behind it need the same task's audience and acknowledgements,
 // which that one read (shared by all) brings.
+//
+// On a batched connection (batch=1) the owed push frames of the page go
+// out as pushes messages (AppendPushesFrame), in Seq order, each at most
+// MaxPushesBytes unless it carries a single larger push; a push is
+// claimed (c.sent) before it joins a message, as it is before its own
+// frame is written otherwise.
 func (c *conn) sendPage(ctx context.Context, page []stored, after int64) (int64, bool) {
 	h := c.h
 	now := h.opt.Now().Unix()
+	var b pushesBuf
+	defer b.release()
 	for i := range page {
 		p := &page[i]
 		after = p.head.Seq
@@ -161,11 +170,81 @@ func (c *conn) sendPage(ctx context.Context, page []stored, after int64) (int64,
 		if !owed || !c.sent.claim(p.head.ID) {
 			continue
 		}
-		if c.stopping() || c.write(ctx, p.frame) != nil {
+		if c.stopping() {
 			return after, false
 		}
+		if !c.batch {
+			if c.write(ctx, p.frame) != nil {
+				return after, false
+			}
+			continue
+		}
+		if b.full(p.frame) && c.flush(ctx, &b) != nil {
+			return after, false
+		}
+		b.add(p.frame)
+	}
+	if c.flush(ctx, &b) != nil {
+		return after, false
 	}
 	return after, true
+}
+
+var errStopping = errors.New("connection closing")
+
+// pushesBuf builds one pushes message, in a buffer from pushesPool: in a
+// reconnect storm every connection builds one of tens of KiB, which would
+// otherwise all be garbage.
+type pushesBuf struct {
+	buf *[]byte
+	msg []byte // the message so far, without its closing; empty when no push
+	n   int    // pushes in msg
+}
+
+var pushesPool = sync.Pool{New: func() any { b := make([]byte, 0, 32<<10); return &b }}
+
+// release returns b's buffer to pushesPool, unless a push larger than
+// MaxPushesBytes grew it.
+func (b *pushesBuf) release() {
+	if b.buf != nil && cap(b.msg) <= 2*MaxPushesBytes {
+		*b.buf = b.msg[:0]
+		pushesPool.Put(b.buf)
+	}
+	b.buf, b.msg = nil, nil
+}
+
+// full reports whether adding frame would take a message that already
+// holds a push over MaxPushesBytes.
+func (b *pushesBuf) full(frame []byte) bool {
+	return b.n > 0 && len(b.msg)+1+len(frame)+len(pushesClose) > MaxPushesBytes
+}
+
+func (b *pushesBuf) add(frame []byte) {
+	if b.buf == nil {
+		b.buf = pushesPool.Get().(*[]byte)
+		b.msg = *b.buf
+	}
+	if b.n == 0 {
+		b.msg = append(b.msg[:0], pushesOpen...)
+	} else {
+		b.msg = append(b.msg, ',')
+	}
+	b.msg = append(b.msg, frame...)
+	b.n++
+}
+
+// flush writes b's message, if it holds a push, and empties b. It fails
+// when c is closing.
+func (c *conn) flush(ctx context.Context, b *pushesBuf) error {
+	if b.n == 0 {
+		return nil
+	}
+	if c.stopping() {
+		return errStopping
+	}
+	b.msg = append(b.msg, pushesClose...)
+	b.n = 0
+	return c.write(ctx, b.msg)
 }
 
 // storedAfter reads one page of the app's stored task heads after a Seq

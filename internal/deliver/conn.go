@@ -2,6 +2,7 @@ package deliver
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"sync"
@@ -24,6 +25,7 @@ type conn struct {
 	id       string
 	ord      uint32
 	platform string
+	batch    bool   // catch-up writes pushes messages (the connect's batch=1)
 	kickedAt int64  // the account's KickedAt when c authenticated
 	epoch    uint64 // hub registration count after c was added
 	ctx      context.Context
@@ -64,10 +66,14 @@ type conn struct {
 // the UserSig; Accept upgrades, registers the connection, sends the
 // account's unacknowledged stored pushes after the optional `since` query
 // parameter (a Seq, default 0), and serves the connection until it ends.
-// When the hub is stopping it closes at once with 1001; when acct was
-// kicked between its authentication and now, with 4001.
+// With the query parameter batch=1 catch-up writes pushes messages
+// instead of one push frame per push (see ParseBatch; the caller has
+// validated it). When the hub is stopping it closes at once with 1001;
+// when acct was kicked between its authentication and now, with 4001.
 func (h *Hub) Accept(w http.ResponseWriter, r *http.Request, app im.App, acct im.Account, platform string) {
-	since, _ := strconv.ParseInt(r.URL.Query().Get("since"), 10, 64)
+	q := r.URL.Query()
+	since, _ := strconv.ParseInt(q.Get("since"), 10, 64)
+	batch, _ := ParseBatch(q.Get("batch"))
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		OriginPatterns:     h.opt.OriginPatterns,
 		InsecureSkipVerify: len(h.opt.OriginPatterns) == 0,
@@ -78,6 +84,7 @@ func (h *Hub) Accept(w http.ResponseWriter, r *http.Request, app im.App, acct im
 	}
 	ws.SetReadLimit(h.opt.ReadLimit)
 	c := &conn{h: h, ws: ws, app: app.SDKAppID, id: acct.ID, ord: acct.Ordinal, platform: platform, kickedAt: acct.KickedAt,
+		batch:   batch,
 		since:   max(since, 0),
 		send:    make(chan []byte, h.opt.QueueSize),
 		limiter: rate.NewLimiter(rate.Limit(h.opt.FrameRate), h.opt.FrameBurst),
@@ -98,6 +105,19 @@ func (h *Hub) Accept(w http.ResponseWriter, r *http.Request, app im.App, acct im
 		close(c.done) // after unregister: Stop returns with Connections already down
 	}()
 	c.run(ctx, c.since)
+}
+
+// ParseBatch parses the batch query parameter of a connect: "1" asks for
+// batched catch-up (pushes messages), "0" or "" (absent) for one push
+// frame per push. Anything else is an error.
+func ParseBatch(v string) (bool, error) {
+	switch v {
+	case "1":
+		return true, nil
+	case "0", "":
+		return false, nil
+	}
+	return false, errors.New("batch must be 0 or 1")
 }
 
 func (h *Hub) isStopped() bool {
@@ -288,7 +308,12 @@ func (c *conn) readLoop(ctx context.Context) {
 		case TypePing:
 			c.enqueue(pongFrame, "", 0)
 		case TypeAck, TypeClick:
-			c.h.acks.note(ctx, c, f.TaskID, f.Type == TypeClick)
+			if f.TaskIDs == nil {
+				c.h.acks.note(ctx, c, f.TaskID, f.Type == TypeClick)
+			}
+			for _, id := range f.TaskIDs { // a batched ack: each counts as one
+				c.h.acks.note(ctx, c, id, false)
+			}
 		}
 	}
 }

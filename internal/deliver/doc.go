@@ -11,7 +11,9 @@
 //     queue (Options.QueueSize); a live frame that does not fit closes the
 //     connection with 1008 "slow consumer", and the drop is counted.
 //     Nothing is buffered without bound: catch-up frames are written
-//     directly, paced by the client.
+//     directly, paced by the client — one per push, or, on a connection
+//     that asked for batch=1, one pushes message per page (at most
+//     MaxPushesBytes unless a single push is larger).
 //   - Every stored push reaches every connected recipient, once per
 //     connection, and until the connection's caughtup frame in Seq order:
 //     a connection is registered before its catch-up reads the store, a
@@ -25,7 +27,8 @@
 //     frame over ReadLimit (1009), a binary frame (1003) or a malformed one
 //     (1008) is closed; a fast sender is read at most FrameRate frames per
 //     second. Kick closes with 4001, Stop with 1001.
-//   - Acks and clicks count only for tasks whose audience holds the
+//   - Acks (single or batched, up to MaxAckIDs TaskIds a frame) and
+//     clicks count only for tasks whose audience holds the
 //     connection's ordinal, and reach the store about every AckInterval
 //     (and at Stop), one RecordAcks call per task.
 //

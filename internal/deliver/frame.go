@@ -10,10 +10,12 @@ import (
 	"timd/internal/im"
 )
 
-// Frame types. The server sends push, revoke, pong and caughtup; the
-// client sends ack, click and ping.
+// Frame types. The server sends push, pushes (batched catch-up, see
+// AppendPushesFrame), revoke, pong and caughtup; the client sends ack,
+// click and ping.
 const (
 	TypePush     = "push"
+	TypePushes   = "pushes"
 	TypeRevoke   = "revoke"
 	TypePong     = "pong"
 	TypeCaughtUp = "caughtup"
@@ -26,6 +28,38 @@ const (
 // shorter; docs/api.md ("timpush/batch")
 // documents at most 64 characters.
 const MaxTaskIDLen = 128
+
+// MaxAckIDs bounds the TaskIds of one batched ack
+// ({"Type":"ack","TaskIds":[…]}).
+const MaxAckIDs = 100
+
+// MaxPushesBytes bounds a pushes message: catch-up on a batched
+// connection starts a new message before a push frame that would make it
+// larger. A single push frame larger than that goes alone.
+const MaxPushesBytes = 256 << 10
+
+// pushesOpen and pushesClose wrap the push frames of a pushes message.
+const (
+	pushesOpen  = `{"Type":"pushes","Pushes":[`
+	pushesClose = `]}`
+)
+
+// AppendPushesFrame appends to b the pushes message carrying frames, push
+// frames (PushFrame) in the order given:
+//
+//	{"Type":"pushes","Pushes":[<push frame>,<push frame>,…]}
+//
+// Each element is exactly the push frame's bytes.
+func AppendPushesFrame(b []byte, frames ...[]byte) []byte {
+	b = append(b, pushesOpen...)
+	for i, f := range frames {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, f...)
+	}
+	return append(b, pushesClose...)
+}
 
 // PushFrame renders t as a server→client push frame:
 //
@@ -161,10 +195,12 @@ func CaughtUpFrame(seq int64) []byte {
 var pongFrame = []byte(`{"Type":"pong"}`)
 
 // ClientFrame is a client→server frame: {"Type":"ack","TaskId":"…"},
+// {"Type":"ack","TaskIds":["…",…]} (a batched ack),
 // {"Type":"click","TaskId":"…"} or {"Type":"ping"}.
 type ClientFrame struct {
-	Type   string `json:"Type"`
-	TaskID string `json:"TaskId,omitempty"`
+	Type    string   `json:"Type"`
+	TaskID  string   `json:"TaskId,omitempty"`
+	TaskIDs []string `json:"TaskIds,omitempty"`
 }
 
 // ErrBadFrame is wrapped by every DecodeClientFrame error.
@@ -172,18 +208,20 @@ var ErrBadFrame = errors.New("bad client frame")
 
 // DecodeClientFrame parses one client frame. It must be a JSON object
 // whose Type is ack, click or ping; ack and click need a TaskId of 1 to
-// 128 bytes. Unknown fields are ignored; a ping's TaskId is
-// dropped. Errors wrap ErrBadFrame.
+// 128 bytes, or, an ack only, instead TaskIds: an array of 1 to MaxAckIDs
+// such TaskIds. Unknown fields are ignored; a ping's TaskId and TaskIds
+// are dropped. Errors wrap ErrBadFrame.
 func DecodeClientFrame(b []byte) (ClientFrame, error) {
 	var raw struct {
-		Type   *string `json:"Type"`
-		TaskID *string `json:"TaskId"`
+		Type    *string   `json:"Type"`
+		TaskID  *string   `json:"TaskId"`
+		TaskIDs *[]string `json:"TaskIds"`
 	}
 	if b = bytes.TrimLeft(b, " \t\r\n"); len(b) == 0 || b[0] != '{' {
 		return ClientFrame{}, fmt.Errorf("%w: not a JSON object", ErrBadFrame)
 	}
 	if err := json.Unmarshal(b, &raw); err != nil {
-		return ClientFrame{}, fmt.Errorf("%w: not a JSON object with string Type and TaskId", ErrBadFrame)
+		return ClientFrame{}, fmt.Errorf("%w: not a JSON object with string Type and TaskId (or TaskIds, strings)", ErrBadFrame)
 	}
 	if raw.Type == nil {
 		return ClientFrame{}, fmt.Errorf("%w: Type is missing", ErrBadFrame)
@@ -195,6 +233,19 @@ func DecodeClientFrame(b []byte) (ClientFrame, error) {
 	case TypeAck, TypeClick:
 	default:
 		return ClientFrame{}, fmt.Errorf("%w: unknown Type", ErrBadFrame)
+	}
+	if raw.TaskIDs != nil {
+		ids := *raw.TaskIDs
+		if f.Type != TypeAck || raw.TaskID != nil || len(ids) == 0 || len(ids) > MaxAckIDs {
+			return ClientFrame{}, fmt.Errorf("%w: TaskIds needs an ack of 1 to %d TaskIds and no TaskId", ErrBadFrame, MaxAckIDs)
+		}
+		for _, id := range ids {
+			if id == "" || len(id) > MaxTaskIDLen {
+				return ClientFrame{}, fmt.Errorf("%w: ack TaskIds must be of 1 to %d bytes", ErrBadFrame, MaxTaskIDLen)
+			}
+		}
+		f.TaskIDs = ids
+		return f, nil
 	}
 	if raw.TaskID == nil || *raw.TaskID == "" || len(*raw.TaskID) > MaxTaskIDLen {
 		return ClientFrame{}, fmt.Errorf("%w: %s needs a TaskId of 1 to %d bytes", ErrBadFrame, f.Type, MaxTaskIDLen)

@@ -29,7 +29,8 @@ type Options struct {
 	// CloseGrace is how long a closing connection may take over its close
 	// handshake before it is torn down [2s].
 	CloseGrace time.Duration
-	// ReadLimit is the largest client frame in bytes [4096]; a larger one
+	// ReadLimit is the largest client frame in bytes [16384: a batched ack
+	// of MaxAckIDs TaskIds of MaxTaskIDLen bytes fits]; a larger one
 	// closes the connection with 1009.
 	ReadLimit int64
 	// FrameRate and FrameBurst bound the client frames read per connection
@@ -65,7 +66,7 @@ func (o *Options) defaults() {
 	setDefault(&o.PongTimeout, 10*time.Second)
 	setDefault(&o.WriteTimeout, 10*time.Second)
 	setDefault(&o.CloseGrace, 2*time.Second)
-	setDefault(&o.ReadLimit, 4096)
+	setDefault(&o.ReadLimit, 16<<10)
 	setDefault(&o.FrameRate, 1000)
 	setDefault(&o.FrameBurst, 2000)
 	setDefault(&o.AckInterval, 200*time.Millisecond)

@@ -404,7 +404,7 @@ func TestClientFrames(t *testing.T) {
 		frame func(*client)
 		code  websocket.StatusCode
 	}{
-		{"oversize", func(c *client) { c.send(`{"Type":"ping","Pad":"` + strings.Repeat("x", 5000) + `"}`) }, websocket.StatusMessageTooBig},
+		{"oversize", func(c *client) { c.send(`{"Type":"ping","Pad":"` + strings.Repeat("x", 17000) + `"}`) }, websocket.StatusMessageTooBig},
 		{"not JSON", func(c *client) { c.send(`hello`) }, websocket.StatusPolicyViolation},
 		{"unknown type", func(c *client) { c.send(`{"Type":"subscribe"}`) }, websocket.StatusPolicyViolation},
 		{"ack without TaskId", func(c *client) { c.send(`{"Type":"ack"}`) }, websocket.StatusPolicyViolation},

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -75,7 +76,8 @@ func (l *frameLog) upToPong() []map[string]any {
 	}
 }
 
-// describe renders frames as "push s1", "caughtup 7", … for comparison.
+// describe renders frames as "push s1", "pushes s1,s2", "caughtup 7", …
+// for comparison.
 func describe(frames []map[string]any) []string {
 	var out []string
 	for _, f := range frames {
@@ -84,6 +86,12 @@ func describe(frames []map[string]any) []string {
 			out = append(out, fmt.Sprint("push ", f["TaskId"]))
 		case deliver.TypeCaughtUp:
 			out = append(out, fmt.Sprint("caughtup ", f["Seq"]))
+		case deliver.TypePushes:
+			var ids []string
+			for _, p := range f["Pushes"].([]any) {
+				ids = append(ids, fmt.Sprint(p.(map[string]any)["TaskId"]))
+			}
+			out = append(out, "pushes "+strings.Join(ids, ","))
 		default:
 			out = append(out, fmt.Sprint(f["Type"]))
 		}

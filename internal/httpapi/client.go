@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"timd/internal/deliver"
 	"timd/internal/im"
 	"timd/internal/service"
 )
@@ -19,9 +20,10 @@ import (
 // with HTTP 200.
 
 // connect upgrades to the live WebSocket (GET /v1/connect). Query: the
-// auth parameters, platform (default "Web"; 1..32 of [A-Za-z0-9._-]) and
-// since (a Seq, default 0). Anything wrong is answered as an envelope
-// before the upgrade: 60025 for platform or since, 60008 for a request
+// auth parameters, platform (default "Web"; 1..32 of [A-Za-z0-9._-]),
+// since (a Seq, default 0) and batch (0 or 1, default 0: batched
+// catch-up). Anything wrong is answered as an envelope before the
+// upgrade: 60025 for platform, since or batch, 60008 for a request
 // that is not a WebSocket handshake.
 func (s *Server) connect(r *request) (any, error) {
 	platform := r.query["platform"]
@@ -33,6 +35,9 @@ func (s *Server) connect(r *request) (any, error) {
 	}
 	if _, err := queryInt(r.query, "since", 0); err != nil {
 		return nil, err
+	}
+	if _, err := deliver.ParseBatch(r.query["batch"]); err != nil {
+		return nil, im.Errorf(im.CodeBadURLParam, "%v", err)
 	}
 	if err := checkHandshake(r.http); err != nil {
 		return nil, err

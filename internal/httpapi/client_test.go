@@ -243,6 +243,8 @@ func TestConnectAuthFailuresAnswerEnvelopes(t *testing.T) {
 		{"admin that is not an account", e.v1("/v1/connect", appA, "administrator", sig(t, appA, "administrator"), nil), im.CodeAccountNotFound},
 		{"bad platform", e.v1("/v1/connect", appA, "alice", good, url.Values{"platform": {"i Phone"}}), im.CodeBadURLParam},
 		{"bad since", e.v1("/v1/connect", appA, "alice", good, url.Values{"since": {"-1"}}), im.CodeBadURLParam},
+		{"bad batch", e.v1("/v1/connect", appA, "alice", good, url.Values{"batch": {"2"}}), im.CodeBadURLParam},
+		{"batch true", e.v1("/v1/connect", appA, "alice", good, url.Values{"batch": {"true"}}), im.CodeBadURLParam},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			wantCode(t, getEnvelope(t, tc.url, true), tc.code)

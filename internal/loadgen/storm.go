@@ -19,16 +19,22 @@ import (
 
 	"github.com/coder/websocket"
 
+	"timd/internal/deliver"
 	"timd/internal/usersig"
 )
 
 // A reconnect storm (`timd bench --storm N`): N clients, whose accounts
 // were given ProfileOf profiles, dial within a spread (one second by
 // default) while the app has stored pushes, half to everyone and half to
-// Conditions. Each client acks every push frame, as a client should, and
-// is caught up once it has every stored push addressed to it. The same
-// clients are then pointed at a bare coder/websocket server that writes
-// them the same frames: the same-run baseline.
+// Conditions. Each client acks every push it receives, as a client
+// should, and is caught up once it has every stored push addressed to it.
+// The same clients are also pointed at a bare coder/websocket server that
+// writes them the same frames: the same-run baseline.
+//
+// A batched storm (the default) connects with batch=1: catch-up comes as
+// pushes messages, one per page of StormPage stored pushes, and each
+// message's pushes are acknowledged with one batched ack. An unbatched
+// storm gets and acks one push frame per push.
 
 // StormResult is what one storm measured, from each client's dial start
 // to the moment it had every push owed to it.
@@ -38,8 +44,10 @@ type StormResult struct {
 	CaughtUp  int // clients that got every owed push in time
 	Closed    int // connections that ended before the run closed them
 	Missing   int // owed pushes never received
-	Frames    int // push frames received
-	Repeats   int // push frames a client had already received
+	Batched   bool
+	Frames    int // messages carrying pushes received (push or pushes)
+	Pushes    int // pushes received
+	Repeats   int // pushes a client had already received
 	Spread    time.Duration
 	P50, P99  time.Duration // dial start to caught up
 	Max       time.Duration
@@ -50,9 +58,13 @@ type StormResult struct {
 }
 
 func (r StormResult) String() string {
-	s := fmt.Sprintf("storm: %d clients dialled over %v; %d connected, %d caught up, %d closed early, %d owed pushes missing; "+
-		"%d push frames (%d repeats); dial to caught up p50 %v p99 %v max %v (upgraded p50 %v p99 %v)",
-		r.Clients, r.Spread.Round(time.Millisecond), r.Connected, r.CaughtUp, r.Closed, r.Missing, r.Frames, r.Repeats,
+	mode := "unbatched"
+	if r.Batched {
+		mode = "batched"
+	}
+	s := fmt.Sprintf("storm (%s): %d clients dialled over %v; %d connected, %d caught up, %d closed early, %d owed pushes missing; "+
+		"%d pushes in %d frames (%d repeats); dial to caught up p50 %v p99 %v max %v (upgraded p50 %v p99 %v)",
+		mode, r.Clients, r.Spread.Round(time.Millisecond), r.Connected, r.CaughtUp, r.Closed, r.Missing, r.Pushes, r.Frames, r.Repeats,
 		r.P50.Round(time.Millisecond), r.P99.Round(time.Millisecond), r.Max.Round(time.Millisecond),
 		r.DialP50.Round(time.Millisecond), r.DialP99.Round(time.Millisecond))
 	if r.FirstEnd != "" {
@@ -137,9 +149,14 @@ func Owed(pushes []StoredPush, i int) map[string]bool {
 	return out
 }
 
+// StormPage is how many stored pushes timd's catch-up reads per page (its
+// default CatchUpPage): a batched catch-up writes one pushes message per
+// page, and the batched baseline chunks its pushes the same way.
+const StormPage = 100
+
 // Storm runs a storm of n live clients against timd: each dials
-// /v1/connect with its own UserSig.
-func (c *Client) Storm(ctx context.Context, n int, pushes []StoredPush, spread, wait time.Duration) (StormResult, error) {
+// /v1/connect with its own UserSig, and with batch=1 when batch is set.
+func (c *Client) Storm(ctx context.Context, n int, pushes []StoredPush, spread, wait time.Duration, batch bool) (StormResult, error) {
 	base := "ws" + strings.TrimPrefix(c.cfg.Base, "http") + "/v1/connect?"
 	now := time.Now().Unix()
 	urls := make([]string, n)
@@ -148,9 +165,13 @@ func (c *Client) Storm(ctx context.Context, n int, pushes []StoredPush, spread, 
 		if err != nil {
 			return StormResult{}, err
 		}
-		urls[i] = base + url.Values{"sdkappid": {fmt.Sprint(c.cfg.SDKAppID)}, "identifier": {liveID(i)}, "usersig": {sig}}.Encode()
+		q := url.Values{"sdkappid": {fmt.Sprint(c.cfg.SDKAppID)}, "identifier": {liveID(i)}, "usersig": {sig}}
+		if batch {
+			q.Set("batch", "1")
+		}
+		urls[i] = base + q.Encode()
 	}
-	return storm(ctx, urls, pushes, spread, wait), nil
+	return storm(ctx, urls, pushes, spread, wait, batch), nil
 }
 
 // stormClient is one client of a storm.
@@ -161,14 +182,26 @@ type stormClient struct {
 	done    time.Time // when the last owed push arrived; zero until then
 	got     map[string]bool
 	frames  int
+	pushes  int
 	repeats int
 	ended   string
 }
 
+// stormFrame is what a storm client reads of a server frame: a push, or
+// a pushes message of pushes.
+type stormFrame struct {
+	Type   string
+	TaskId string //nolint:revive // the wire name
+	Pushes []struct {
+		TaskId string //nolint:revive // the wire name
+	}
+}
+
 // storm dials urls[i] as client i, spreading the dials evenly over
 // spread, and waits up to wait after the last dial for every client to be
-// caught up.
-func storm(ctx context.Context, urls []string, pushes []StoredPush, spread, wait time.Duration) StormResult {
+// caught up. batched only labels the result: the URLs ask for batching,
+// and pushes messages are read either way.
+func storm(ctx context.Context, urls []string, pushes []StoredPush, spread, wait time.Duration, batched bool) StormResult {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	n := len(urls)
@@ -213,26 +246,52 @@ func storm(ctx context.Context, urls []string, pushes []StoredPush, spread, wait
 					}
 					return
 				}
-				var f struct{ Type, TaskId string }
-				if json.Unmarshal(data, &f) != nil || f.Type != "push" {
+				var f stormFrame
+				if json.Unmarshal(data, &f) != nil {
+					continue
+				}
+				var ids []string
+				switch f.Type {
+				case "push":
+					ids = []string{f.TaskId}
+				case "pushes":
+					for _, p := range f.Pushes {
+						ids = append(ids, p.TaskId)
+					}
+				default:
 					continue
 				}
 				mu.Lock()
 				c.frames++
-				if c.got[f.TaskId] {
-					c.repeats++
-				}
-				c.got[f.TaskId] = true
-				if c.done.IsZero() && c.owed[f.TaskId] && caughtUp(c) {
-					c.done = time.Now()
-					caught <- struct{}{}
+				for _, id := range ids {
+					c.pushes++
+					if c.got[id] {
+						c.repeats++
+					}
+					c.got[id] = true
+					if c.done.IsZero() && c.owed[id] && caughtUp(c) {
+						c.done = time.Now()
+						caught <- struct{}{}
+					}
 				}
 				mu.Unlock()
-				_ = cn.Write(ctx, websocket.MessageText, fmt.Appendf(nil, `{"Type":"ack","TaskId":%q}`, f.TaskId))
+				if f.Type == "push" {
+					_ = cn.Write(ctx, websocket.MessageText, fmt.Appendf(nil, `{"Type":"ack","TaskId":%q}`, f.TaskId))
+					continue
+				}
+				for len(ids) > 0 { // one batched ack per message, of at most 100 TaskIds
+					k := min(len(ids), 100)
+					ack, _ := json.Marshal(struct {
+						Type    string
+						TaskIds []string //nolint:revive // the wire name
+					}{"ack", ids[:k]})
+					_ = cn.Write(ctx, websocket.MessageText, ack)
+					ids = ids[k:]
+				}
 			}
 		})
 	}
-	r := StormResult{Clients: n, Spread: time.Since(first)}
+	r := StormResult{Clients: n, Spread: time.Since(first), Batched: batched}
 	deadline := time.After(wait)
 wait:
 	for range n {
@@ -263,6 +322,7 @@ wait:
 			r.Ends[endKind(c.ended)]++
 		}
 		r.Frames += c.frames
+		r.Pushes += c.pushes
 		r.Repeats += c.repeats
 		for id := range c.owed {
 			if !c.got[id] {
@@ -312,7 +372,10 @@ func WriteStormSpec(w io.Writer, pushes []StoredPush, admin string) error {
 // spec (WriteStormSpec) from spec, prints its address on out, and serves
 // /connect?i=I by writing client I the push frames of the pushes its
 // profile is owed — frames of timd's shape and size — then reading (and
-// dropping) the client's acks until it goes. `timd bench --storm` runs it
+// dropping) the client's acks until it goes. With batch=1 it writes them
+// as timd's batched catch-up does: the owed push frames of each
+// StormPage stored pushes as one pushes message (split at
+// deliver.MaxPushesBytes). `timd bench --storm` runs it
 // in a child process so that it has its own file descriptors, like timd.
 func ServeStormBaseline(ctx context.Context, spec io.Reader, out func(addr string)) error {
 	var s stormSpec
@@ -333,6 +396,7 @@ func ServeStormBaseline(ctx context.Context, spec io.Reader, out func(addr strin
 	mux := http.NewServeMux()
 	mux.HandleFunc("/connect", func(w http.ResponseWriter, r *http.Request) {
 		i, _ := strconv.Atoi(r.URL.Query().Get("i"))
+		batch := r.URL.Query().Get("batch") == "1"
 		c, err := websocket.Accept(w, r, nil)
 		if err != nil {
 			return
@@ -347,16 +411,42 @@ func ServeStormBaseline(ctx context.Context, spec io.Reader, out func(addr strin
 				}
 			}
 		}()
+		write := func(msg []byte) bool {
+			wctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			return c.Write(wctx, websocket.MessageText, msg) == nil
+		}
 		p := ProfileOf(i)
+		var page [][]byte // the owed frames of the current page, batched
+		size := 0
+		flush := func() bool {
+			if len(page) == 0 {
+				return true
+			}
+			ok := write(deliver.AppendPushesFrame(make([]byte, 0, pushesOverhead+size+len(page)), page...))
+			page, size = page[:0], 0
+			return ok
+		}
 		for k, sp := range s.Pushes {
-			if sp.Cond.Matches(p) {
-				wctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				err := c.Write(wctx, websocket.MessageText, frames[k])
-				cancel()
-				if err != nil {
+			switch {
+			case !sp.Cond.Matches(p):
+			case !batch:
+				if !write(frames[k]) {
 					return
 				}
+			default:
+				if len(page) > 0 && pushesOverhead+size+len(page)+len(frames[k]) > deliver.MaxPushesBytes && !flush() {
+					return
+				}
+				page = append(page, frames[k])
+				size += len(frames[k])
 			}
+			if k%StormPage == StormPage-1 && !flush() {
+				return
+			}
+		}
+		if !flush() {
+			return
 		}
 		<-gone
 	})
@@ -369,13 +459,20 @@ func ServeStormBaseline(ctx context.Context, spec io.Reader, out func(addr strin
 	return nil
 }
 
-// StormBaseline runs the same storm against a storm baseline at addr.
-func StormBaseline(ctx context.Context, addr string, n int, pushes []StoredPush, spread, wait time.Duration) StormResult {
+// pushesOverhead is the bytes of an empty pushes message.
+var pushesOverhead = len(deliver.AppendPushesFrame(nil))
+
+// StormBaseline runs the same storm against a storm baseline at addr,
+// batched when batch is set.
+func StormBaseline(ctx context.Context, addr string, n int, pushes []StoredPush, spread, wait time.Duration, batch bool) StormResult {
 	urls := make([]string, n)
 	for i := range urls {
 		urls[i] = fmt.Sprintf("ws://%s/connect?i=%d", addr, i)
+		if batch {
+			urls[i] += "&batch=1"
+		}
 	}
-	return storm(ctx, urls, pushes, spread, wait)
+	return storm(ctx, urls, pushes, spread, wait, batch)
 }
 
 // SyncBench calls GET /v1/sync (default limit) as live clients 0..n-1 in

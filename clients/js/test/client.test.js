@@ -99,6 +99,40 @@ test('autoAck acknowledges every push', async () => {
   await waitFor(async () => (await timd.stats(id)).DeliveredCount === 1, 'Delivered');
 });
 
+test('catch-up comes batched (batch=1): each push once, in Seq order, acknowledged in one batched ack', async () => {
+  const id = 'js_batch';
+  await timd.importAccount(id);
+  // The earlier tests' clients are done: closed, they acknowledge nothing
+  // of these pushes to everyone, so the counts below are this client's.
+  for (const c of clients) c.close();
+  const stored = [];
+  for (let i = 0; i < 3; i++) stored.push(await timd.pushAll(`stored ${i}`));
+  // Record the types of the messages the socket receives.
+  const types = [];
+  class Recording extends WebSocket {
+    constructor(url) {
+      super(url);
+      this.addEventListener('message', (m) => types.push(JSON.parse(m.data).Type));
+    }
+  }
+  const c = await user(id, { WebSocket: Recording });
+  // Once stored (readable by sync), they are catch-up's, not live.
+  const mine = async () => (await c.sync({ limit: 200 })).pushes.filter((p) => stored.includes(p.TaskId));
+  await waitFor(async () => (await mine()).length === 3, 'the pushes stored');
+  const ev = record(c);
+  c.connect();
+  await waitFor(() => ev.caughtup.length === 1, 'the end of catch-up');
+  assert.deepEqual(types, ['pushes', 'caughtup']);
+  assert.deepEqual(
+    ev.push.map((p) => p.TaskId),
+    stored,
+  );
+  assert.ok(ev.push.every((p) => p.Type === 'push'));
+  for (const t of stored) {
+    await waitFor(async () => (await timd.stats(t)).DeliveredCount === 1, `Delivered for ${t}`);
+  }
+});
+
 test('reconnects after the connection drops, resuming where catch-up ended, with no duplicates or gaps, in Seq order', async () => {
   const proxy = await Proxy.start(timd.addr);
   try {

@@ -84,3 +84,63 @@ test('resumes from the last caughtup Seq, not from a live push that overtook an 
   assert.equal(c.lastSeq, 9);
   c.close();
 });
+
+test('connects with batch=1; a pushes message is each push in order, repeats dropped, acked in batches of 100', async () => {
+  FakeSocket.all = [];
+  const c = new TimdClient({
+    baseUrl: 'http://127.0.0.1:1',
+    sdkAppId: 1400000000,
+    identifier: 'u',
+    userSig: 's',
+    WebSocket: FakeSocket,
+    pingInterval: 0,
+  });
+  const pushes = [];
+  c.on('push', (p) => pushes.push(p.TaskId));
+  c.connect();
+  await tick();
+  const ws = FakeSocket.all[0];
+  assert.equal(ws.url.searchParams.get('batch'), '1');
+  ws.open();
+  ws.frame({ Type: 'push', TaskId: 'live', Seq: 9 });
+  assert.deepEqual(ws.sent, [{ Type: 'ack', TaskId: 'live' }]);
+  ws.sent = [];
+  const many = Array.from({ length: 150 }, (_, i) => ({ Type: 'push', TaskId: `t${i}`, Seq: 10 + i }));
+  ws.frame({ Type: 'pushes', Pushes: [{ Type: 'push', TaskId: 'live', Seq: 9 }, ...many, { Type: 'revoke', TaskId: 'x' }] });
+  assert.deepEqual(pushes, ['live', ...many.map((p) => p.TaskId)]);
+  // Repeats are acknowledged again (the server resends only unacknowledged
+  // pushes); anything but a push frame inside is ignored.
+  const ids = ['live', ...many.map((p) => p.TaskId)];
+  assert.deepEqual(ws.sent, [
+    { Type: 'ack', TaskIds: ids.slice(0, 100) },
+    { Type: 'ack', TaskIds: ids.slice(100) },
+  ]);
+  // A malformed pushes message is ignored.
+  ws.sent = [];
+  ws.frame({ Type: 'pushes', Pushes: 'x' });
+  assert.deepEqual(ws.sent, []);
+  c.close();
+});
+
+test('without autoAck a pushes message is delivered but not acknowledged', async () => {
+  FakeSocket.all = [];
+  const c = new TimdClient({
+    baseUrl: 'http://127.0.0.1:1',
+    sdkAppId: 1400000000,
+    identifier: 'u',
+    userSig: 's',
+    WebSocket: FakeSocket,
+    pingInterval: 0,
+    autoAck: false,
+  });
+  const pushes = [];
+  c.on('push', (p) => pushes.push(p.TaskId));
+  c.connect();
+  await tick();
+  const ws = FakeSocket.all[0];
+  ws.open();
+  ws.frame({ Type: 'pushes', Pushes: [{ Type: 'push', TaskId: 'a', Seq: 1 }, { Type: 'push', TaskId: 'b', Seq: 2 }] });
+  assert.deepEqual(pushes, ['a', 'b']);
+  assert.deepEqual(ws.sent, []);
+  c.close();
+});
