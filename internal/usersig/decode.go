@@ -85,8 +85,12 @@ func Decode(token string) (Sig, error) {
 		return Sig{}, err
 	}
 	var w wireSig
-	if json.Unmarshal(js, &w) != nil {
-		return Sig{}, fail(im.CodeSigInvalid, "usersig JSON is malformed")
+	if !w.parseFast(js) {
+		slowDecodes.Add(1)
+		w = wireSig{}
+		if json.Unmarshal(js, &w) != nil {
+			return Sig{}, fail(im.CodeSigInvalid, "usersig JSON is malformed")
+		}
 	}
 	return w.sig()
 }
