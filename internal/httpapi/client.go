@@ -119,13 +119,13 @@ func (s *Server) sync(r *request) (any, error) {
 	if limit < 1 || limit > service.MaxSyncLimit {
 		return nil, im.Errorf(im.CodeBadURLParam, "limit must be 1 to %d", service.MaxSyncLimit)
 	}
-	pushes, next, complete, err := s.svc.Inbox.Sync(r.ctx, r.app, r.acct, cursor, int(limit))
+	frames, next, complete, err := s.svc.Inbox.SyncFrames(r.ctx, r.app, r.acct, cursor, int(limit), s.svc.Hub)
 	if err != nil {
 		return nil, err
 	}
-	out := syncResp{Pushes: make([]json.RawMessage, len(pushes)), Cursor: next, Complete: complete}
-	for i := range pushes {
-		out.Pushes[i] = s.svc.Hub.Frame(&pushes[i])
+	out := syncResp{Pushes: make([]json.RawMessage, len(frames)), Cursor: next, Complete: complete}
+	for i, f := range frames {
+		out.Pushes[i] = f
 	}
 	return out, nil
 }

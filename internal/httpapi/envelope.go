@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"sync"
 )
 
 // writeEnvelope is the one writer of REST answers: HTTP 200, the
@@ -15,9 +16,17 @@ func writeEnvelope(w http.ResponseWriter, code int, info string, payload any) {
 	if code != 0 {
 		status = "FAIL"
 	}
-	b := make([]byte, 0, 128)
+	var b []byte
 	if f, ok := payload.(fieldsAppender); ok {
-		b = make([]byte, 0, 128+f.sizeHint())
+		// A large answer (a /v1/sync page, ~10 KiB) is written into a
+		// reused buffer: at hundreds of answers a second, a fresh one
+		// each time is most of the request's garbage.
+		bp := getAnswerBuf(128 + f.sizeHint())
+		defer putAnswerBuf(bp)
+		b = (*bp)[:0]
+		defer func() { *bp = b }()
+	} else {
+		b = make([]byte, 0, 128)
 	}
 	b = append(b, `{"ActionStatus":"`...)
 	b = append(b, status...)
@@ -85,4 +94,29 @@ func appendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
 	b = append(b, s...)
 	return append(b, '"')
+}
+
+// maxPooledAnswer is the largest answer buffer kept for reuse: a larger
+// one (a rare, huge profile read) is left to the collector rather than
+// pinned in the pool.
+const maxPooledAnswer = 64 << 10
+
+var answerBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// getAnswerBuf returns a pooled buffer with room for about n bytes. The
+// caller hands it back with putAnswerBuf once the answer is written:
+// http.ResponseWriter.Write does not keep the slice.
+func getAnswerBuf(n int) *[]byte {
+	bp := answerBufs.Get().(*[]byte)
+	if cap(*bp) < n {
+		*bp = make([]byte, 0, n)
+	}
+	return bp
+}
+
+func putAnswerBuf(bp *[]byte) {
+	if cap(*bp) <= maxPooledAnswer {
+		*bp = (*bp)[:0]
+		answerBufs.Put(bp)
+	}
 }

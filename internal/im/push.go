@@ -120,6 +120,12 @@ type TaskHead struct {
 	ExpiresAt int64 // 0: never
 }
 
+// TaskRef names a stored task: its ID and its place in the app's order.
+type TaskRef struct {
+	ID  string
+	Seq int64
+}
+
 // Head returns t's head.
 func (t *PushTask) Head() TaskHead {
 	return TaskHead{App: t.App, ID: t.ID, Seq: t.Seq, From: t.From, MsgBody: t.MsgBody, Offline: t.Offline,
@@ -197,6 +203,10 @@ type TaskStore interface {
 	// most limit. It reads no audience, so its cost does not grow with
 	// audience sizes.
 	StoredHeads(ctx context.Context, app uint64, afterSeq, now int64, limit int) ([]TaskHead, error)
+	// StoredRefs lists the same tasks as StoredHeads, by ID and Seq only:
+	// a reader that caches heads (or frames rendered from them) lists
+	// with it and reads a head only when it has not seen it.
+	StoredRefs(ctx context.Context, app uint64, afterSeq, now int64, limit int) ([]TaskRef, error)
 	// TaskAudience returns a task's audience exactly as created (see
 	// PushTask.Audience), or ErrNotFound.
 	TaskAudience(ctx context.Context, app uint64, id string) ([]byte, error)

@@ -92,3 +92,94 @@ func (s *Inbox) Sync(ctx context.Context, app im.App, acct im.Account, cursor in
 	}
 	return pushes, next, false, nil
 }
+
+// Frames renders stored pushes as push frames and remembers them
+// (deliver.Hub): CachedFrame answers from memory only, Frame renders and
+// keeps.
+type Frames interface {
+	Frame(t *im.TaskHead) []byte
+	CachedFrame(app uint64, id string) ([]byte, bool)
+}
+
+// SyncFrames is Sync answering the pushes' frames (f.Frame of each head
+// Sync would return), and cheaper: it lists the stored tasks by ID and
+// Seq (StoredRefs), takes each owed task's frame from f, and reads heads
+// only for the tasks f does not remember. Same arguments, cursor,
+// completeness and errors as Sync.
+func (s *Inbox) SyncFrames(ctx context.Context, app im.App, acct im.Account, cursor int64, limit int, f Frames) (
+	frames [][]byte, next int64, complete bool, err error) {
+	if cursor < 0 || limit < 0 {
+		return nil, cursor, false, im.Errorf(im.CodeAccountBadParam, "cursor and limit must not be negative")
+	}
+	if limit == 0 {
+		limit = DefaultSyncLimit
+	}
+	limit = min(limit, MaxSyncLimit)
+	now := s.now().Unix()
+	fetch := max(limit, DefaultSyncLimit)
+	next = cursor
+	frames = make([][]byte, 0, min(limit, DefaultSyncLimit))
+	for scanned := 0; scanned < maxSyncScan; {
+		page, err := s.tasks.StoredRefs(ctx, app.SDKAppID, next, now, fetch)
+		if err != nil {
+			return nil, cursor, false, err
+		}
+		var heads map[string]*im.TaskHead // read on the page's first frame miss
+		for i := range page {
+			t := &page[i]
+			next = t.Seq
+			scanned++
+			aud, err := s.aud.Get(ctx, app.SDKAppID, t.ID)
+			if errors.Is(err, im.ErrNotFound) { // listed, then gone
+				continue
+			}
+			if err != nil {
+				return nil, cursor, false, err
+			}
+			if !aud.Contains(acct.Ordinal) {
+				continue
+			}
+			fr, ok := f.CachedFrame(app.SDKAppID, t.ID)
+			if !ok {
+				if heads == nil {
+					if heads, err = s.headsFrom(ctx, app.SDKAppID, t.Seq-1, now, len(page)-i); err != nil {
+						return nil, cursor, false, err
+					}
+				}
+				h := heads[t.ID]
+				if h == nil { // past the heads read (tasks committed in between)
+					one, err := s.headsFrom(ctx, app.SDKAppID, t.Seq-1, now, 1)
+					if err != nil {
+						return nil, cursor, false, err
+					}
+					h = one[t.ID]
+				}
+				if h == nil { // listed, then revoked or expired
+					continue
+				}
+				fr = f.Frame(h)
+			}
+			frames = append(frames, fr)
+			if len(frames) == limit {
+				return frames, next, i == len(page)-1 && len(page) < fetch, nil
+			}
+		}
+		if len(page) < fetch {
+			return frames, next, true, nil
+		}
+	}
+	return frames, next, false, nil
+}
+
+// headsFrom reads up to n stored heads after Seq after, by ID.
+func (s *Inbox) headsFrom(ctx context.Context, app uint64, after, now int64, n int) (map[string]*im.TaskHead, error) {
+	hs, err := s.tasks.StoredHeads(ctx, app, after, now, n)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]*im.TaskHead, len(hs))
+	for i := range hs {
+		out[hs[i].ID] = &hs[i]
+	}
+	return out, nil
+}

@@ -1,7 +1,10 @@
 package service
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -44,5 +47,29 @@ func TestSigCacheBoundsExpiryAndKey(t *testing.T) {
 	// Keys differ by app, identifier and sig, and by where they split.
 	if hashSig(1, "ab", "c") == hashSig(1, "a", "bc") || hashSig(1, "a", "b") == hashSig(2, "a", "b") {
 		t.Fatal("distinct credentials share a cache key")
+	}
+}
+
+// TestHashSigAllocatesNothing: the cache key of a usual sig is computed
+// without garbage (it runs on every authenticated request).
+func TestHashSigAllocatesNothing(t *testing.T) {
+	sig := strings.Repeat("eJyrVgrxCdYrSy1SslIy0jNQ0gHzM1NS80oy0z", 6) // ~230 bytes, as Gen makes
+	if n := testing.AllocsPerRun(100, func() { _ = hashSig(1400000001, "user_000001", sig) }); n != 0 {
+		t.Fatalf("hashSig allocates %v times", n)
+	}
+}
+
+// TestHashSigIsSHA256OfTheKey pins the key's layout: SHA-256 of the app
+// and the identifier's length (big-endian uint64s), the identifier, the
+// sig. A long sig (past the stack buffer) hashes the same way.
+func TestHashSigIsSHA256OfTheKey(t *testing.T) {
+	for _, sig := range []string{"abc", strings.Repeat("x", 5000)} {
+		var b []byte
+		b = binary.BigEndian.AppendUint64(b, 7)
+		b = binary.BigEndian.AppendUint64(b, 5)
+		b = append(b, "alice"+sig...)
+		if hashSig(7, "alice", sig) != sha256.Sum256(b) {
+			t.Fatalf("hashSig of a %d-byte sig is not the SHA-256 of its key", len(sig))
+		}
 	}
 }

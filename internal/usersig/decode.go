@@ -6,7 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
-	"strings"
+	"sync"
 
 	"timd/internal/im"
 )
@@ -18,9 +18,30 @@ const (
 	maxToken    = 2 * maxInflated
 )
 
-// tokenReplacer maps the token alphabet back to standard base64. Like the
-// official verifier, it leaves '+', '/' and '=' alone, so both alphabets decode.
-var tokenReplacer = strings.NewReplacer("_", "=", "-", "/", "*", "+")
+// tokenByte maps the token alphabet back to standard base64 ('_' to '=',
+// '-' to '/', '*' to '+'). Like the official verifier, it leaves '+', '/'
+// and '=' alone, so both alphabets decode.
+func tokenByte(c byte) byte {
+	switch c {
+	case '_':
+		return '='
+	case '-':
+		return '/'
+	case '*':
+		return '+'
+	}
+	return c
+}
+
+// inflater is a reusable zlib reader: a fresh one allocates about 40 KiB
+// of decompressor state, more than the rest of a verification together,
+// and a reconnect storm verifies one fresh sig per client.
+type inflater struct {
+	src bytes.Reader
+	zr  io.ReadCloser // zlib.Resetter too
+}
+
+var inflaters = sync.Pool{New: func() any { return new(inflater) }}
 
 // Sig is a decoded, not yet verified, UserSig. Ver is "" when TLS.ver is
 // absent. HasUserBuf reports whether TLS.userbuf was present (and not
@@ -64,8 +85,12 @@ func Decode(token string) (Sig, error) {
 		return Sig{}, err
 	}
 	var w wireSig
-	if json.Unmarshal(js, &w) != nil {
-		return Sig{}, fail(im.CodeSigInvalid, "usersig JSON is malformed")
+	if !w.parseFast(js) {
+		slowDecodes.Add(1)
+		w = wireSig{}
+		if json.Unmarshal(js, &w) != nil {
+			return Sig{}, fail(im.CodeSigInvalid, "usersig JSON is malformed")
+		}
 	}
 	return w.sig()
 }
@@ -75,16 +100,28 @@ func unpack(token string) ([]byte, error) {
 	if len(token) > maxToken {
 		return nil, fail(im.CodeSigInvalid, "usersig is too long")
 	}
-	z, err := base64.StdEncoding.DecodeString(tokenReplacer.Replace(token))
+	std := make([]byte, len(token))
+	for i := 0; i < len(token); i++ {
+		std[i] = tokenByte(token[i])
+	}
+	z := make([]byte, base64.StdEncoding.DecodedLen(len(std)))
+	n, err := base64.StdEncoding.Decode(z, std)
 	if err != nil {
 		return nil, fail(im.CodeSigInvalid, "usersig is not base64")
 	}
-	zr, err := zlib.NewReader(bytes.NewReader(z))
+	inf := inflaters.Get().(*inflater)
+	defer inflaters.Put(inf)
+	inf.src.Reset(z[:n])
+	if inf.zr == nil {
+		inf.zr, err = zlib.NewReader(&inf.src)
+	} else {
+		err = inf.zr.(zlib.Resetter).Reset(&inf.src, nil)
+	}
 	if err != nil {
 		return nil, fail(im.CodeSigInvalid, "usersig is not zlib")
 	}
-	defer zr.Close()
-	js, err := io.ReadAll(io.LimitReader(zr, maxInflated+1))
+	defer inf.zr.Close()
+	js, err := io.ReadAll(io.LimitReader(inf.zr, maxInflated+1))
 	if err != nil {
 		return nil, fail(im.CodeSigInvalid, "usersig is not zlib")
 	}

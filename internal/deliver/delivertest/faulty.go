@@ -68,7 +68,7 @@ func Add(s im.TaskStore, t im.PushTask, ords ...uint32) im.PushTask {
 	return out
 }
 
-// SetFail makes the reading calls (Task, StoredHeads, TaskAudience) and
+// SetFail makes the reading calls (Task, StoredHeads, StoredRefs, TaskAudience) and
 // RecordAcks fail with err; nil restores them.
 func (f *Faulty) SetFail(err error) {
 	f.mu.Lock()
@@ -110,6 +110,14 @@ func (f *Faulty) StoredHeads(ctx context.Context, app uint64, afterSeq, now int6
 		return nil, err
 	}
 	return f.TaskStore.StoredHeads(ctx, app, afterSeq, now, limit)
+}
+
+// StoredRefs reads through to the real store unless SetFail is in force.
+func (f *Faulty) StoredRefs(ctx context.Context, app uint64, afterSeq, now int64, limit int) ([]im.TaskRef, error) {
+	if err := f.failing(); err != nil {
+		return nil, err
+	}
+	return f.TaskStore.StoredRefs(ctx, app, afterSeq, now, limit)
 }
 
 // TaskAudience reads through to the real store unless SetFail is in force.

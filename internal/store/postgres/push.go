@@ -187,6 +187,26 @@ func (s *Store) StoredHeads(ctx context.Context, app uint64, afterSeq, now int64
 	return out, dbErr("read task heads", rows.Err())
 }
 
+// StoredRefs lists the tasks StoredHeads would return, by ID and Seq.
+func (s *Store) StoredRefs(ctx context.Context, app uint64, afterSeq, now int64, limit int) ([]im.TaskRef, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, seq FROM push_tasks
+		WHERE app = $1 AND seq > $2 AND NOT online_only AND state != 4 AND (expires_at = 0 OR expires_at > $3)
+		ORDER BY seq LIMIT $4`, int64(app), afterSeq, now, limit)
+	if err != nil {
+		return nil, dbErr("read task refs", err)
+	}
+	defer rows.Close()
+	var out []im.TaskRef
+	for rows.Next() {
+		var r im.TaskRef
+		if err := rows.Scan(&r.ID, &r.Seq); err != nil {
+			return nil, dbErr("read task refs", err)
+		}
+		out = append(out, r)
+	}
+	return out, dbErr("read task refs", rows.Err())
+}
+
 // TaskAudience returns a task's serialized audience, or im.ErrNotFound.
 func (s *Store) TaskAudience(ctx context.Context, app uint64, id string) ([]byte, error) {
 	var b []byte

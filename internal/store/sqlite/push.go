@@ -163,6 +163,7 @@ func (s *Store) PendingHooks(ctx context.Context, now int64, limit int) ([]im.Pu
 type taskStmts struct {
 	stmts    []*sql.Stmt
 	heads    *sql.Stmt // StoredHeads
+	refs     *sql.Stmt // StoredRefs
 	audience *sql.Stmt // TaskAudience
 	acks     *sql.Stmt // AckSets
 }
@@ -179,6 +180,7 @@ func (t *taskStmts) prepare(ctx context.Context, db *sql.DB) error {
 		sql string
 	}{
 		{&t.heads, storedHeadsQuery},
+		{&t.refs, storedRefsQuery},
 		{&t.audience, `SELECT audience FROM push_tasks WHERE app = ? AND id = ?`},
 		{&t.acks, `SELECT t.key, a.delivered, a.clicked FROM push_tasks t
 			LEFT JOIN push_acks a ON a.task = t.key WHERE t.app = ? AND t.id = ?`},
@@ -225,6 +227,30 @@ func (s *Store) StoredHeads(ctx context.Context, app uint64, afterSeq, now int64
 
 // storedHeadsQuery reads the columns of an im.TaskHead but its app.
 const storedHeadsQuery = `SELECT id, seq, from_account, msg_body, offline, data_id, created_at, expires_at
+	FROM push_tasks
+	WHERE app = ? AND seq > ? AND online_only = 0 AND state != 4 AND (expires_at = 0 OR expires_at > ?)
+	ORDER BY seq LIMIT ?`
+
+// StoredRefs lists the tasks StoredHeads would return, by ID and Seq.
+func (s *Store) StoredRefs(ctx context.Context, app uint64, afterSeq, now int64, limit int) ([]im.TaskRef, error) {
+	rows, err := s.t.refs.QueryContext(ctx, int64(app), afterSeq, now, limit)
+	if err != nil {
+		return nil, dbErr("read task refs", err)
+	}
+	defer rows.Close()
+	out := make([]im.TaskRef, 0, min(limit, 256))
+	for rows.Next() {
+		var r im.TaskRef
+		if err := rows.Scan(&r.ID, &r.Seq); err != nil {
+			return nil, dbErr("read task refs", err)
+		}
+		out = append(out, r)
+	}
+	return out, dbErr("read task refs", rows.Err())
+}
+
+// storedRefsQuery is storedHeadsQuery reading only id and seq.
+const storedRefsQuery = `SELECT id, seq
 	FROM push_tasks
 	WHERE app = ? AND seq > ? AND online_only = 0 AND state != 4 AND (expires_at = 0 OR expires_at > ?)
 	ORDER BY seq LIMIT ?`

@@ -316,6 +316,23 @@ func (h harness) testStoredHeads(t *testing.T) {
 	if hs[1].ID != "s2" || hs[1].MsgBody != nil || hs[1].Offline != nil || hs[1].DataID != "" || hs[1].ExpiresAt != 0 {
 		t.Errorf("bare notification head = %+v", hs[1])
 	}
+	// StoredRefs lists exactly the tasks StoredHeads returns.
+	for _, c := range []struct {
+		after, now int64
+		limit      int
+	}{{0, 160, 10}, {0, 140, 2}, {1, 140, 10}, {0, 5000, 10}, {0, 100, 10}, {100, 100, 10}} {
+		refs, err := f.s.StoredRefs(f.ctx, testApp, c.after, c.now, c.limit)
+		if err != nil {
+			t.Fatalf("StoredRefs: %v", err)
+		}
+		var want []im.TaskRef
+		for _, x := range heads(c.after, c.now, c.limit) {
+			want = append(want, im.TaskRef{ID: x.ID, Seq: x.Seq})
+		}
+		if !slices.Equal(refs, want) {
+			t.Errorf("StoredRefs(after %d, now %d, limit %d) = %v, want %v", c.after, c.now, c.limit, refs, want)
+		}
+	}
 }
 
 func sameHead(a, b im.TaskHead) bool {
