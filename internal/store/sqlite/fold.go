@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"slices"
 	"time"
 
 	"timd/internal/im"
@@ -50,6 +51,11 @@ func (w *writer) maybeFold(force bool) {
 	for key := range f.dirty {
 		f.cycle = append(f.cycle, key)
 	}
+	// In key order: accounts created together sit together in the
+	// accounts b-tree, so a chunk of neighbouring keys dirties a few pages
+	// (a WAL frame each) where a chunk in map order dirties one page per
+	// account, and every later chunk dirties the same pages again.
+	slices.Sort(f.cycle)
 	f.upto, f.logBytes = f.lastSeq, 0
 }
 
