@@ -2,11 +2,129 @@ package sqlite
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 
 	"timd/internal/im"
 )
+
+// idLookups returns the writer's counts of id lookup and of UserID insert
+// statements, read on the writer goroutine.
+func idLookups(t *testing.T, s *Store) (lookups, inserts int) {
+	t.Helper()
+	if err := s.w.do(context.Background(), 1, func(w *wtx) ([]im.Change, error) {
+		lookups, inserts = w.idLookups, w.userInserts
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return lookups, inserts
+}
+
+// A request's ids (up to 100) are looked up in one statement, not one by
+// one, and its new accounts inserted in one (then 10 and 1 per statement).
+func TestIDLookupsPerChunk(t *testing.T) {
+	s := openOpt(t, noFold())
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name    string
+		n       int
+		want    int
+		inserts int
+	}{
+		{"one", 1, 1, 1},
+		{"a request", 100, 1, 1},
+		{"a request and one", 101, 2, 2},
+		{"two and a half", 250, 3, 7},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := make([]im.AccountInput, tc.n)
+			edits := make([]im.Edit, tc.n)
+			for i := range in {
+				id := fmt.Sprintf("%s-%d", tc.name, i)
+				in[i].UserID = id
+				edits[i] = im.Edit{Account: id, Op: im.OpAddTags, Tags: []string{"t"}}
+			}
+			before, beforeIns := idLookups(t, s)
+			out, err := s.ImportAccounts(ctx, 1, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			after, afterIns := idLookups(t, s)
+			if got := after - before; got != tc.want {
+				t.Errorf("ImportAccounts of %d ids: %d lookups, want %d", tc.n, got, tc.want)
+			}
+			if got := afterIns - beforeIns; got != tc.inserts {
+				t.Errorf("ImportAccounts of %d ids: %d inserts, want %d", tc.n, got, tc.inserts)
+			}
+			for i := 1; i < len(out); i++ {
+				if out[i].Ordinal != out[i-1].Ordinal+1 {
+					t.Fatalf("ordinals %d then %d", out[i-1].Ordinal, out[i].Ordinal)
+				}
+			}
+			before, _ = idLookups(t, s)
+			errs, err := s.ApplyEdits(ctx, 1, edits, im.EditLimits{TagsPerApp: 1 << 20})
+			if err != nil || slices.ContainsFunc(errs, func(e error) bool { return e != nil }) {
+				t.Fatalf("ApplyEdits: %v %v", errs, err)
+			}
+			if after, _ := idLookups(t, s); after-before != tc.want {
+				t.Errorf("ApplyEdits of %d ids: %d lookups, want %d", tc.n, after-before, tc.want)
+			}
+		})
+	}
+}
+
+// Edits resolved in chunks answer as one by one did: RegistrationIDs,
+// unknown ids, repeats (each seeing the one before), across chunk bounds.
+func TestApplyEditsChunkedResolution(t *testing.T) {
+	s := openOpt(t, noFold())
+	ctx := context.Background()
+	ids := importN(t, s, 150)
+	if _, err := s.RegisterDevice(ctx, 1, im.Device{RegistrationID: "dev", Owner: ids[0], Platform: "ios"}, im.DeviceLimits{}); err != nil {
+		t.Fatal(err)
+	}
+	var edits []im.Edit
+	for i, id := range ids {
+		edits = append(edits, im.Edit{Account: id, Op: im.OpAddTags, Tags: []string{fmt.Sprint("t", i%3)}})
+		if i == 99 {
+			edits = append(edits, im.Edit{Account: "nobody", Op: im.OpAddTags, Tags: []string{"x"}},
+				im.Edit{Account: "dev", Op: im.OpAddTags, Tags: []string{"d"}},
+				im.Edit{Account: ids[5], Op: im.OpAddTags, Tags: []string{"again"}})
+		}
+	}
+	errs, err := s.ApplyEdits(ctx, 1, edits, im.EditLimits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range errs {
+		want := 0
+		if edits[i].Account == "nobody" {
+			want = im.CodeAccountNotFound
+		}
+		got := 0
+		if ie, ok := im.AsError(e); ok {
+			got = ie.Code
+		} else if e != nil {
+			t.Fatalf("edit %d: %v", i, e)
+		}
+		if got != want {
+			t.Errorf("edit %d (%s): code %d, want %d", i, edits[i].Account, got, want)
+		}
+	}
+	ps, err := s.Profiles(ctx, 1, []string{ids[5], "dev", ids[149]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string][]string{ids[5]: {"t2", "again"}, "dev": {"d"}, ids[149]: {"t2"}} {
+		if got := ps[id].Tags; !slices.Equal(got, want) {
+			t.Errorf("%s: tags %v, want %v", id, got, want)
+		}
+	}
+	if ps["dev"].Account.Type != im.AcctRegistrationID {
+		t.Errorf("dev resolved to type %d", ps["dev"].Account.Type)
+	}
+}
 
 // A fold cycle writes its accounts in key order, so that a step's
 // neighbouring keys share pages.
