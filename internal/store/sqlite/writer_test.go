@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
+	"time"
 
 	"timd/internal/im"
 )
@@ -149,5 +151,126 @@ func TestFoldCycleInKeyOrder(t *testing.T) {
 	cycle := <-done
 	if len(cycle) != 1000 || !slices.IsSorted(cycle) {
 		t.Errorf("cycle of %d keys, sorted %v", len(cycle), slices.IsSorted(cycle))
+	}
+}
+
+// An urgent job queued while a group runs commits before the rest of the
+// group: the group commits the jobs it has run and hands the others back,
+// which then commit in their order.
+func TestUrgentJobOvertakesGroup(t *testing.T) {
+	s := openOpt(t, noFold())
+	w := s.w
+	ctx := context.Background()
+	var mu sync.Mutex
+	var order []string
+	ran := func(name string) {
+		mu.Lock()
+		order = append(order, name)
+		mu.Unlock()
+	}
+	// A blocker holds the writer while a group of 50 queues behind it.
+	blocked, release := make(chan struct{}), make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = w.do(ctx, 1, func(*wtx) ([]im.Change, error) {
+			close(blocked)
+			<-release
+			return nil, nil
+		})
+	}()
+	<-blocked
+	firstRuns, firstGo := make(chan struct{}), make(chan struct{})
+	errs := make([]error, 50)
+	for i := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = w.do(ctx, 400, func(*wtx) ([]im.Change, error) {
+				if i == 0 {
+					close(firstRuns)
+					<-firstGo
+				}
+				ran(fmt.Sprint("bulk", i))
+				return nil, nil
+			})
+		}()
+		// In order: wait for each to be queued.
+		for len(w.jobs) < i+1 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	close(release)
+	<-firstRuns // the group of 50 is running its first job
+	urgentDone := make(chan error)
+	go func() {
+		urgentDone <- w.doUrgent(ctx, 1, func(*wtx) ([]im.Change, error) {
+			ran("urgent")
+			return nil, nil
+		})
+	}()
+	for len(w.urgent) == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	yields := w.yields.Load()
+	close(firstGo)
+	if err := <-urgentDone; err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("bulk %d: %v", i, err)
+		}
+	}
+	want := []string{"bulk0", "urgent"}
+	for i := 1; i < 50; i++ {
+		want = append(want, fmt.Sprint("bulk", i))
+	}
+	if !slices.Equal(order, want) {
+		t.Errorf("order %v\nwant %v", order, want)
+	}
+	if got := w.yields.Load() - yields; got != 1 {
+		t.Errorf("%d yields, want 1", got)
+	}
+}
+
+// A fold step stops, after one account, for a queued urgent job; the
+// cycle's other accounts stay dirty and the log untrimmed until a later
+// step writes them.
+func TestFoldStepYields(t *testing.T) {
+	opt := noFold()
+	opt.noCloseFold = true
+	s := openOpt(t, opt)
+	ctx := context.Background()
+	ids := importN(t, s, 50)
+	edits := make([]im.Edit, len(ids))
+	for i, id := range ids {
+		edits[i] = im.Edit{Account: id, Op: im.OpAddTags, Tags: []string{"t"}}
+	}
+	if _, err := s.ApplyEdits(ctx, 1, edits, im.EditLimits{}); err != nil {
+		t.Fatal(err)
+	}
+	w := s.w
+	w.stop() // the test is the writer now; the log stays unfolded
+	f := &w.fold
+	w.maybeFold(true)
+	if len(f.cycle) != 50 {
+		t.Fatalf("cycle of %d", len(f.cycle))
+	}
+	w.urgent <- &job{}
+	w.foldStep(1000)
+	if len(f.cycle) != 49 || len(f.dirty) != 49 || !f.active() || w.yields.Load() != 1 {
+		t.Errorf("after a yield: cycle %d, dirty %d, active %v, yields %d", len(f.cycle), len(f.dirty), f.active(), w.yields.Load())
+	}
+	<-w.urgent
+	w.foldStep(1000)
+	if len(f.cycle) != 0 || len(f.dirty) != 0 || f.active() {
+		t.Errorf("after the rest: cycle %d, dirty %d, active %v", len(f.cycle), len(f.dirty), f.active())
+	}
+	var n int
+	if err := s.rdb.QueryRow(`SELECT count(*) FROM account_log`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("account_log rows %d, %v", n, err)
 	}
 }
