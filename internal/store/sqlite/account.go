@@ -18,24 +18,34 @@ import (
 func (s *Store) ImportAccounts(ctx context.Context, app uint64, in []im.AccountInput) ([]im.Account, error) {
 	out := make([]im.Account, len(in))
 	err := s.w.do(ctx, len(in), func(t *wtx) ([]im.Change, error) {
-		// Resolve each distinct id once (both types in one statement),
+		// Resolve the distinct ids, both types, idChunk per statement,
 		// then reserve the new accounts' ordinals in one statement, in
 		// input order, and apply the inputs in order.
 		type entry struct {
 			user, device row
+			fresh        int // 1 + the index in news of the account the batch creates
 		}
 		byID := make(map[string]*entry, len(in))
-		fresh := 0
+		ids := make([]string, 0, len(in))
 		for _, ai := range in {
-			if _, ok := byID[ai.UserID]; ok {
-				continue
+			if _, ok := byID[ai.UserID]; !ok {
+				byID[ai.UserID] = &entry{}
+				ids = append(ids, ai.UserID)
 			}
-			user, device, err := t.rowsByID(app, ai.UserID)
-			if err != nil {
-				return nil, err
+		}
+		err := t.rowsByIDs(app, ids, func(r row) {
+			if e := byID[r.ID]; r.Type == im.AcctRegistrationID {
+				e.device = r
+			} else {
+				e.user = r
 			}
-			byID[ai.UserID] = &entry{user, device}
-			if user.key == 0 { // keys start at 1: no UserID of this id
+		})
+		if err != nil {
+			return nil, err
+		}
+		fresh := 0
+		for _, e := range byID {
+			if e.user.key == 0 { // keys start at 1: no UserID of this id
 				fresh++
 			}
 		}
@@ -47,8 +57,20 @@ func (s *Store) ImportAccounts(ctx context.Context, app uint64, in []im.AccountI
 			}
 		}
 		var changes []im.Change
+		var news []im.Account
 		for i, ai := range in {
 			e := byID[ai.UserID]
+			if e.fresh > 0 { // a repeat of an id the batch creates
+				a := &news[e.fresh-1]
+				if ai.Nick != "" {
+					a.Nick = ai.Nick
+				}
+				if ai.FaceURL != "" {
+					a.FaceURL = ai.FaceURL
+				}
+				out[i] = *a
+				continue
+			}
 			if e.user.key != 0 {
 				a, err := t.updateProfile(e.user, ai)
 				if err != nil {
@@ -64,16 +86,14 @@ func (s *Store) ImportAccounts(ctx context.Context, app uint64, in []im.AccountI
 				}
 				changes = append(changes, ch)
 			}
-			a := im.Account{ID: ai.UserID, Type: im.AcctUserID, Nick: ai.Nick, FaceURL: ai.FaceURL}
-			r, err := t.insertAccount(app, a, next)
-			if err != nil {
-				return nil, err
-			}
+			a := im.Account{ID: ai.UserID, Type: im.AcctUserID, Nick: ai.Nick, FaceURL: ai.FaceURL, Ordinal: next}
 			next++
-			e.user, out[i] = r, r.Account
-			changes = append(changes, created(app, r.Account))
+			news = append(news, a)
+			e.fresh, out[i] = len(news), a
+			changes = append(changes, created(app, a))
 		}
-		return changes, nil
+		// The new accounts, as the batch leaves them, many per statement.
+		return changes, t.insertUsers(app, news)
 	})
 	if err != nil {
 		return nil, err

@@ -54,7 +54,15 @@ func (s *Store) ApplyEdits(ctx context.Context, app uint64, edits []im.Edit, lim
 	errs := make([]error, len(edits))
 	err := s.w.do(ctx, len(edits), func(t *wtx) ([]im.Change, error) {
 		clear(errs)
-		e := editor{t: t, app: app, lim: lim}
+		ids := make([]string, len(edits))
+		for i := range edits {
+			ids[i] = edits[i].Account
+		}
+		found, err := t.resolveIDs(app, ids)
+		if err != nil {
+			return nil, err
+		}
+		e := editor{t: t, app: app, lim: lim, found: found}
 		changes := make([]im.Change, 0, len(edits))
 		for i := range edits {
 			ch, changed, editErr, err := e.apply(&edits[i])
@@ -80,19 +88,24 @@ type editor struct {
 	t   *wtx
 	app uint64
 	lim im.EditLimits
+	// found are the batch's accounts, resolved before its first edit: no
+	// edit creates or deletes one.
+	found map[string]resolved
 }
 
 // apply validates ed against the current state and, only if it is valid,
 // records the account's new state, so that a per-edit error never leaves a
 // partial write. A database error (the last result) fails the whole batch.
 func (e *editor) apply(ed *im.Edit) (ch im.Change, changed bool, editErr *im.Error, err error) {
-	key, cur, err := e.t.resolveID(e.app, ed.Account)
-	if err != nil {
-		return ch, false, nil, err
+	r, ok := e.found[ed.Account]
+	var cur *acctState
+	if ok {
+		cur, _ = e.t.state(r.key) // as the edits before this one left it
 	}
 	if cur == nil {
 		return ch, false, im.Errorf(im.CodeAccountNotFound, "account %s not found", ed.Account), nil
 	}
+	key := r.key
 	attrs, tags := cur.attrs, cur.tags
 	var tagPlan []tagMove
 	switch ed.Op {

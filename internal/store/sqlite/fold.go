@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"slices"
 	"time"
 
 	"timd/internal/im"
@@ -50,21 +51,27 @@ func (w *writer) maybeFold(force bool) {
 	for key := range f.dirty {
 		f.cycle = append(f.cycle, key)
 	}
+	// In key order: accounts created together sit together in the
+	// accounts b-tree, so a chunk of neighbouring keys dirties a few pages
+	// (a WAL frame each) where a chunk in map order dirties one page per
+	// account, and every later chunk dirties the same pages again.
+	slices.Sort(f.cycle)
 	f.upto, f.logBytes = f.lastSeq, 0
 }
 
 // foldStep writes the next chunk of at most size accounts of the running
-// cycle, and trims the log after the last one.
+// cycle, and trims the log after the last one. It stops early, after at
+// least one account, when an urgent job is queued.
 func (w *writer) foldStep(size int) {
 	f := &w.fold
 	n := min(len(f.cycle), size)
-	chunk, last := f.cycle[:n], n == len(f.cycle)
-	err := w.foldTx(chunk, last)
+	done, err := w.foldTx(f.cycle[:n], n == len(f.cycle))
 	if err != nil {
 		w.s.logger.Error("sqlite: folding account log failed; will retry", "err", err)
 		f.cycle, f.upto, f.lastBusy = f.cycle[:0], 0, time.Now()
 		return
 	}
+	chunk, last := f.cycle[:done], done == len(f.cycle)
 	for _, key := range chunk {
 		delete(f.dirty, key)
 	}
@@ -72,7 +79,7 @@ func (w *writer) foldStep(size int) {
 		f.dirty = map[int64]struct{}{} // a Go map keeps its buckets after deletes
 	}
 	w.evict(chunk)
-	f.cycle = f.cycle[n:]
+	f.cycle = f.cycle[done:]
 	if last {
 		f.cycle = nil
 		f.trimmed, f.upto = f.upto, 0
@@ -84,13 +91,22 @@ func (w *writer) foldStep(size int) {
 	}
 }
 
-func (w *writer) foldTx(chunk []int64, trim bool) error {
+// foldTx writes chunk's accounts in one transaction, and trims the log if
+// trim is set and it wrote them all. It returns how many of chunk it
+// wrote: all, unless an urgent job became queued.
+func (w *writer) foldTx(chunk []int64, trim bool) (int, error) {
 	t := &w.tx
 	if err := t.exec("BEGIN IMMEDIATE"); err != nil {
-		return dbErr("begin fold", err)
+		return 0, dbErr("begin fold", err)
 	}
+	done := len(chunk)
 	err := func() error {
-		for _, key := range chunk {
+		for i, key := range chunk {
+			if i > 0 && w.urgentWaiting() {
+				done = i
+				w.yields.Add(1)
+				break
+			}
 			if _, dirty := w.fold.dirty[key]; !dirty {
 				continue
 			}
@@ -102,7 +118,7 @@ func (w *writer) foldTx(chunk []int64, trim bool) error {
 				return dbErr("fold account", err)
 			}
 		}
-		if trim {
+		if trim && done == len(chunk) {
 			if _, err := t.logTrim.Exec(w.fold.upto); err != nil {
 				return dbErr("trim account log", err)
 			}
@@ -112,7 +128,7 @@ func (w *writer) foldTx(chunk []int64, trim bool) error {
 	if err != nil {
 		_ = t.exec("ROLLBACK")
 	}
-	return err
+	return done, err
 }
 
 // evict drops just-folded accounts from the overlay. It runs on the writer

@@ -43,14 +43,17 @@ func (t *wtx) execSQL(query string, args ...any) (sql.Result, error) {
 // CreateTask persists t with the app's next Seq unless a task of the same
 // app and kind with t.MsgRandom was created at or after dedupSince; then
 // it returns that task and false. The interval and the daily quota (lim)
-// are checked and recorded in the same job (createLimit).
+// are checked and recorded in the same job (createLimit). It goes through
+// the writer's urgent lane.
 func (s *Store) CreateTask(ctx context.Context, t im.PushTask, dedupSince int64, lim im.TaskLimits) (im.PushTask, bool, error) {
 	cond, err := encodeCondition(t.Condition)
 	if err != nil {
 		return im.PushTask{}, false, err
 	}
 	out, created := t, false
-	err = s.w.do(ctx, 1, func(w *wtx) ([]im.Change, error) {
+	// Urgent: the push call waits on it, and must not queue behind a bulk
+	// load's group (writer.go).
+	err = s.w.doUrgent(ctx, 1, func(w *wtx) ([]im.Change, error) {
 		prev, err := scanTask(w.queryRow(`SELECT `+taskColumns+` FROM push_tasks
 			WHERE app = ? AND kind = ? AND msg_random = ? AND created_at >= ?
 			ORDER BY seq DESC LIMIT 1`, int64(t.App), int64(t.Kind), int64(t.MsgRandom), dedupSince), true)

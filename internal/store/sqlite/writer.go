@@ -28,7 +28,18 @@ import (
 //
 // then publishes the new audience states to the overlay, passes the changes
 // of the committed jobs to the ChangeSink in job order, and only then
-// replies to each caller. A job that fails is rolled back to its savepoint
+// replies to each caller.
+//
+// Urgent jobs (doUrgent: small writes a caller waits on with a user in
+// front of it, such as storing a push task) have a lane of their own. They
+// are grouped only with other urgent jobs, go before any queued job, and
+// do not wait for a bulk group to finish: between its jobs, a running
+// group checks the lane and, when an urgent job waits, commits the jobs it
+// has run and hands the rest back (they go first once the urgent group has
+// committed, in their order); a fold step yields the same way. So an
+// urgent job waits for at most one job and one COMMIT. Every reply still
+// follows its job's COMMIT, and the ChangeSink still sees changes in
+// commit order. A job that fails is rolled back to its savepoint
 // alone; if anything else fails, the whole group is rolled back and every
 // job of it fails, and no change is emitted. Because one goroutine does all
 // of this, writes are serialized and the sink is never called concurrently
@@ -64,11 +75,16 @@ type writer struct {
 	jobsRun    atomic.Int64 // jobs committed
 	runNanos   atomic.Int64 // time spent running jobs
 	commitNano atomic.Int64 // time spent in COMMIT
+	yields     atomic.Int64 // groups and fold steps cut short for an urgent job
 
-	mu     sync.RWMutex // guards closed against sends on jobs
+	mu     sync.RWMutex // guards closed against sends on jobs and urgent
 	closed bool
 	jobs   chan *job
+	urgent chan *job // never closed: run drains it once jobs is closed
 	exited chan struct{}
+	// carry are jobs a group handed back to make way for urgent ones;
+	// they go first in the next group.
+	carry []*job
 }
 
 func newWriter(ctx context.Context, conn *sql.Conn, s *Store, ov *overlay, opt options) (*writer, error) {
@@ -77,6 +93,7 @@ func newWriter(ctx context.Context, conn *sql.Conn, s *Store, ov *overlay, opt o
 		conn:   conn,
 		opt:    opt,
 		jobs:   make(chan *job, 1024),
+		urgent: make(chan *job, 256),
 		exited: make(chan struct{}),
 	}
 	w.tx.ov = ov
@@ -91,6 +108,16 @@ func newWriter(ctx context.Context, conn *sql.Conn, s *Store, ov *overlay, opt o
 // a job is not abandoned: if ctx ends before the writer reaches it, the job
 // is skipped and fails with ctx's error; if it has started, it completes.
 func (w *writer) do(ctx context.Context, size int, fn func(t *wtx) ([]im.Change, error)) error {
+	return w.submit(ctx, w.jobs, size, fn)
+}
+
+// doUrgent is do in the urgent lane: for small jobs (a few rows) whose
+// latency a user sees.
+func (w *writer) doUrgent(ctx context.Context, size int, fn func(t *wtx) ([]im.Change, error)) error {
+	return w.submit(ctx, w.urgent, size, fn)
+}
+
+func (w *writer) submit(ctx context.Context, lane chan *job, size int, fn func(t *wtx) ([]im.Change, error)) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -101,7 +128,7 @@ func (w *writer) do(ctx context.Context, size int, fn func(t *wtx) ([]im.Change,
 		return ErrClosed
 	}
 	select {
-	case w.jobs <- j:
+	case lane <- j:
 	case <-ctx.Done():
 		w.mu.RUnlock()
 		return ctx.Err()
@@ -111,6 +138,9 @@ func (w *writer) do(ctx context.Context, size int, fn func(t *wtx) ([]im.Change,
 	return j.err
 }
 
+// urgentWaiting reports whether an urgent job is queued.
+func (w *writer) urgentWaiting() bool { return len(w.urgent) > 0 }
+
 // run is the writer goroutine. It returns once stop has closed the queue,
 // every queued job has run and account_log has been folded.
 func (w *writer) run() {
@@ -119,17 +149,27 @@ func (w *writer) run() {
 	defer tick.Stop()
 	var group []*job
 	for {
+		group = group[:0]
 		var first *job
-		var ok bool
-		if w.fold.active() {
+		var ok, urgent bool
+		switch {
+		case w.urgentWaiting():
+			first, ok, urgent = <-w.urgent, true, true
+		case len(w.carry) > 0:
+			ok = true
+		case w.fold.active():
 			select {
+			case first = <-w.urgent:
+				ok, urgent = true, true
 			case first, ok = <-w.jobs:
 			default:
 				w.foldStep(w.opt.foldChunk) // idle: fold
 				continue
 			}
-		} else {
+		default:
 			select {
+			case first = <-w.urgent:
+				ok, urgent = true, true
 			case first, ok = <-w.jobs:
 			case <-tick.C:
 				w.maybeFold(false)
@@ -137,17 +177,32 @@ func (w *writer) run() {
 			}
 		}
 		if !ok {
+			w.drainUrgent()
 			if !w.opt.noCloseFold {
 				w.foldAll()
 			}
 			return
 		}
-		group = append(group[:0], first)
-		edits := first.size
+		lane := w.jobs
+		if urgent {
+			lane = w.urgent
+		} else {
+			// Jobs handed back go first, in their order.
+			group = append(group, w.carry...)
+			clear(w.carry)
+			w.carry = w.carry[:0]
+		}
+		if first != nil {
+			group = append(group, first)
+		}
+		edits := 0
+		for _, j := range group {
+			edits += j.size
+		}
 	fill:
-		for len(group) < w.opt.maxGroupJobs && edits < w.opt.maxGroupEdits {
+		for len(group) < w.opt.maxGroupJobs && edits < w.opt.maxGroupEdits && (urgent || !w.urgentWaiting()) {
 			select {
-			case j, ok := <-w.jobs:
+			case j, ok := <-lane:
 				if !ok {
 					break fill
 				}
@@ -157,7 +212,8 @@ func (w *writer) run() {
 				break fill
 			}
 		}
-		w.runGroup(group)
+		n := w.runGroup(group, !urgent)
+		w.carry = append(w.carry, group[n:]...)
 		clear(group)
 		w.maybeFold(false)
 		// Busy: writes waiting go first, unless the dirty set has reached
@@ -168,14 +224,41 @@ func (w *writer) run() {
 		case !f.active():
 		case len(f.dirty) >= w.opt.foldMaxDirty || f.logBytes >= w.opt.foldLogBytes:
 			w.foldStep(max(w.opt.foldChunk, edits))
-		case len(w.jobs) == 0:
+		case len(w.jobs) == 0 && len(w.carry) == 0 && !w.urgentWaiting():
 			w.foldStep(w.opt.foldChunk)
 		}
 	}
 }
 
+// drainUrgent runs the urgent jobs queued before stop closed the queue,
+// and any handed-back ones.
+func (w *writer) drainUrgent() {
+	for {
+		group := w.carry
+		w.carry = nil
+	fill:
+		for len(group) < w.opt.maxGroupJobs {
+			select {
+			case j := <-w.urgent:
+				group = append(group, j)
+			default:
+				break fill
+			}
+		}
+		if len(group) == 0 {
+			return
+		}
+		n := w.runGroup(group, false)
+		w.carry = group[n:]
+	}
+}
+
 // runGroup runs jobs in one transaction, publishes, emits and replies.
-func (w *writer) runGroup(jobs []*job) {
+// When an urgent job is queued, it stops after the job it is running (at
+// least one runs) and commits those: it returns how many of jobs it has
+// finished; the rest have not started.
+func (w *writer) runGroup(all []*job, yield bool) int {
+	jobs := all
 	defer func() {
 		for _, j := range jobs {
 			close(j.done)
@@ -183,32 +266,37 @@ func (w *writer) runGroup(jobs []*job) {
 	}()
 	if err := w.tx.exec("BEGIN IMMEDIATE"); err != nil {
 		w.fail(jobs, dbErr("begin", err))
-		return
+		return len(jobs)
 	}
 	t0 := time.Now()
-	for _, j := range jobs {
+	for i, j := range all {
+		if yield && i > 0 && w.urgentWaiting() {
+			jobs = all[:i]
+			w.yields.Add(1)
+			break
+		}
 		if err := w.runJob(j); err != nil {
-			w.fail(jobs, err)
-			return
+			w.fail(jobs, err) // every job of the group, begun or not
+			return len(jobs)
 		}
 	}
 	if err := w.tx.flushTags(); err != nil {
 		w.fail(jobs, err)
-		return
+		return len(jobs)
 	}
 	if err := w.seqs.record(w.conn, jobs); err != nil {
 		w.fail(jobs, err)
-		return
+		return len(jobs)
 	}
 	seq, err := w.appendLog()
 	if err != nil {
 		w.fail(jobs, err)
-		return
+		return len(jobs)
 	}
 	t1 := time.Now()
 	if err := w.tx.exec("COMMIT"); err != nil {
 		w.fail(jobs, dbErr("commit", err))
-		return
+		return len(jobs)
 	}
 	w.runNanos.Add(int64(t1.Sub(t0)))
 	w.commitNano.Add(int64(time.Since(t1)))
@@ -219,6 +307,7 @@ func (w *writer) runGroup(jobs []*job) {
 	for _, j := range jobs {
 		w.s.emit(j.changes)
 	}
+	return len(jobs)
 }
 
 // runJob runs one job inside a savepoint. A job error is stored in j.err

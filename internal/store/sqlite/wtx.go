@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 
 	"timd/internal/im"
 )
@@ -18,7 +19,6 @@ type wtx struct {
 	conn  *sql.Conn
 	stmts []*sql.Stmt
 
-	resolve     *sql.Stmt // audience columns of an id, RegistrationID first
 	byIDType    *sql.Stmt // every column of (id, type)
 	setAudience *sql.Stmt
 	setProfile  *sql.Stmt
@@ -28,21 +28,26 @@ type wtx struct {
 	// reserveOrdinals reserves the app's next n ordinals and returns the
 	// first.
 	reserveOrdinals *sql.Stmt
-	byID            *sql.Stmt // every column of both types of an id
-	deleteRow       *sql.Stmt
-	tagGet          *sql.Stmt
-	tagInsert       *sql.Stmt
-	tagSet          *sql.Stmt
-	tagDelete       *sql.Stmt
-	tagCountStmt    *sql.Stmt
-	schemaGet       *sql.Stmt
-	schemaDelete    *sql.Stmt
-	schemaInsert    *sql.Stmt
-	appPut          *sql.Stmt
-	appDelete       *sql.Stmt
-	ownerDevices    *sql.Stmt // RegistrationIDs of one owner
-	logInsert       *sql.Stmt
-	logTrim         *sql.Stmt
+	// insertMany[i] inserts insertUsersRows[i] UserIDs.
+	insertMany [len(insertUsersRows)]*sql.Stmt
+	// resolveMany reads the audience columns of idChunk ids, byIDMany
+	// every column; both read both types.
+	resolveMany  *sql.Stmt
+	byIDMany     *sql.Stmt
+	deleteRow    *sql.Stmt
+	tagGet       *sql.Stmt
+	tagInsert    *sql.Stmt
+	tagSet       *sql.Stmt
+	tagDelete    *sql.Stmt
+	tagCountStmt *sql.Stmt
+	schemaGet    *sql.Stmt
+	schemaDelete *sql.Stmt
+	schemaInsert *sql.Stmt
+	appPut       *sql.Stmt
+	appDelete    *sql.Stmt
+	ownerDevices *sql.Stmt // RegistrationIDs of one owner
+	logInsert    *sql.Stmt
+	logTrim      *sql.Stmt
 
 	ov *overlay
 	// pending holds the states this transaction read or changed, over ov;
@@ -59,6 +64,9 @@ type wtx struct {
 	// fails.
 	tags    map[tagKey]*tagEntry
 	tagUndo []tagUndo
+	// idLookups counts the id lookup statements run (resolveIDs,
+	// rowsByIDs), and userInserts insertUsers' statements, for tests.
+	idLookups, userInserts int
 }
 
 type pendingState struct {
@@ -80,6 +88,17 @@ const (
 
 func (t *wtx) prepare(ctx context.Context, conn *sql.Conn) error {
 	t.conn = conn
+	for i, n := range insertUsersRows {
+		row := `(?, ?, ?, 0, ?, ?)` // app, ordinal, id, type 0, nick, face_url
+		st, err := conn.PrepareContext(ctx, `INSERT INTO accounts (app, ordinal, id, type, nick, face_url) VALUES `+
+			strings.Repeat(row+",", n-1)+row+` RETURNING key, ordinal`)
+		if err != nil {
+			t.close()
+			return dbErr("prepare", err)
+		}
+		t.insertMany[i] = st
+		t.stmts = append(t.stmts, st)
+	}
 	t.pending = map[int64]pendingState{}
 	t.schemas = map[uint64]*im.AttrSchema{}
 	t.schemaPuts = map[uint64]im.AttrSchema{}
@@ -88,8 +107,6 @@ func (t *wtx) prepare(ctx context.Context, conn *sql.Conn) error {
 		dst **sql.Stmt
 		sql string
 	}{
-		{&t.resolve, `SELECT key, ordinal, type, attrs, tags FROM accounts
-			WHERE app = ? AND id = ? ORDER BY type DESC LIMIT 1`},
 		{&t.byIDType, `SELECT ` + accountColumns + ` FROM accounts WHERE app = ? AND id = ? AND type = ?`},
 		{&t.setAudience, `UPDATE accounts SET attrs = ?, tags = ? WHERE key = ?`},
 		{&t.setProfile, `UPDATE accounts SET nick = ?, face_url = ? WHERE key = ?`},
@@ -100,7 +117,10 @@ func (t *wtx) prepare(ctx context.Context, conn *sql.Conn) error {
 		{&t.reserveOrdinals, `INSERT INTO app_seq (app, next_ordinal) VALUES (?1, 1 + ?2)
 			ON CONFLICT (app) DO UPDATE SET next_ordinal = next_ordinal + ?2
 			RETURNING next_ordinal - ?2`},
-		{&t.byID, `SELECT ` + accountColumns + ` FROM accounts WHERE app = ? AND id = ?`},
+		{&t.resolveMany, `SELECT key, id, ordinal, type, attrs, tags FROM accounts
+			WHERE app = ? AND id IN (?` + strings.Repeat(",?", idChunk-1) + `)`},
+		{&t.byIDMany, `SELECT ` + accountColumns + ` FROM accounts
+			WHERE app = ? AND id IN (?` + strings.Repeat(",?", idChunk-1) + `)`},
 		{&t.deleteRow, `DELETE FROM accounts WHERE key = ?`},
 		{&t.tagGet, `SELECT type, refcount FROM tags WHERE app = ? AND name = ?`},
 		{&t.tagInsert, `INSERT INTO tags (app, name, type, refcount) VALUES (?, ?, ?, ?)`},
@@ -200,25 +220,110 @@ func (t *wtx) loadState(key int64, ordinal, typ int64, attrs, tags sql.NullStrin
 	return st, nil
 }
 
-// resolveID finds an account by To_Account, RegistrationIDs first. It
-// asks the accounts table every time: the (app, id, type) index answers
-// in a few microseconds, and a cache of every id ever resolved would grow
-// with the app.
-func (t *wtx) resolveID(app uint64, id string) (int64, *acctState, error) {
-	var key, ordinal, typ int64
-	var attrs, tags sql.NullString
-	err := t.resolve.QueryRow(int64(app), id).Scan(&key, &ordinal, &typ, &attrs, &tags)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil, nil
+// idChunk is how many ids resolveIDs and rowsByIDs look up per statement:
+// a request carries at most 100 accounts.
+const idChunk = 100
+
+// resolved is an account found by resolveIDs.
+type resolved struct {
+	key int64
+	st  *acctState
+}
+
+// resolveIDs finds accounts by To_Account, RegistrationIDs first, idChunk
+// ids per statement, and returns them by id (an id of no account is
+// absent). Every statement binds idChunk ids: a shorter last chunk repeats
+// its last id. It asks the accounts table every time: the (app, id, type)
+// index answers in a few microseconds, and a cache of every id ever
+// resolved would grow with the app.
+func (t *wtx) resolveIDs(app uint64, ids []string) (map[string]resolved, error) {
+	found := make(map[string]resolved, len(ids))
+	args := make([]any, 0, idChunk+1)
+	for start := 0; start < len(ids); start += idChunk {
+		args = chunkArgs(args, app, ids[start:min(len(ids), start+idChunk)])
+		if err := t.scanResolved(args, found); err != nil {
+			return nil, err
+		}
 	}
+	return found, nil
+}
+
+// chunkArgs returns app followed by part, padded to idChunk ids.
+func chunkArgs(args []any, app uint64, part []string) []any {
+	args = append(args[:0], int64(app))
+	for _, id := range part {
+		args = append(args, id)
+	}
+	for len(args) < idChunk+1 {
+		args = append(args, part[len(part)-1])
+	}
+	return args
+}
+
+func (t *wtx) scanResolved(args []any, found map[string]resolved) error {
+	t.idLookups++
+	rows, err := t.resolveMany.Query(args...)
 	if err != nil {
-		return 0, nil, dbErr("resolve account", err)
+		return dbErr("resolve accounts", err)
 	}
-	st, err := t.loadState(key, ordinal, typ, attrs, tags)
+	defer rows.Close()
+	for rows.Next() {
+		var key, ordinal, typ int64
+		var id string
+		var attrs, tags sql.NullString
+		if err := rows.Scan(&key, &id, &ordinal, &typ, &attrs, &tags); err != nil {
+			return dbErr("resolve accounts", err)
+		}
+		if prev, ok := found[id]; ok && prev.st.typ == im.AcctRegistrationID {
+			continue // RegistrationIDs first
+		}
+		st, err := t.loadState(key, ordinal, typ, attrs, tags)
+		if err != nil {
+			return err
+		}
+		found[id] = resolved{key: key, st: st}
+	}
+	return dbErr("resolve accounts", rows.Err())
+}
+
+// rowsByIDs finds the accounts of ids, of both types, idChunk ids per
+// statement, and calls fn for each.
+func (t *wtx) rowsByIDs(app uint64, ids []string, fn func(r row)) error {
+	args := make([]any, 0, idChunk+1)
+	for start := 0; start < len(ids); start += idChunk {
+		args = chunkArgs(args, app, ids[start:min(len(ids), start+idChunk)])
+		if err := t.scanRowsByID(t.byIDMany, args, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// scanRowsByID runs st, a query of accountColumns, and calls fn with each
+// row.
+func (t *wtx) scanRowsByID(st *sql.Stmt, args []any, fn func(r row)) error {
+	t.idLookups++
+	rows, err := st.Query(args...)
 	if err != nil {
-		return 0, nil, err
+		return dbErr("read account", err)
 	}
-	return key, st, nil
+	defer rows.Close()
+	for rows.Next() {
+		var r row
+		var ordinal, acctType int64
+		var attrs, tags sql.NullString
+		a := &r.Account
+		if err := rows.Scan(&r.key, &ordinal, &acctType, &a.ID, &a.Nick, &a.FaceURL, &a.KickedAt,
+			&a.Owner, &a.Platform, &a.Token, &attrs, &tags); err != nil {
+			return dbErr("read account", err)
+		}
+		a.Ordinal, a.Type = uint32(ordinal), im.AcctType(acctType)
+		if r.st, err = t.loadState(r.key, ordinal, acctType, attrs, tags); err != nil {
+			return err
+		}
+		fn(r)
+	}
+	return dbErr("read account", rows.Err())
 }
 
 // row is a whole account row with its current audience state.
@@ -289,33 +394,47 @@ func (t *wtx) insertAccount(app uint64, a im.Account, ordinal uint32) (row, erro
 	return row{key: key, Account: a, st: st}, nil
 }
 
-// rowsByID finds the accounts of id, of both types, in one statement.
-func (t *wtx) rowsByID(app uint64, id string) (user, device row, err error) {
-	rows, err := t.byID.Query(int64(app), id)
+// insertUsersRows are the row counts of the insertUsers statements,
+// largest first.
+var insertUsersRows = [...]int{100, 10, 1}
+
+// insertUsers inserts new UserIDs with their reserved ordinals, as many
+// per statement as insertUsersRows allows.
+func (t *wtx) insertUsers(app uint64, accts []im.Account) error {
+	args := make([]any, 0, 5*insertUsersRows[0])
+	for len(accts) > 0 {
+		i := 0
+		for insertUsersRows[i] > len(accts) {
+			i++
+		}
+		n := insertUsersRows[i]
+		args = args[:0]
+		for _, a := range accts[:n] {
+			args = append(args, int64(app), int64(a.Ordinal), a.ID, a.Nick, a.FaceURL)
+		}
+		if err := t.scanInserted(t.insertMany[i], args); err != nil {
+			return err
+		}
+		accts = accts[n:]
+	}
+	return nil
+}
+
+func (t *wtx) scanInserted(st *sql.Stmt, args []any) error {
+	t.userInserts++
+	rows, err := st.Query(args...)
 	if err != nil {
-		return user, device, dbErr("read account", err)
+		return dbErr("insert accounts", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var r row
-		var ordinal, acctType int64
-		var attrs, tags sql.NullString
-		a := &r.Account
-		if err := rows.Scan(&r.key, &ordinal, &acctType, &a.ID, &a.Nick, &a.FaceURL, &a.KickedAt,
-			&a.Owner, &a.Platform, &a.Token, &attrs, &tags); err != nil {
-			return user, device, dbErr("read account", err)
+		var key, ordinal int64
+		if err := rows.Scan(&key, &ordinal); err != nil {
+			return dbErr("insert accounts", err)
 		}
-		a.Ordinal, a.Type = uint32(ordinal), im.AcctType(acctType)
-		if r.st, err = t.loadState(r.key, ordinal, acctType, attrs, tags); err != nil {
-			return user, device, err
-		}
-		if a.Type == im.AcctRegistrationID {
-			device = r
-		} else {
-			user = r
-		}
+		t.setState(key, &acctState{ordinal: uint32(ordinal), typ: im.AcctUserID}, false)
 	}
-	return user, device, dbErr("read account", rows.Err())
+	return dbErr("insert accounts", rows.Err())
 }
 
 // remove deletes the account r.
