@@ -49,18 +49,15 @@ func NewInbox(tasks im.TaskStore, aud Audiences) *Inbox {
 // whether no stored task of the app follows it. It reads task heads, and
 // each task's audience once per process (deliver.AudienceCache). The cursor advances past
 // tasks addressed to others too, so paging ends. Errors: 70402 for a
-// negative cursor or limit; otherwise only store failures.
+// negative cursor or limit; otherwise only store failures. /v1/sync
+// answers with SyncFrames, which the tests check against Sync.
 func (s *Inbox) Sync(ctx context.Context, app im.App, acct im.Account, cursor int64, limit int) (
 	pushes []im.TaskHead, next int64, complete bool, err error) {
-	if cursor < 0 || limit < 0 {
-		return nil, cursor, false, im.Errorf(im.CodeAccountBadParam, "cursor and limit must not be negative")
+	limit, fetch, err := syncWindow(cursor, limit)
+	if err != nil {
+		return nil, cursor, false, err
 	}
-	if limit == 0 {
-		limit = DefaultSyncLimit
-	}
-	limit = min(limit, MaxSyncLimit)
 	now := s.now().Unix()
-	fetch := max(limit, DefaultSyncLimit) // a small limit still reads in useful pages
 	next = cursor
 	for scanned := 0; scanned < maxSyncScan; {
 		page, err := s.tasks.StoredHeads(ctx, app.SDKAppID, next, now, fetch)
@@ -93,6 +90,21 @@ func (s *Inbox) Sync(ctx context.Context, app im.App, acct im.Account, cursor in
 	return pushes, next, false, nil
 }
 
+// syncWindow checks a sync's cursor and limit (70402 when negative) and
+// returns the limit to answer (0 means DefaultSyncLimit, capped at
+// MaxSyncLimit) and how many tasks to read per store page: a small limit
+// still reads in useful pages.
+func syncWindow(cursor int64, limit int) (int, int, error) {
+	if cursor < 0 || limit < 0 {
+		return 0, 0, im.Errorf(im.CodeAccountBadParam, "cursor and limit must not be negative")
+	}
+	if limit == 0 {
+		limit = DefaultSyncLimit
+	}
+	limit = min(limit, MaxSyncLimit)
+	return limit, max(limit, DefaultSyncLimit), nil
+}
+
 // Frames renders stored pushes as push frames and remembers them
 // (deliver.Hub): CachedFrame answers from memory only, Frame renders and
 // keeps.
@@ -108,15 +120,11 @@ type Frames interface {
 // completeness and errors as Sync.
 func (s *Inbox) SyncFrames(ctx context.Context, app im.App, acct im.Account, cursor int64, limit int, f Frames) (
 	frames [][]byte, next int64, complete bool, err error) {
-	if cursor < 0 || limit < 0 {
-		return nil, cursor, false, im.Errorf(im.CodeAccountBadParam, "cursor and limit must not be negative")
+	limit, fetch, err := syncWindow(cursor, limit)
+	if err != nil {
+		return nil, cursor, false, err
 	}
-	if limit == 0 {
-		limit = DefaultSyncLimit
-	}
-	limit = min(limit, MaxSyncLimit)
 	now := s.now().Unix()
-	fetch := max(limit, DefaultSyncLimit)
 	next = cursor
 	frames = make([][]byte, 0, min(limit, DefaultSyncLimit))
 	for scanned := 0; scanned < maxSyncScan; {
