@@ -46,10 +46,16 @@ type stored struct {
 // reads only what was stored during the one before.
 //
 // What it costs does not grow with audiences or connections: the store
-// reads task heads only, and those reads are shared — a read is reused
-// only by connections registered before it started (c.epoch), and while
-// one runs the connections that arrive later all wait for the one read
-// queued behind it. Each task's audience and acknowledgement set are read
+// reads task heads only, and those reads are shared. The hub's epoch
+// moves on each stored push's fan-out (Hub.Deliver) and each revoke, before
+// they look at any connection, and c.epoch is the epoch once c was
+// registered. A read is reused only by connections whose epoch is not
+// newer than the epoch it started in: no stored push was fanned out and
+// none revoked between its start and their registration, so anything it
+// lacks was fanned out after they registered, and noted. While a read
+// runs that a connection may not use, the connections that arrive all
+// wait for the one read queued behind it; in a reconnect storm with no
+// pushes going on, one read a second (the cache's TTL) serves them all. Each task's audience and acknowledgement set are read
 // once per process (AudienceCache, ackCache), and its frame is rendered
 // once.
 //

@@ -27,7 +27,7 @@ type conn struct {
 	platform string
 	batch    bool   // catch-up writes pushes messages (the connect's batch=1)
 	kickedAt int64  // the account's KickedAt when c authenticated
-	epoch    uint64 // hub registration count after c was added
+	epoch    uint64 // the hub's epoch once c was added (see catchUp)
 	ctx      context.Context
 	resync   atomic.Int32 // resyncs wanted or running, see Hub.Resync
 

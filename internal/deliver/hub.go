@@ -113,7 +113,7 @@ type Hub struct {
 	apps    map[uint64]*appConns
 	kicks   map[userKey]int64 // recent kicks (unix s), see Accept
 	stopped bool
-	epoch   atomic.Uint64 // counts registrations and fresh-read demands, see catchUp
+	epoch   atomic.Uint64 // counts stored fan-outs, revokes and fresh-read demands, see catchUp
 
 	flusher   sync.WaitGroup
 	stopFlush context.CancelFunc
@@ -230,6 +230,12 @@ func (h *Hub) Stop() {
 // never blocks on a client: a connection whose queue is full is closed as
 // a slow consumer and not counted.
 func (h *Hub) Deliver(t *im.PushTask, aud *roaring.Bitmap) int {
+	if t.Stored() {
+		// Before anything else, and before any connection can be seen: a
+		// catch-up read that started before now may lack t, so no
+		// connection registering from now on may reuse it (see catchUp).
+		h.epoch.Add(1)
+	}
 	a := h.app(t.App, false)
 	if a == nil || aud == nil {
 		return 0
@@ -273,6 +279,7 @@ func (h *Hub) Connected(app uint64) *roaring.Bitmap {
 // Revoke tells the live connections in aud to drop task id with a
 // {"Type":"revoke","TaskId":id} frame.
 func (h *Hub) Revoke(app uint64, id string, aud *roaring.Bitmap) {
+	h.epoch.Add(1) // a catch-up read that started before now may hold the task
 	if a := h.app(app, false); a != nil && aud != nil {
 		a.each(aud, revokeFrame(id), "", 0)
 	}
@@ -395,7 +402,7 @@ func (h *Hub) register(c *conn, kickedAt int64) bool {
 	a.byID[c.id] = append(a.byID[c.id], c)
 	a.online.Add(c.ord)
 	a.mu.Unlock()
-	c.epoch = h.epoch.Add(1)
+	c.epoch = h.epoch.Load()
 	h.stats.conns.Add(1)
 	return true
 }

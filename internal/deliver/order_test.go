@@ -15,6 +15,7 @@ import (
 	"github.com/coder/websocket"
 
 	"timd/internal/deliver"
+	"timd/internal/im"
 )
 
 // frameLog reads a connection's frames in order, every type included.
@@ -297,4 +298,87 @@ func TestPushUpToSinceIsNotHeldByCatchUp(t *testing.T) {
 	if d, want := describe([]map[string]any{l.next()}), []string{fmt.Sprint("caughtup ", fast.Seq)}; !slices.Equal(d, want) {
 		t.Fatalf("then %v, want %v", d, want)
 	}
+}
+
+// TestCatchUpReadsAreShared: connections that register one after another
+// while no stored push is fanned out share one read of the store's heads
+// (within the read cache's second), however many there are.
+func TestCatchUpReadsAreShared(t *testing.T) {
+	h := newHarness(t, deliver.Options{})
+	for _, id := range []string{"s1", "s2"} {
+		h.tasks.Add(pushTask(id), 1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
+	}
+	before := h.tasks.HeadReads()
+	for i := range 10 {
+		l := readFrames(t, h.dialRaw(fmt.Sprint("u", i), uint32(i+1), "", false))
+		var got []map[string]any
+		for len(got) < 3 {
+			got = append(got, l.next())
+		}
+		if d := describe(got); !slices.Equal(d[:2], []string{"push s1", "push s2"}) {
+			t.Fatalf("client %d got %v", i, d)
+		}
+	}
+	if n := h.tasks.HeadReads() - before; n != 1 {
+		t.Fatalf("%d reads of the store's heads for 10 connections in a row, want 1", n)
+	}
+}
+
+// TestCatchUpReadNotReusedAcrossFanOut: a read that started before a
+// stored push was fanned out may lack it, so a connection that registers
+// after that fan-out (which therefore never noted the push for it) must
+// not reuse the read. Here alice's read finds only s1 and stays fresh in
+// the read cache; p2 is stored and fanned out (to alice, not yet to bob);
+// bob then connects and must get p2 from a read of its own. Likewise after
+// a revoke, a connection must not be sent the revoked push from an older
+// read.
+func TestCatchUpReadNotReusedAcrossFanOut(t *testing.T) {
+	h := newHarness(t, deliver.Options{})
+	held, release, _ := holdShortPage(h, "alice", 100)
+	h.tasks.Add(pushTask("s1"), 1, 2, 3, 4)
+	la := readFrames(t, h.dialRaw("alice", 1, "", false))
+	<-held // alice's read [s1] is done and cached
+	p2 := h.tasks.Add(pushTask("p2"), 1, 2, 3, 4)
+	h.hub.Deliver(&p2, roaring.BitmapOf(1, 2, 3, 4))
+	lb := readFrames(t, h.dialRaw("bob", 2, "", false))
+	var got []map[string]any
+	for len(got) < 3 {
+		got = append(got, lb.next())
+	}
+	if d, want := describe(got), []string{"push s1", "push p2", fmt.Sprint("caughtup ", p2.Seq)}; !slices.Equal(d, want) {
+		t.Fatalf("bob, connecting after p2's fan-out, got %v, want %v", d, want)
+	}
+	close(release)
+	got = nil
+	for len(got) < 3 {
+		got = append(got, la.next())
+	}
+	if d, want := describe(got), []string{"push s1", "push p2", fmt.Sprint("caughtup ", p2.Seq)}; !slices.Equal(d, want) {
+		t.Fatalf("alice got %v, want %v", d, want)
+	}
+
+	// A revoke between a read and a registration: carol's read (with
+	// p2) is cached; p2 is revoked; dave must read afresh and not get p2.
+	held2, release2, _ := holdShortPage(h, "carol", 100)
+	lc := readFrames(t, h.dialRaw("carol", 3, "", false))
+	<-held2
+	if err := h.tasks.RevokeTask(context.Background(), testApp, "p2", time.Now().Unix(), nil, im.TaskLimits{}); err != nil {
+		t.Fatal(err)
+	}
+	h.hub.Revoke(testApp, "p2", roaring.BitmapOf(1, 2, 3, 4))
+	ld := readFrames(t, h.dialRaw("dave", 4, "", false))
+	got = nil
+	for len(got) < 2 {
+		select {
+		case m := <-ld.frames:
+			got = append(got, m)
+		case <-time.After(3 * time.Second):
+			t.Fatalf("dave got only %v", describe(got))
+		}
+	}
+	if d := describe(got); d[0] != "push s1" || !strings.HasPrefix(d[1], "caughtup ") {
+		t.Fatalf("dave, connecting after p2's revoke, got %v, want s1 then caughtup", d)
+	}
+	close(release2)
+	lc.next()
 }

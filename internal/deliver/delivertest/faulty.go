@@ -31,6 +31,7 @@ type Faulty struct {
 	ackFails int   // the next ackFails RecordAcks calls fail with ackErr
 	ackErr   error
 	records  int
+	heads    int // StoredHeads calls
 }
 
 // OpenFaulty opens the SQLite store in a temporary directory of t and wraps
@@ -90,6 +91,13 @@ func (f *Faulty) RecordCalls() int {
 	return f.records
 }
 
+// HeadReads returns how many times StoredHeads was called, failed or not.
+func (f *Faulty) HeadReads() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.heads
+}
+
 func (f *Faulty) failing() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -104,8 +112,12 @@ func (f *Faulty) Task(ctx context.Context, app uint64, id string) (im.PushTask, 
 	return f.TaskStore.Task(ctx, app, id)
 }
 
-// StoredHeads reads through to the real store unless SetFail is in force.
+// StoredHeads reads through to the real store unless SetFail is in force,
+// and counts the calls.
 func (f *Faulty) StoredHeads(ctx context.Context, app uint64, afterSeq, now int64, limit int) ([]im.TaskHead, error) {
+	f.mu.Lock()
+	f.heads++
+	f.mu.Unlock()
 	if err := f.failing(); err != nil {
 		return nil, err
 	}
