@@ -46,6 +46,7 @@ type env struct {
 	live   *recordingLive
 	engine *fanout.Engine
 	sched  *fanout.Scheduler
+	h      *httpapi.Server
 }
 
 type envOpts struct {
@@ -64,6 +65,8 @@ type envOpts struct {
 	share func() float64
 	// console serves the web console's files.
 	console bool
+	// bulkSlots is the server's Options.BulkSlots (0: GOMAXPROCS).
+	bulkSlots int
 }
 
 // fakeClock is a settable clock.
@@ -189,11 +192,12 @@ func newEnv(t testing.TB, o envOpts) *env {
 	if o.console {
 		site = console.New(nil)
 	}
-	h := httpapi.New(svc, httpapi.Options{Limits: o.limits, BodyLimit: 64 << 10, Rate: rate, RateShare: o.share, Console: site}, log,
+	h := httpapi.New(svc, httpapi.Options{Limits: o.limits, BodyLimit: 64 << 10, Rate: rate, RateShare: o.share, Console: site,
+		BulkSlots: o.bulkSlots}, log,
 		httpapi.NewMetrics(prometheus.NewRegistry()))
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &env{t: t, srv: srv, store: st, index: idx, clock: clock, live: live, engine: engine, sched: scheduler}
+	return &env{t: t, srv: srv, store: st, index: idx, clock: clock, live: live, engine: engine, sched: scheduler, h: h}
 }
 
 // sig makes a fresh UserSig for identifier in app.

@@ -129,7 +129,20 @@ type endpoint struct {
 	caller    callerKind
 	rate      float64
 	bodyLimit int64 // 0: the body is not read
+	bulk      bool  // waits for a bulk slot (Options.BulkSlots) before it is handled
 	handle    func(*Server, *request) (any, error)
+}
+
+// bulkWrites are the /v4 commands a bulk load sends by the thousand: the
+// account and audience writes. They take turns for Options.BulkSlots.
+var bulkWrites = map[string]bool{
+	"im_open_login_svc/account_import": true, "im_open_login_svc/multiaccount_import": true,
+	"im_open_login_svc/account_delete": true,
+	"timpush/set_attr":                 true, "timpush/remove_attr": true,
+	"timpush/add_tag": true, "timpush/remove_tag": true, "timpush/clear_all_tags": true,
+	"all_member_push/im_set_attr": true, "all_member_push/im_remove_attr": true,
+	"all_member_push/im_add_tag": true, "all_member_push/im_remove_tag": true,
+	"all_member_push/im_remove_all_tags": true,
 }
 
 // endpoints builds the path → endpoint table of s: every /v4 route, the
@@ -141,7 +154,7 @@ func (s *Server) endpoints() map[string]*endpoint {
 	for _, r := range routes {
 		name := routeKey(r.service, r.command)
 		t["/v4/"+name] = &endpoint{name: name, method: http.MethodPost, family: r.family, caller: callerAdmin,
-			rate: r.rate, bodyLimit: s.opt.BodyLimit, handle: r.handle}
+			rate: r.rate, bodyLimit: s.opt.BodyLimit, bulk: bulkWrites[name], handle: r.handle}
 		if r.push && (s.svc.Push == nil || s.svc.Sched == nil || s.svc.Stats == nil ||
 			r.service == extService && s.svc.Insights == nil) {
 			t["/v4/"+name].handle = (*Server).noPush

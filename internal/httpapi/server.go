@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -39,6 +40,13 @@ type Options struct {
 	Prometheus http.Handler
 	// Console, when set, is the web console served at GET /console/.
 	Console *console.Site
+	// BulkSlots is how many account, attribute and tag writes (bulkWrites)
+	// are handled at once, from decoding their bodies on; the rest wait,
+	// their bodies read, without using the CPU. 0 means GOMAXPROCS. So
+	// callers loading millions of accounts keep the writer fed, and a
+	// push or a read arriving meanwhile queues behind a few handlers, not
+	// behind every caller's.
+	BulkSlots int
 }
 
 // Services are the business services the routes call.
@@ -74,6 +82,8 @@ type Server struct {
 	metrics *Metrics
 	table   map[string]*endpoint
 
+	bulk chan struct{} // one token per handled bulk write (Options.BulkSlots)
+
 	mu       sync.Mutex
 	limiters map[limiterKey]*rate.Limiter
 }
@@ -107,7 +117,11 @@ func New(svc Services, opt Options, log *slog.Logger, metrics *Metrics) *Server 
 	if opt.BodyLimit <= 0 {
 		opt.BodyLimit = 1 << 20
 	}
-	s := &Server{svc: svc, opt: opt, log: log, metrics: metrics, limiters: map[limiterKey]*rate.Limiter{}}
+	if opt.BulkSlots <= 0 {
+		opt.BulkSlots = runtime.GOMAXPROCS(0)
+	}
+	s := &Server{svc: svc, opt: opt, log: log, metrics: metrics, limiters: map[limiterKey]*rate.Limiter{},
+		bulk: make(chan struct{}, opt.BulkSlots)}
 	s.table = s.endpoints()
 	return s
 }
@@ -154,6 +168,14 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) (ep *endpoint,
 	if ep.bodyLimit > 0 {
 		if req.body, err = readBody(r, ep.bodyLimit); err != nil {
 			return ep, s.fail(w, f, err, nil)
+		}
+	}
+	if ep.bulk {
+		select {
+		case s.bulk <- struct{}{}:
+			defer func() { <-s.bulk }()
+		case <-r.Context().Done():
+			return ep, s.fail(w, f, r.Context().Err(), nil)
 		}
 	}
 	payload, err := ep.handle(s, req)
