@@ -131,7 +131,7 @@ func serve(ctx context.Context, env Env, args []string) error {
 	// scheduler). Deferred stops run after the HTTP drain, push first,
 	// then the hub (which flushes acks), then the store.
 	// One decoded-audience cache serves live catch-up and /v1/sync.
-	audiences := deliver.NewAudienceCache(store, deliver.DefaultCacheBytes)
+	audiences := deliver.NewAudienceCache(store, int64(cfg.AudienceCache))
 	hub := deliver.NewHub(store, audiences, deliver.Options{Registerer: reg}, log)
 	hub.Start(context.WithoutCancel(ctx))
 	defer hub.Stop() // after the HTTP drain: closes upgraded connections, flushes acks

@@ -56,6 +56,12 @@ type Config struct {
 	// the GOMEMLIMIT environment variable sets. Near the limit the
 	// garbage collector runs more often instead of growing the heap.
 	MemoryLimit Bytes
+	// AudienceCache bounds the decoded push audiences kept for catch-up
+	// and acks (deliver.NewAudienceCache). A push by Condition to 10M
+	// accounts decodes to about 1.25 MB; when the stored pushes' audiences
+	// do not fit, a reconnect storm reads and decodes them again and
+	// again, since every client checks them in the same order.
+	AudienceCache Bytes
 	// PprofListen, when set, serves Go's runtime profiles
 	// (/debug/pprof/) on a second listener at this address; keep it on
 	// loopback: the profiles are unauthenticated.
@@ -213,6 +219,7 @@ func Default() Config {
 		IdleTimeout:       Duration(120 * time.Second),
 
 		StoreCache:     32 << 20,
+		AudienceCache:  256 << 20,
 		StoreReadCache: 8 << 20,
 
 		UserSigSkew:   Duration(5 * time.Minute),
@@ -331,7 +338,7 @@ func (c Config) String() string {
 	fmt.Fprintf(&b, "listen=%s store=%s limits=%t log-level=%s body-limit=%d", c.Listen, StoreName(c.Store), c.Limits, c.LogLevel, c.BodyLimit)
 	fmt.Fprintf(&b, " read-header-timeout=%s read-timeout=%s write-timeout=%s idle-timeout=%s",
 		c.ReadHeaderTimeout, c.ReadTimeout, c.WriteTimeout, c.IdleTimeout)
-	fmt.Fprintf(&b, " store-cache=%s store-read-cache=%s memory-limit=%s", c.StoreCache, c.StoreReadCache, c.MemoryLimit)
+	fmt.Fprintf(&b, " store-cache=%s store-read-cache=%s memory-limit=%s audience-cache=%s", c.StoreCache, c.StoreReadCache, c.MemoryLimit, c.AudienceCache)
 	if c.ConfiguredAppsOnly {
 		b.WriteString(" configured-apps-only=on")
 	}

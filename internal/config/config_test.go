@@ -177,7 +177,7 @@ func TestErrorsHideKeys(t *testing.T) {
 // with a unit, and rejects sizes that cannot work.
 func TestMemorySettings(t *testing.T) {
 	c, err := Load(nil, env(nil))
-	if err != nil || c.StoreCache != 32<<20 || c.StoreReadCache != 8<<20 || c.MemoryLimit != 0 {
+	if err != nil || c.StoreCache != 32<<20 || c.StoreReadCache != 8<<20 || c.MemoryLimit != 0 || c.AudienceCache != 256<<20 {
 		t.Fatalf("defaults: %v %+v", err, c)
 	}
 	file := filepath.Join(t.TempDir(), "timd.json")

@@ -56,6 +56,8 @@ func (c *Config) flagSet() (*flag.FlagSet, *appFlags) {
 		"the SQLite page cache of the store's writer connection, `SIZE` in bytes or with KiB, MiB or GiB")
 	fs.Var(&sizeValue{&c.StoreReadCache, 1 << 20, 1 << 40, false}, "store-read-cache",
 		"the SQLite page cache of each store read connection, `SIZE`")
+	fs.Var(&sizeValue{&c.AudienceCache, 1 << 20, 1 << 40, false}, "audience-cache",
+		"the decoded push audiences kept for catch-up and acks, at most `SIZE`")
 	fs.Var(&sizeValue{&c.MemoryLimit, 64 << 20, 1 << 50, true}, "memory-limit",
 		"the Go runtime's soft memory limit, `SIZE` such as 1GiB (0: none, or GOMEMLIMIT's)")
 	fs.Var(&text{&c.PprofListen, checkListen}, "pprof-listen",

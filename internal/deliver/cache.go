@@ -39,9 +39,10 @@ type AudienceCache struct {
 	loads *shared[taskKey, *roaring.Bitmap]
 }
 
-// DefaultCacheBytes is the default bound of an AudienceCache: about fifty
-// decoded audiences of 10M accounts each.
-const DefaultCacheBytes = 64 << 20
+// DefaultCacheBytes is the default bound of an AudienceCache: about two
+// hundred decoded audiences of a tenth of 10M accounts each (`timd serve
+// --audience-cache`).
+const DefaultCacheBytes = 256 << 20
 
 // loadTimeout bounds one store read made on behalf of waiting callers. A
 // read that runs out is retried by the callers that still wait (see
