@@ -68,14 +68,11 @@ func (s *Inbox) Sync(ctx context.Context, app im.App, acct im.Account, cursor in
 			t := &page[i]
 			next = t.Seq
 			scanned++
-			aud, err := s.aud.Get(ctx, app.SDKAppID, t.ID)
-			if errors.Is(err, im.ErrNotFound) { // listed, then gone
-				continue
-			}
+			in, err := s.addressed(ctx, app.SDKAppID, t.ID, acct.Ordinal)
 			if err != nil {
 				return nil, cursor, false, err
 			}
-			if !aud.Contains(acct.Ordinal) {
+			if !in {
 				continue
 			}
 			pushes = append(pushes, *t)
@@ -88,6 +85,19 @@ func (s *Inbox) Sync(ctx context.Context, app im.App, acct im.Account, cursor in
 		}
 	}
 	return pushes, next, false, nil
+}
+
+// addressed reports whether task id's audience holds ord; a task listed,
+// then gone, is not addressed to anyone.
+func (s *Inbox) addressed(ctx context.Context, app uint64, id string, ord uint32) (bool, error) {
+	aud, err := s.aud.Get(ctx, app, id)
+	if errors.Is(err, im.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return aud.Contains(ord), nil
 }
 
 // syncWindow checks a sync's cursor and limit (70402 when negative) and
@@ -137,14 +147,11 @@ func (s *Inbox) SyncFrames(ctx context.Context, app im.App, acct im.Account, cur
 			t := &page[i]
 			next = t.Seq
 			scanned++
-			aud, err := s.aud.Get(ctx, app.SDKAppID, t.ID)
-			if errors.Is(err, im.ErrNotFound) { // listed, then gone
-				continue
-			}
+			in, err := s.addressed(ctx, app.SDKAppID, t.ID, acct.Ordinal)
 			if err != nil {
 				return nil, cursor, false, err
 			}
-			if !aud.Contains(acct.Ordinal) {
+			if !in {
 				continue
 			}
 			fr, ok := f.CachedFrame(app.SDKAppID, t.ID)

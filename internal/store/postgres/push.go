@@ -164,12 +164,17 @@ func (s *Store) tasks(ctx context.Context, query string, args ...any) ([]im.Push
 	return out, dbErr("read tasks", rows.Err())
 }
 
+// storedTasks selects an app's stored, unrevoked, unexpired tasks after a
+// Seq, in Seq order, for StoredHeads and StoredRefs alike.
+const storedTasks = `
+	FROM push_tasks
+	WHERE app = $1 AND seq > $2 AND NOT online_only AND state != 4 AND (expires_at = 0 OR expires_at > $3)
+	ORDER BY seq LIMIT $4`
+
 // StoredHeads returns the heads of the app's stored, unrevoked, unexpired
 // tasks after afterSeq in Seq order.
 func (s *Store) StoredHeads(ctx context.Context, app uint64, afterSeq, now int64, limit int) ([]im.TaskHead, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+headColumns+` FROM push_tasks
-		WHERE app = $1 AND seq > $2 AND NOT online_only AND state != 4 AND (expires_at = 0 OR expires_at > $3)
-		ORDER BY seq LIMIT $4`, int64(app), afterSeq, now, limit)
+	rows, err := s.pool.Query(ctx, `SELECT `+headColumns+storedTasks, int64(app), afterSeq, now, limit)
 	if err != nil {
 		return nil, dbErr("read task heads", err)
 	}
@@ -189,9 +194,7 @@ func (s *Store) StoredHeads(ctx context.Context, app uint64, afterSeq, now int64
 
 // StoredRefs lists the tasks StoredHeads would return, by ID and Seq.
 func (s *Store) StoredRefs(ctx context.Context, app uint64, afterSeq, now int64, limit int) ([]im.TaskRef, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, seq FROM push_tasks
-		WHERE app = $1 AND seq > $2 AND NOT online_only AND state != 4 AND (expires_at = 0 OR expires_at > $3)
-		ORDER BY seq LIMIT $4`, int64(app), afterSeq, now, limit)
+	rows, err := s.pool.Query(ctx, `SELECT id, seq`+storedTasks, int64(app), afterSeq, now, limit)
 	if err != nil {
 		return nil, dbErr("read task refs", err)
 	}

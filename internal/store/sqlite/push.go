@@ -230,11 +230,15 @@ func (s *Store) StoredHeads(ctx context.Context, app uint64, afterSeq, now int64
 	return out, dbErr("read task heads", rows.Err())
 }
 
-// storedHeadsQuery reads the columns of an im.TaskHead but its app.
-const storedHeadsQuery = `SELECT id, seq, from_account, msg_body, offline, data_id, created_at, expires_at
+// storedTasks selects an app's stored, unrevoked, unexpired tasks after a
+// Seq, in Seq order, for StoredHeads and StoredRefs alike.
+const storedTasks = `
 	FROM push_tasks
 	WHERE app = ? AND seq > ? AND online_only = 0 AND state != 4 AND (expires_at = 0 OR expires_at > ?)
 	ORDER BY seq LIMIT ?`
+
+// storedHeadsQuery reads the columns of an im.TaskHead but its app.
+const storedHeadsQuery = `SELECT id, seq, from_account, msg_body, offline, data_id, created_at, expires_at` + storedTasks
 
 // StoredRefs lists the tasks StoredHeads would return, by ID and Seq.
 func (s *Store) StoredRefs(ctx context.Context, app uint64, afterSeq, now int64, limit int) ([]im.TaskRef, error) {
@@ -255,10 +259,7 @@ func (s *Store) StoredRefs(ctx context.Context, app uint64, afterSeq, now int64,
 }
 
 // storedRefsQuery is storedHeadsQuery reading only id and seq.
-const storedRefsQuery = `SELECT id, seq
-	FROM push_tasks
-	WHERE app = ? AND seq > ? AND online_only = 0 AND state != 4 AND (expires_at = 0 OR expires_at > ?)
-	ORDER BY seq LIMIT ?`
+const storedRefsQuery = `SELECT id, seq` + storedTasks
 
 // TaskAudience returns a task's serialized audience, or im.ErrNotFound.
 func (s *Store) TaskAudience(ctx context.Context, app uint64, id string) ([]byte, error) {
