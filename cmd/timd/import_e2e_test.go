@@ -69,17 +69,29 @@ func TestE2EImportStore(t *testing.T) {
 		t.Errorf("a blank line was reported:\n%s", errs)
 	}
 	// Resume from a line, then the whole file again: nothing changes.
-	out, _ = runImport(t, true, "--store", store, "--sdkappid", app, "--skip-lines", "1990", file)
+	// Without a snapshot, the import rebuilds the index from the store
+	// first.
+	if err := os.Remove(filepath.Join(store, "index.snap")); err != nil {
+		t.Fatal(err)
+	}
+	out, errs = runImport(t, true, "--store", store, "--sdkappid", app, "--skip-lines", "1990", file)
 	if !strings.Contains(out, "10 accounts loaded, 5 bad lines") {
 		t.Fatalf("resumed: %s", out)
 	}
-	runImport(t, true, "--store", store, "--sdkappid", app, file)
-
+	if !strings.Contains(errs, "audience index rebuilt from the store: 2001 accounts") {
+		t.Fatalf("no rebuild without a snapshot:\n%s", errs)
+	}
+	_, errs = runImport(t, true, "--store", store, "--sdkappid", app, file)
+	if !strings.Contains(errs, "audience index snapshot written") {
+		t.Fatalf("the import wrote no index snapshot:\n%s", errs)
+	}
 	// The server sees it all: accounts, profiles, and an index equal to
-	// the store (a rebuild, since the snapshot predates the import).
+	// the store, loaded from the snapshot the import wrote: nothing to
+	// replay, nothing rebuilt.
 	p, logs := startSnap(t, store)
-	if n, _, _, _ := indexLoad(t, logs); n < 2000 {
-		t.Fatalf("index has %d accounts after the import\n%s", n, logs)
+	if n, snap, replayed, rebuilt := indexLoad(t, logs); n != 2001 || snap != 1 || replayed != 0 || rebuilt != 0 {
+		t.Fatalf("index after the import: %d accounts (want 2001), %d apps from the snapshot, %d replayed, %d rebuilt\n%s",
+			n, snap, replayed, rebuilt, logs)
 	}
 	r := p.want("timpush/get_attr", `{"To_Account":["u7","u1999"]}`, 0)
 	if got := js(r["UserAttrs"]); !strings.Contains(got, `"city":"c1"`) || !strings.Contains(got, `"city":"c1"`) {
