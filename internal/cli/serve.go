@@ -28,6 +28,7 @@ import (
 	"timd/internal/config"
 	"timd/internal/console"
 	"timd/internal/deliver"
+	"timd/internal/gcfloor"
 	"timd/internal/httpapi"
 	"timd/internal/im"
 	"timd/internal/offline"
@@ -72,6 +73,7 @@ func serve(ctx context.Context, env Env, args []string) error {
 	log.Info("accepting connections while starting", "addr", ln.Addr().String())
 
 	setMemoryLimit(cfg.MemoryLimit)
+	defer gcfloor.Start(uint64(cfg.GCHeapFloor)).Stop()
 	if cfg.PprofListen != "" {
 		stop, err := servePprof(cfg.PprofListen, log)
 		if err != nil {

@@ -56,6 +56,13 @@ type Config struct {
 	// the GOMEMLIMIT environment variable sets. Near the limit the
 	// garbage collector runs more often instead of growing the heap.
 	MemoryLimit Bytes
+	// GCHeapFloor is the heap size below which the Go garbage collector
+	// does not start a cycle (internal/gcfloor): while the live heap is
+	// small, GOGC is raised so that the next cycle waits for the heap to
+	// reach it. 0 leaves GOGC alone. A bulk load then collects a few times
+	// a second instead of ten times or more, and pushes during it wait
+	// less (BENCHMARKS.md).
+	GCHeapFloor Bytes
 	// AudienceCache bounds the decoded push audiences kept for catch-up
 	// and acks (deliver.NewAudienceCache). A push by Condition to 10M
 	// accounts decodes to about 1.25 MB; when the stored pushes' audiences
@@ -220,6 +227,7 @@ func Default() Config {
 
 		StoreCache:     32 << 20,
 		AudienceCache:  256 << 20,
+		GCHeapFloor:    128 << 20,
 		StoreReadCache: 8 << 20,
 
 		UserSigSkew:   Duration(5 * time.Minute),
@@ -338,7 +346,7 @@ func (c Config) String() string {
 	fmt.Fprintf(&b, "listen=%s store=%s limits=%t log-level=%s body-limit=%d", c.Listen, StoreName(c.Store), c.Limits, c.LogLevel, c.BodyLimit)
 	fmt.Fprintf(&b, " read-header-timeout=%s read-timeout=%s write-timeout=%s idle-timeout=%s",
 		c.ReadHeaderTimeout, c.ReadTimeout, c.WriteTimeout, c.IdleTimeout)
-	fmt.Fprintf(&b, " store-cache=%s store-read-cache=%s memory-limit=%s audience-cache=%s", c.StoreCache, c.StoreReadCache, c.MemoryLimit, c.AudienceCache)
+	fmt.Fprintf(&b, " store-cache=%s store-read-cache=%s memory-limit=%s gc-heap-floor=%s audience-cache=%s", c.StoreCache, c.StoreReadCache, c.MemoryLimit, c.GCHeapFloor, c.AudienceCache)
 	if c.ConfiguredAppsOnly {
 		b.WriteString(" configured-apps-only=on")
 	}

@@ -194,6 +194,15 @@ func TestMemorySettings(t *testing.T) {
 	if err != nil || c.StoreCache != 16<<20 || c.StoreReadCache != 3<<20 || c.MemoryLimit != 512<<20 {
 		t.Fatalf("flags over env over file: %v %+v", err, c)
 	}
+	if c, err = Load(nil, env(nil)); err != nil || c.GCHeapFloor != 128<<20 {
+		t.Fatalf("gc-heap-floor default: %v %v", err, c.GCHeapFloor)
+	}
+	for in, want := range map[string]Bytes{"0": 0, "64MiB": 64 << 20, "4MiB": 4 << 20} {
+		c, err = Load(nil, env(map[string]string{"TIMD_GC_HEAP_FLOOR": in}))
+		if err != nil || c.GCHeapFloor != want || !strings.Contains(c.String(), "gc-heap-floor=") {
+			t.Fatalf("TIMD_GC_HEAP_FLOOR=%s: %v %v", in, err, c.GCHeapFloor)
+		}
+	}
 	if c, err = Load([]string{"--pprof-listen", "127.0.0.1:6060"}, env(nil)); err != nil || c.PprofListen != "127.0.0.1:6060" ||
 		!strings.Contains(c.String(), "pprof-listen=127.0.0.1:6060") {
 		t.Fatalf("pprof: %v %+v", err, c)
@@ -211,6 +220,7 @@ func TestMemorySettings(t *testing.T) {
 		{"--store-cache", "12 parsecs"},    // unknown unit
 		{"--store-cache", "9999999999GiB"}, // overflows
 		{"--memory-limit", "MiB"},          // no number
+		{"--gc-heap-floor", "1MiB"},        // below 4MiB
 	} {
 		if _, err := Load(args, env(nil)); err == nil {
 			t.Errorf("%v: accepted", args)

@@ -30,6 +30,7 @@ var samples = map[string]struct {
 	"store-cache":          {"64MiB", `"64MiB"`},
 	"store-read-cache":     {"2097152", `2097152`},
 	"memory-limit":         {"1GiB", `"1GiB"`},
+	"gc-heap-floor":        {"64MiB", `"64MiB"`},
 	"audience-cache":       {"512MiB", `"512MiB"`},
 	"pprof-listen":         {"127.0.0.1:6060", `"127.0.0.1:6060"`},
 	"usersig-skew":         {"2m", `"2m"`},

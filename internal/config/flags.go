@@ -60,6 +60,8 @@ func (c *Config) flagSet() (*flag.FlagSet, *appFlags) {
 		"the decoded push audiences kept for catch-up and acks, at most `SIZE`")
 	fs.Var(&sizeValue{&c.MemoryLimit, 64 << 20, 1 << 50, true}, "memory-limit",
 		"the Go runtime's soft memory limit, `SIZE` such as 1GiB (0: none, or GOMEMLIMIT's)")
+	fs.Var(&sizeValue{&c.GCHeapFloor, 4 << 20, 1 << 40, true}, "gc-heap-floor",
+		"let the Go heap reach `SIZE` before a garbage collection starts, raising GOGC while the live heap is small (0: GOGC alone)")
 	fs.Var(&text{&c.PprofListen, checkListen}, "pprof-listen",
 		"serve Go's runtime profiles (/debug/pprof/) on `ADDR`, unauthenticated: keep it on loopback (default: off)")
 	fs.Var(&skewValue{&c.UserSigSkew}, "usersig-skew",
