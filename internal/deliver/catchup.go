@@ -269,11 +269,29 @@ func (h *Hub) storedAfter(ctx context.Context, app uint64, after int64) ([]store
 }
 
 // owed reports whether p is owed to ord: its audience holds ord and ord
-// has not acknowledged it. A task whose stored audience or delivered set
-// is corrupt is skipped, respectively sent (a repeat is harmless, a loss
-// is not). The error is ctx's, once it ends.
+// has not acknowledged it. The acknowledgements are read first: a task's
+// delivered set holds only the accounts that were live, while its
+// audience can be millions (1.25 MB decoded for a tenth of 10M), so a
+// client reconnecting after a restart does not make the audiences of the
+// pushes it has acknowledged be read and decoded again. A task whose
+// stored audience or delivered set is corrupt is skipped, respectively
+// sent (a repeat is harmless, a loss is not). The error is ctx's, once it
+// ends.
 func (h *Hub) owed(ctx context.Context, p *stored, ord uint32) (bool, error) {
 	k := taskKey{p.head.App, p.head.ID}
+	var acked bool
+	ackErr := h.retry(ctx, "read task acknowledgements", k.app, func() (err error) {
+		acked, err = h.acked.has(ctx, k, ord)
+		return err
+	})
+	switch {
+	case ctx.Err() != nil:
+		return false, ctx.Err()
+	case ackErr == nil && acked:
+		return false, nil
+	}
+	// Not acknowledged, or its delivered set is corrupt or gone: owed if
+	// the audience holds ord.
 	var in bool
 	err := h.retry(ctx, "read task audience", k.app, func() error {
 		aud, err := h.aud.Get(ctx, k.app, k.id)
@@ -290,21 +308,8 @@ func (h *Hub) owed(ctx context.Context, p *stored, ord uint32) (bool, error) {
 		return false, nil
 	case err != nil: // the task is gone: nothing is owed
 		return false, nil
-	case !in:
-		return false, nil
 	}
-	var acked bool
-	err = h.retry(ctx, "read task acknowledgements", k.app, func() (err error) {
-		acked, err = h.acked.has(ctx, k, ord)
-		return err
-	})
-	switch {
-	case ctx.Err() != nil:
-		return false, ctx.Err()
-	case err != nil: // corrupt or gone: send
-		return true, nil
-	}
-	return !acked, nil
+	return in, nil
 }
 
 // Retry backoff bounds for store reads made for catch-up.

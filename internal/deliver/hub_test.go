@@ -185,6 +185,41 @@ func TestFinalAckFlushFailureGivesUp(t *testing.T) {
 	}
 }
 
+// TestAckedPushesNeedNoAudience: catch-up reads a task's acknowledgements
+// before its audience, so a reconnect (after a restart: the caches are
+// empty) reads no audience of a push the account has acknowledged, and
+// the audience of one it has not exactly once.
+func TestAckedPushesNeedNoAudience(t *testing.T) {
+	h := newHarness(t, deliver.Options{})
+	ctx := context.Background()
+	seen := h.tasks.Add(pushTask("seen"), 1, 2)
+	h.tasks.Add(pushTask("new"), 1, 2)
+	if err := h.tasks.RecordAcks(ctx, testApp, seen.ID, []uint32{1}, nil); err != nil {
+		t.Fatal(err)
+	}
+	alice := h.dial("alice", 1, "")
+	if got := alice.next()["TaskId"]; got != "new" {
+		t.Fatalf("alice caught up %v, want new", got)
+	}
+	alice.none(100 * time.Millisecond)
+	if s, n := h.tasks.AudienceReads("seen"), h.tasks.AudienceReads("new"); s != 0 || n != 1 {
+		t.Fatalf("audience reads: %d of the acknowledged push, %d of the other; want 0 and 1", s, n)
+	}
+	// Bob has acknowledged neither: both audiences are read, "new" from
+	// the cache.
+	bob := h.dial("bob", 2, "")
+	var got []string
+	for range 2 {
+		got = append(got, bob.next()["TaskId"].(string))
+	}
+	if !slices.Equal(got, []string{"seen", "new"}) {
+		t.Fatalf("bob caught up %v", got)
+	}
+	if s, n := h.tasks.AudienceReads("seen"), h.tasks.AudienceReads("new"); s != 1 || n != 1 {
+		t.Fatalf("audience reads after bob: %d and %d, want 1 and 1", s, n)
+	}
+}
+
 func TestCatchUpSendsUnackedStoredPushes(t *testing.T) {
 	h := newHarness(t, deliver.Options{AckInterval: 10 * time.Millisecond, CatchUpPage: 2})
 	ctx := context.Background()

@@ -31,7 +31,8 @@ type Faulty struct {
 	ackFails int   // the next ackFails RecordAcks calls fail with ackErr
 	ackErr   error
 	records  int
-	heads    int // StoredHeads calls
+	heads    int            // StoredHeads calls
+	auds     map[string]int // TaskAudience calls by task id
 }
 
 // OpenFaulty opens the SQLite store in a temporary directory of t and wraps
@@ -132,8 +133,23 @@ func (f *Faulty) StoredRefs(ctx context.Context, app uint64, afterSeq, now int64
 	return f.TaskStore.StoredRefs(ctx, app, afterSeq, now, limit)
 }
 
-// TaskAudience reads through to the real store unless SetFail is in force.
+// AudienceReads returns how many times TaskAudience was called for task
+// id, failed or not.
+func (f *Faulty) AudienceReads(id string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.auds[id]
+}
+
+// TaskAudience reads through to the real store unless SetFail is in force,
+// and counts the calls.
 func (f *Faulty) TaskAudience(ctx context.Context, app uint64, id string) ([]byte, error) {
+	f.mu.Lock()
+	if f.auds == nil {
+		f.auds = map[string]int{}
+	}
+	f.auds[id]++
+	f.mu.Unlock()
 	if err := f.failing(); err != nil {
 		return nil, err
 	}
