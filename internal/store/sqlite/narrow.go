@@ -24,16 +24,56 @@ import (
 // reading one column, instead of one row and four columns per account, is
 // what makes these reads cheap: most of a per-row read's time is spent
 // crossing database/sql and the driver. The ids are bound as one JSON
-// array of hex strings, so that every byte of every id (control
-// characters, invalid UTF-8) reaches the comparison unchanged.
+// array. When every id is printable ASCII without a quote or backslash,
+// the array holds them as they are (the plain form); otherwise it holds
+// them as hex strings, so that every byte of every id (control
+// characters, invalid UTF-8) reaches the comparison unchanged. The plain
+// form spares SQLite the unhex of every id (7% of a get_tag's server CPU).
 const narrowQuery = `SELECT ifnull(group_concat(j.key || ' ' || a.key || ' ' || a.type || ' ' || ifnull(a.%s, ''), char(10)), '')
 	FROM json_each(?2) AS j CROSS JOIN accounts AS a
-	WHERE a.app = ?1 AND a.id = CAST(unhex(j.value) AS TEXT)`
+	WHERE a.app = ?1 AND a.id = %s`
+
+const (
+	hexID   = `CAST(unhex(j.value) AS TEXT)`
+	plainID = `j.value`
+)
 
 var (
-	attrsOfQuery = fmt.Sprintf(narrowQuery, "attrs")
-	tagsOfQuery  = fmt.Sprintf(narrowQuery, "tags")
+	attrsOfQuery      = fmt.Sprintf(narrowQuery, "attrs", hexID)
+	tagsOfQuery       = fmt.Sprintf(narrowQuery, "tags", hexID)
+	attrsOfPlainQuery = fmt.Sprintf(narrowQuery, "attrs", plainID)
+	tagsOfPlainQuery  = fmt.Sprintf(narrowQuery, "tags", plainID)
 )
+
+// narrowStmts are a narrow read's two forms.
+type narrowStmts struct{ plain, hex *sql.Stmt }
+
+// plainIDs returns ids as a JSON array of the ids themselves, or false
+// when an id holds a byte that JSON would escape or that is not printable
+// ASCII (then hexIDs is the form).
+func plainIDs(ids []string) (string, bool) {
+	n := 2
+	for _, id := range ids {
+		for i := 0; i < len(id); i++ {
+			if c := id[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+				return "", false
+			}
+		}
+		n += len(id) + 3
+	}
+	b := make([]byte, 0, n)
+	b = append(b, '[')
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = append(b, id...)
+		b = append(b, '"')
+	}
+	b = append(b, ']')
+	return string(b), true
+}
 
 // narrowHit is the account an id names, as a narrow read found it.
 type narrowHit struct {
@@ -66,14 +106,19 @@ func hexIDs(ids []string) string {
 // readNarrow runs q (attrsOf or tagsOf) for ids and returns one hit per
 // id. g0 is the overlay's eviction generation from before the read began
 // (see audience).
-func (s *Store) readNarrow(ctx context.Context, which string, q *sql.Stmt, app uint64, ids []string) (hits []narrowHit, g0 uint64, err error) {
+func (s *Store) readNarrow(ctx context.Context, which string, q narrowStmts, app uint64, ids []string) (hits []narrowHit, g0 uint64, err error) {
 	hits = make([]narrowHit, len(ids))
 	if len(ids) == 0 {
 		return hits, 0, nil
 	}
 	g0 = s.ov.gen.Load()
+	st := q.plain
+	arg, ok := plainIDs(ids)
+	if !ok {
+		st, arg = q.hex, hexIDs(ids)
+	}
 	var out string
-	if err := q.QueryRowContext(ctx, int64(app), hexIDs(ids)).Scan(&out); err != nil {
+	if err := st.QueryRowContext(ctx, int64(app), arg).Scan(&out); err != nil {
 		return nil, 0, dbErr("read "+which, err)
 	}
 	if err := parseNarrow(out, hits); err != nil {
@@ -120,7 +165,7 @@ func parseNarrow(out string, hits []narrowHit) error {
 // im.AudienceStore): from the overlay for an account it holds, else from
 // the accounts row.
 func (s *Store) ReadAttrs(ctx context.Context, app uint64, ids []string) ([]im.FoundAttrs, error) {
-	vals, found, err := readNarrowValues(ctx, s, "attributes", s.r.attrsOf, app, ids,
+	vals, found, err := readNarrowValues(ctx, s, "attributes", narrowStmts{s.r.attrsOfPlain, s.r.attrsOf}, app, ids,
 		func(st *acctState) im.AttrValues { return st.attrs },
 		func(p *im.Profile) im.AttrValues { return p.Attrs },
 		func(col string) (im.AttrValues, error) { return decodeAttrs(sql.NullString{String: col, Valid: true}) })
@@ -137,7 +182,7 @@ func (s *Store) ReadAttrs(ctx context.Context, app uint64, ids []string) ([]im.F
 // ReadTags returns the tags of the accounts ids name (see im.AudienceStore
 // and ReadAttrs).
 func (s *Store) ReadTags(ctx context.Context, app uint64, ids []string) ([]im.FoundTags, error) {
-	vals, found, err := readNarrowValues(ctx, s, "tags", s.r.tagsOf, app, ids,
+	vals, found, err := readNarrowValues(ctx, s, "tags", narrowStmts{s.r.tagsOfPlain, s.r.tagsOf}, app, ids,
 		func(st *acctState) []string { return slices.Clone(st.tags) },
 		func(p *im.Profile) []string { return p.Tags },
 		func(col string) ([]string, error) { return decodeStrings(sql.NullString{String: col, Valid: true}) })
@@ -155,7 +200,7 @@ func (s *Store) ReadTags(ctx context.Context, app uint64, ids []string) ([]im.Fo
 // from the overlay when it holds the account (fromState), from a settled
 // whole-account read when the overlay may have folded it meanwhile
 // (fromProfile), else from the row's column (decode).
-func readNarrowValues[T any](ctx context.Context, s *Store, which string, q *sql.Stmt, app uint64, ids []string,
+func readNarrowValues[T any](ctx context.Context, s *Store, which string, q narrowStmts, app uint64, ids []string,
 	fromState func(*acctState) T, fromProfile func(*im.Profile) T, decode func(string) (T, error)) ([]T, []bool, error) {
 	hits, g0, err := s.readNarrow(ctx, which, q, app, ids)
 	if err != nil {

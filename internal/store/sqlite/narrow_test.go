@@ -3,6 +3,8 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
@@ -44,7 +46,7 @@ func TestParseNarrow(t *testing.T) {
 // the (app, id, type) index instead of scanning the app's accounts.
 func TestNarrowReadPlan(t *testing.T) {
 	s := openOpt(t, defaultOptions())
-	for _, q := range []string{attrsOfQuery, tagsOfQuery} {
+	for _, q := range []string{attrsOfQuery, tagsOfQuery, attrsOfPlainQuery, tagsOfPlainQuery} {
 		got := queryPlan(t, s, q, 1, `["61"]`)
 		if !strings.Contains(got, "SEARCH a USING INDEX") || strings.Contains(got, "SCAN a") {
 			t.Errorf("plan of %q: %s", q, got)
@@ -103,4 +105,36 @@ func TestNarrowReadsSeeOverlay(t *testing.T) {
 		t.Fatalf("overlay after a folded close and reopen holds %d accounts", n)
 	}
 	check("folded")
+}
+
+// TestPlainIDs: the plain form is taken only for ids that JSON carries as
+// they are, and then decodes to exactly those ids.
+func TestPlainIDs(t *testing.T) {
+	for _, c := range []struct {
+		ids  []string
+		want bool
+	}{
+		{[]string{"u1", "user_00042", "a b~!#$%&'()*+,-./:;<=>?@[]^`{|}"}, true},
+		{[]string{}, true},
+		{[]string{"ok", "quote\""}, false},
+		{[]string{"back\\slash"}, false},
+		{[]string{"ctl\x1f"}, false},
+		{[]string{"del\x7f"}, false},
+		{[]string{"ünï"}, false},
+		{[]string{"bad\xff"}, false},
+		{[]string{"nul\x00"}, false},
+	} {
+		got, ok := plainIDs(c.ids)
+		if ok != c.want {
+			t.Errorf("plainIDs(%q): ok %v, want %v", c.ids, ok, c.want)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		var back []string
+		if err := json.Unmarshal([]byte(got), &back); err != nil || !slices.Equal(back, c.ids) && len(c.ids) > 0 {
+			t.Errorf("plainIDs(%q) = %s: decodes to %q, %v", c.ids, got, back, err)
+		}
+	}
 }

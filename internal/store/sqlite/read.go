@@ -21,11 +21,14 @@ type readStmts struct {
 	scan     *sql.Stmt // every account of an app, by ordinal
 	profiles *sql.Stmt // the audience data of a JSON array of ids
 	accounts *sql.Stmt // the accounts of a JSON array of ids
-	attrsOf  *sql.Stmt // ReadAttrs (see narrowQuery)
-	tagsOf   *sql.Stmt // ReadTags
-	schema   *sql.Stmt
-	app      *sql.Stmt
-	apps     *sql.Stmt
+	attrsOf  *sql.Stmt // ReadAttrs (see narrowQuery), ids in hex
+	tagsOf   *sql.Stmt // ReadTags, ids in hex
+	// attrsOfPlain and tagsOfPlain take the ids as they are.
+	attrsOfPlain *sql.Stmt
+	tagsOfPlain  *sql.Stmt
+	schema       *sql.Stmt
+	app          *sql.Stmt
+	apps         *sql.Stmt
 }
 
 const (
@@ -48,6 +51,8 @@ func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&r.accounts, `SELECT ` + acctColumns + byIDs},
 		{&r.attrsOf, attrsOfQuery},
 		{&r.tagsOf, tagsOfQuery},
+		{&r.attrsOfPlain, attrsOfPlainQuery},
+		{&r.tagsOfPlain, tagsOfPlainQuery},
 		{&r.schema, schemaQuery},
 		{&r.app, `SELECT ` + appColumns + ` FROM apps WHERE sdkappid = ?`},
 		{&r.apps, `SELECT ` + appColumns + ` FROM apps ORDER BY sdkappid`},

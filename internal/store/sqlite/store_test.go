@@ -197,7 +197,7 @@ func TestCacheSizes(t *testing.T) {
 func TestProfilesOddIDs(t *testing.T) {
 	ctx := context.Background()
 	s := openOpt(t, defaultOptions())
-	ids := []string{"plain", "ctl\x01id", "nul\x00id", `quote"back\slash`, "ünï"}
+	ids := []string{"plain", "ctl\x01id", "nul\x00id", `quote"back\slash`, "ünï", "with space~"}
 	in := make([]im.AccountInput, len(ids))
 	for i, id := range ids {
 		in[i].UserID = id
@@ -205,7 +205,10 @@ func TestProfilesOddIDs(t *testing.T) {
 	if _, err := s.ImportAccounts(ctx, 1, in); err != nil {
 		t.Fatal(err)
 	}
-	for _, ask := range [][]string{ids, {"plain", `quote"back\slash`, "ünï", "plain", "absent"}, {"nul\x00id"}} {
+	// The last two asks take the narrow read's plain form, the others its
+	// hex form.
+	for _, ask := range [][]string{ids, {"plain", `quote"back\slash`, "ünï", "plain", "absent"}, {"nul\x00id"},
+		{"plain", "with space~", "absent", "plain"}, {"absent"}} {
 		ps, err := s.Profiles(ctx, 1, ask)
 		if err != nil {
 			t.Fatal(err)
@@ -218,9 +221,16 @@ func TestProfilesOddIDs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		ats, err := s.ReadAttrs(ctx, 1, ask)
+		if err != nil {
+			t.Fatal(err)
+		}
 		for i, id := range ask {
 			if ts[i].Found != (id != "absent") {
 				t.Errorf("ReadTags(%q): %+v", id, ts[i])
+			}
+			if ats[i].Found != (id != "absent") {
+				t.Errorf("ReadAttrs(%q): %+v", id, ats[i])
 			}
 			if p, ok := ps[id]; (id == "absent") == ok || ok && p.Account.ID != id {
 				t.Errorf("Profiles(%q): %+v, %v", id, p, ok)
