@@ -19,8 +19,9 @@ now=$(date +%s)
 while :; do
 	st=$(curl -s "$URL/v4/timpush/all_member_push_statistics?$q&random=$RANDOM" \
 		-d "{\"StartTime\":$((now - 3600)),\"EndTime\":$((now + 3600)),\"TaskID\":[\"$id\"]}")
-	total=$(echo "$st" | sed -n 's/.*"TotalCount":\([0-9]*\).*/\1/p')
-	sent=$(echo "$st" | sed -n 's/.*"SentCount":\([0-9]*\).*/\1/p')
+	# The task's own counts come first; its PlatformStatistics follow.
+	total=$(echo "$st" | grep -o '"TotalCount":[0-9]*' | head -1 | cut -d: -f2)
+	sent=$(echo "$st" | grep -o '"SentCount":[0-9]*' | head -1 | cut -d: -f2)
 	if [ -n "$total" ] && [ "$total" -gt 0 ] && [ "$sent" = "$total" ]; then break; fi
 	sleep 0.01
 done
