@@ -209,7 +209,6 @@ type storeSink struct {
 	// that the first start after an import loads it instead of rebuilding
 	// (a rebuild takes about 30 s at 10M accounts).
 	index   *service.IndexSource
-	indexSt *sqlite.Store
 	applier *asyncSink
 	stderr  io.Writer
 }
@@ -270,7 +269,7 @@ func (s *storeSink) followIndex(ctx context.Context, st *sqlite.Store, dir strin
 	if rep.Rebuilt > 0 && rep.Accounts > 0 {
 		fmt.Fprintf(s.stderr, "audience index rebuilt from the store: %d accounts in %s\n", rep.Accounts, time.Since(t0).Round(time.Millisecond))
 	}
-	s.index, s.indexSt = &src, st
+	s.index = &src
 	s.applier = newAsyncSink(src.Index)
 	st.SetChangeSink(s.applier)
 	return nil
@@ -308,7 +307,7 @@ func (a *asyncSink) drain() {
 // saveIndex writes the index snapshot. A failure costs only the next
 // start's rebuild, so it is reported, not returned.
 func (s *storeSink) saveIndex() {
-	s.indexSt.SetChangeSink(s.index.Index)
+	s.store.(*sqlite.Store).SetChangeSink(s.index.Index) // only a SQLite store has an index here
 	s.applier.drain()
 	t0 := time.Now()
 	rep, err := service.SaveSnapshot(context.Background(), *s.index, nil)

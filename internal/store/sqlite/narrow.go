@@ -52,27 +52,14 @@ type narrowStmts struct{ plain, hex *sql.Stmt }
 // when an id holds a byte that JSON would escape or that is not printable
 // ASCII (then hexIDs is the form).
 func plainIDs(ids []string) (string, bool) {
-	n := 2
 	for _, id := range ids {
 		for i := 0; i < len(id); i++ {
 			if c := id[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
 				return "", false
 			}
 		}
-		n += len(id) + 3
 	}
-	b := make([]byte, 0, n)
-	b = append(b, '[')
-	for i, id := range ids {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, '"')
-		b = append(b, id...)
-		b = append(b, '"')
-	}
-	b = append(b, ']')
-	return string(b), true
+	return idArray(ids, 1, func(b []byte, id string) []byte { return append(b, id...) }), true
 }
 
 // narrowHit is the account an id names, as a narrow read found it.
@@ -85,9 +72,15 @@ type narrowHit struct {
 
 // hexIDs returns ids as a JSON array of hex strings.
 func hexIDs(ids []string) string {
+	return idArray(ids, 2, func(b []byte, id string) []byte { return hex.AppendEncode(b, []byte(id)) })
+}
+
+// idArray returns ids as a JSON array of strings, each written by elem in
+// at most grow bytes per byte of the id.
+func idArray(ids []string, grow int, elem func(b []byte, id string) []byte) string {
 	n := 2
 	for _, id := range ids {
-		n += 2*len(id) + 3
+		n += grow*len(id) + 3
 	}
 	b := make([]byte, 0, n)
 	b = append(b, '[')
@@ -96,7 +89,7 @@ func hexIDs(ids []string) string {
 			b = append(b, ',')
 		}
 		b = append(b, '"')
-		b = hex.AppendEncode(b, []byte(id))
+		b = elem(b, id)
 		b = append(b, '"')
 	}
 	b = append(b, ']')
